@@ -1,0 +1,61 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Only python3 (3.11+) is needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+OFFERRANK := $(BIN)/offerrank
+# Scale the demo up with e.g. `make demo CUSTOMERS=20000 OFFERS=200`.
+CUSTOMERS ?= 2000
+PRODUCTS ?= 300
+OFFERS ?= 60
+DAYS ?= 120
+SEED ?= 42
+
+.PHONY: install demo test lint format dagster bench lock clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# uv installs the pinned set in seconds; pip is the fallback where uv cannot be had.
+$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv && \
+	  $(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -c requirements.lock -e '.[dev]' || \
+	  $(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(OFFERRANK) db start
+	$(OFFERRANK) generate --customers $(CUSTOMERS) --products $(PRODUCTS) --offers $(OFFERS) --days $(DAYS) --seed $(SEED)
+	$(OFFERRANK) run
+	@echo
+	@echo "The tables are in $$($(OFFERRANK) db url): schemas raw, staging, marts and ml."
+	@echo "Explore the graph and its runs:  make dagster   (then open http://127.0.0.1:3000)"
+	@echo "Refresh the features by hand:    cd warehouse && ../$(BIN)/dbt build --profiles-dir ../profiles"
+	@echo "Stop the database:               $(OFFERRANK) db stop"
+
+test: install lint
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check ml orchestration tests bench
+	$(BIN)/ruff format --check ml orchestration tests bench
+	cd warehouse && ../$(BIN)/dbt parse --quiet --profiles-dir ../profiles && ../$(BIN)/sqlfluff lint models
+
+format: install
+	$(BIN)/ruff format ml orchestration tests bench
+	$(BIN)/ruff check --fix ml orchestration tests bench
+
+# dagster dev from the repository root finds the code location through [tool.dagster] in pyproject.toml.
+dagster: install
+	mkdir -p .offerrank/dagster
+	DAGSTER_HOME=$(CURDIR)/.offerrank/dagster $(BIN)/dagster dev
+
+# Re-pin the dependency set after changing pyproject.toml.
+lock: $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet -o requirements.lock
+
+clean:
+	-$(OFFERRANK) db stop
+	rm -rf $(VENV) .offerrank warehouse/target warehouse/logs

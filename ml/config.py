@@ -1,0 +1,119 @@
+"""The one place that reads the environment: connection settings, paths and run-time defaults.
+
+With no PG* variables set, offerrank uses its embedded PostgreSQL on 127.0.0.1 at a fixed port.
+Setting PGHOST points dbt, Dagster and `ml` at another server instead; `profiles/profiles.yml`
+reads the same variables with the same defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from psycopg.conninfo import make_conninfo
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+WAREHOUSE_DIR = PROJECT_ROOT / "warehouse"
+PROFILES_DIR = PROJECT_ROOT / "profiles"
+
+# These defaults are repeated in profiles/profiles.yml, which cannot import Python.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 55432
+DEFAULT_USER = "postgres"
+DEFAULT_DATABASE = "offerrank"
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Where the warehouse is. Never print `password`; use `describe()` for messages."""
+
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    dbname: str
+    embedded: bool
+
+    def conninfo(self, dbname: str | None = None) -> str:
+        return make_conninfo(
+            host=self.host,
+            port=str(self.port),
+            user=self.user,
+            password=self.password or None,
+            dbname=dbname or self.dbname,
+            application_name="offerrank",
+            # Dates are cut from timestamps in UTC, whatever the server default.
+            options="-c TimeZone=UTC",
+        )
+
+    def describe(self) -> str:
+        """A connection description safe to print: no password."""
+        kind = "embedded" if self.embedded else "external"
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname} ({kind})"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about a run, read once from the environment."""
+
+    database: DatabaseSettings
+    home: Path
+    raw_schema: str = "raw"
+    ml_schema: str = "ml"
+    top_k: int = 5
+
+    @property
+    def pgdata(self) -> Path:
+        return self.home / "pgdata"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+
+def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
+    """Build settings from environment variables (the process environment by default)."""
+    env = os.environ if environ is None else environ
+    database = DatabaseSettings(
+        host=env.get("PGHOST", DEFAULT_HOST),
+        port=int(env.get("PGPORT", DEFAULT_PORT)),
+        user=env.get("PGUSER", DEFAULT_USER),
+        password=env.get("PGPASSWORD", ""),
+        dbname=env.get("PGDATABASE", DEFAULT_DATABASE),
+        embedded="PGHOST" not in env,
+    )
+    return Settings(
+        database=database,
+        home=Path(env.get("OFFERRANK_HOME", PROJECT_ROOT / ".offerrank")).resolve(),
+        raw_schema=env.get("OFFERRANK_RAW_SCHEMA", "raw"),
+        ml_schema=env.get("OFFERRANK_ML_SCHEMA", "ml"),
+        top_k=int(env.get("OFFERRANK_TOP_K", 5)),
+    )
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How models are trained and judged; one place for every knob."""
+
+    valid_days: int = 14  # the last days of labelled impressions form the validation window
+    num_boost_round: int = 500
+    early_stopping_rounds: int = 50
+    eval_k: tuple[int, ...] = (10,)
+    seed: int = 7
+    lgbm_params: dict[str, object] = field(
+        default_factory=lambda: {
+            "objective": "binary",
+            "metric": "auc",
+            "learning_rate": 0.05,
+            "num_leaves": 31,
+            "min_data_in_leaf": 50,
+            "feature_fraction": 0.9,
+            "lambda_l2": 1.0,
+            "num_threads": 2,
+            # Same data, same model, byte for byte: re-runs are idempotent.
+            "deterministic": True,
+            "force_col_wise": True,
+            "verbosity": -1,
+        }
+    )

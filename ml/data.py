@@ -1,0 +1,396 @@
+"""The only warehouse I/O of offerrank: connections, COPY in and out, and the `ml` output tables.
+
+Rows move with COPY in CSV form, serialised and parsed by pyarrow: no row-by-row inserts.
+Every identifier that comes from configuration is quoted with psycopg's `sql` module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+
+import pandas as pd
+import psycopg
+import psycopg.rows
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from psycopg import sql
+
+from ml.config import Settings
+
+COPY_CHUNK_ROWS = 500_000
+
+QueryParams = Sequence[object] | Mapping[str, object] | None
+
+
+def connect(settings: Settings) -> psycopg.Connection:
+    """Open an autocommit connection to the warehouse; group writes with `conn.transaction()`."""
+    try:
+        return psycopg.connect(settings.database.conninfo(), autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as err:
+        hint = " Start it with `offerrank db start`." if settings.database.embedded else ""
+        raise ConnectionError(f"cannot reach the warehouse at {settings.database.describe()}.{hint}") from err
+
+
+def _ddl(name: str, schema: str) -> sql.Composed:
+    template = resources.files("ml").joinpath("sql", name).read_text()
+    return sql.SQL(template).format(schema=sql.Identifier(schema))
+
+
+def copy_in(conn: psycopg.Connection, table: sql.Composable, frame: pd.DataFrame) -> int:
+    """Append `frame` to `table` with COPY (columns matched by name); returns the row count."""
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
+    statement = sql.SQL("copy {} ({}) from stdin with (format csv)").format(table, columns)
+    options = pa_csv.WriteOptions(include_header=False)
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        for start in range(0, len(frame), COPY_CHUNK_ROWS):
+            chunk = pa.Table.from_pandas(frame.iloc[start : start + COPY_CHUNK_ROWS], preserve_index=False)
+            buffer = io.BytesIO()
+            pa_csv.write_csv(chunk, buffer, options)
+            copy.write(buffer.getbuffer())
+    return len(frame)
+
+
+_ARROW_TYPES = {
+    "int2": pa.int64(),
+    "int4": pa.int64(),
+    "int8": pa.int64(),
+    "float4": pa.float64(),
+    "float8": pa.float64(),
+    "numeric": pa.float64(),
+    "bool": pa.bool_(),
+    "date": pa.date32(),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+    "timestamp": pa.timestamp("us"),
+}
+
+
+def _arrow_schema(conn: psycopg.Connection, query: sql.Composable, params: QueryParams) -> dict[str, pa.DataType]:
+    """Column types of `query`'s result, so that streamed CSV blocks parse the same way."""
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("select * from ({}) as described limit 0").format(query), params)
+        types = {}
+        for column in cur.description:
+            type_name = conn.adapters.types.get(column.type_code)
+            types[column.name] = _ARROW_TYPES.get(type_name.name if type_name else "", pa.string())
+        return types
+
+
+class _CopyReader(io.RawIOBase):
+    """A file-like view of a COPY TO STDOUT, so pyarrow can parse it as it arrives."""
+
+    def __init__(self, blocks: Iterator[memoryview]) -> None:
+        self._blocks = blocks
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            try:
+                self._pending = memoryview(next(self._blocks))
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def iter_copy_out(
+    conn: psycopg.Connection, query: sql.Composable, params: QueryParams = None, *, block_bytes: int = 8 << 20
+) -> Iterator[pd.DataFrame]:
+    """Stream `query`'s rows as DataFrames of about `block_bytes` of CSV each: memory stays bounded."""
+    types = _arrow_schema(conn, query, params)
+    statement = sql.SQL("copy ({}) to stdout with (format csv, header true)").format(query)
+    with conn.cursor() as cur, cur.copy(statement, params) as copy:
+        reader = pa_csv.open_csv(
+            io.BufferedReader(_CopyReader(iter(copy)), buffer_size=1 << 20),
+            read_options=pa_csv.ReadOptions(block_size=block_bytes),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=types, strings_can_be_null=True, true_values=["t"], false_values=["f"]
+            ),
+        )
+        for batch in reader:
+            yield batch.to_pandas()
+
+
+def copy_out(conn: psycopg.Connection, query: sql.Composable, params: QueryParams = None) -> pd.DataFrame:
+    """Run `query` and return all its rows as one DataFrame, moved with COPY."""
+    types = _arrow_schema(conn, query, params)
+    frames = list(iter_copy_out(conn, query, params))
+    if not frames:
+        return pd.DataFrame({name: pd.Series(dtype=arrow_type.to_pandas_dtype()) for name, arrow_type in types.items()})
+    return pd.concat(frames, ignore_index=True)
+
+
+# --- raw data -------------------------------------------------------------------------------------
+
+
+def replace_raw_tables(conn: psycopg.Connection, schema: str, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+    """Replace the contents of the raw tables with `frames` in one transaction; returns row counts."""
+    counts: dict[str, int] = {}
+    with conn.transaction():
+        conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+        for table, frame in frames.items():
+            existing = _columns(conn, schema, table)
+            if existing and existing != list(frame.columns):
+                # A table of an older contract is rebuilt; the staging views on it go with it and
+                # the next dbt run recreates them.
+                conn.execute(sql.SQL("drop table {} cascade").format(sql.Identifier(schema, table)))
+        conn.execute(_ddl("raw_tables.sql", schema))
+        for table, frame in frames.items():
+            target = sql.Identifier(schema, table)
+            conn.execute(sql.SQL("truncate {}").format(target))
+            counts[table] = copy_in(conn, target, frame)
+    for table in frames:
+        conn.execute(sql.SQL("analyze {}").format(sql.Identifier(schema, table)))
+    return counts
+
+
+def _columns(conn: psycopg.Connection, schema: str, table: str) -> list[str]:
+    rows = conn.execute(
+        "select column_name from information_schema.columns"
+        " where table_schema = %s and table_name = %s order by ordinal_position",
+        (schema, table),
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
+def table_counts(conn: psycopg.Connection, schema: str, tables: Sequence[str]) -> dict[str, int]:
+    """Row counts of `schema.table` for each table."""
+    return {
+        table: conn.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(schema, table))).fetchone()[0]
+        for table in tables
+    }
+
+
+# --- feature marts built by dbt -------------------------------------------------------------------
+
+
+def read_relation(
+    conn: psycopg.Connection,
+    relation: sql.Composable,
+    columns: Sequence[str],
+    *,
+    where: sql.Composable | None = None,
+    params: QueryParams = None,
+    order_by: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Read `columns` of a table or view, optionally filtered and ordered, with COPY."""
+    query = sql.SQL("select {} from {}").format(sql.SQL(", ").join(map(sql.Identifier, columns)), relation)
+    if where is not None:
+        query = sql.SQL("{} where {}").format(query, where)
+    if order_by:
+        query = sql.SQL("{} order by {}").format(query, sql.SQL(", ").join(map(sql.Identifier, order_by)))
+    return copy_out(conn, query, params)
+
+
+# --- ml output tables -----------------------------------------------------------------------------
+
+
+def ensure_ml_tables(conn: psycopg.Connection, schema: str) -> None:
+    """Create the ml schema and its tables where missing (idempotent)."""
+    with conn.transaction():
+        conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+        conn.execute(_ddl("ml_tables.sql", schema))
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """One trained model as the registry stores it."""
+
+    model_id: str
+    algorithm: str
+    trained_for_date: dt.date
+    features: list[str]
+    params: dict[str, object]
+    train_start_date: dt.date
+    train_end_date: dt.date
+    valid_start_date: dt.date
+    valid_end_date: dt.date
+    metrics: dict[str, float]
+    model_text: str
+    status: str = "candidate"
+
+
+_REGISTRY_COLUMNS = (
+    "model_id", "algorithm", "trained_for_date", "features", "params", "train_start_date", "train_end_date",
+    "valid_start_date", "valid_end_date", "metrics", "model_text", "status",
+)  # fmt: skip
+
+
+def register_model(conn: psycopg.Connection, schema: str, record: ModelRecord) -> None:
+    """Insert a model, or refresh it when the same model_id was trained before (a re-run).
+
+    A re-run keeps the row's created_at and status, so registering is idempotent.
+    """
+    values = {name: getattr(record, name) for name in _REGISTRY_COLUMNS}
+    values["params"] = json.dumps(record.params, sort_keys=True)
+    values["metrics"] = json.dumps(record.metrics, sort_keys=True)
+    updated = [c for c in _REGISTRY_COLUMNS if c not in ("model_id", "status")]
+    statement = sql.SQL(
+        "insert into {table} ({columns}) values ({values}) on conflict (model_id) do update set {updates}"
+    ).format(
+        table=sql.Identifier(schema, "model_registry"),
+        columns=sql.SQL(", ").join(map(sql.Identifier, _REGISTRY_COLUMNS)),
+        values=sql.SQL(", ").join(map(sql.Placeholder, _REGISTRY_COLUMNS)),
+        updates=sql.SQL(", ").join(sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in updated),
+    )
+    conn.execute(statement, values)
+
+
+def promote_model(conn: psycopg.Connection, schema: str, model_id: str) -> None:
+    """Make `model_id` the champion and retire the previous one, in one transaction."""
+    table = sql.Identifier(schema, "model_registry")
+    with conn.transaction():
+        # Serialise promotions; the partial unique index makes a second champion impossible anyway.
+        conn.execute(sql.SQL("lock table {} in share row exclusive mode").format(table))
+        found = conn.execute(sql.SQL("select 1 from {} where model_id = %s").format(table), (model_id,)).fetchone()
+        if found is None:
+            raise LookupError(f"no model {model_id!r} in the registry")
+        conn.execute(
+            sql.SQL("update {} set status = 'retired' where status = 'champion' and model_id <> %s").format(table),
+            (model_id,),
+        )
+        conn.execute(sql.SQL("update {} set status = 'champion' where model_id = %s").format(table), (model_id,))
+
+
+def champion_model(conn: psycopg.Connection, schema: str) -> ModelRecord | None:
+    """The current champion, or None when no model has been promoted."""
+    columns = sql.SQL(", ").join(map(sql.Identifier, _REGISTRY_COLUMNS))
+    row = conn.execute(
+        sql.SQL("select {} from {} where status = 'champion'").format(columns, sql.Identifier(schema, "model_registry"))
+    ).fetchone()
+    if row is None:
+        return None
+    return ModelRecord(**dict(zip(_REGISTRY_COLUMNS, row, strict=True)))
+
+
+def replace_offer_scores(
+    conn: psycopg.Connection, schema: str, score_date: dt.date, chunks: Iterable[pd.DataFrame]
+) -> int:
+    """Replace one date's scores with `chunks`, in one transaction: readers see the old day or the new."""
+    table = sql.Identifier(schema, "offer_scores")
+    with conn.transaction():
+        conn.execute(sql.SQL("delete from {} where score_date = %s").format(table), (score_date,))
+        written = sum(copy_in(conn, table, chunk) for chunk in chunks)
+    conn.execute(sql.SQL("analyze {}").format(table))
+    return written
+
+
+def replace_recommendations(conn: psycopg.Connection, schema: str, score_date: dt.date, top_k: int) -> int:
+    """Rebuild one date's recommendations as the top `top_k` offers of each customer, atomically."""
+    recommendations = sql.Identifier(schema, "recommendations")
+    with conn.transaction():
+        conn.execute(sql.SQL("delete from {} where score_date = %s").format(recommendations), (score_date,))
+        cursor = conn.execute(
+            sql.SQL(
+                "insert into {recommendations} (score_date, customer_id, rank, offer_id, score, model_id)"
+                " select score_date, customer_id, rank, offer_id, score, model_id"
+                " from {scores} where score_date = %s and rank <= %s"
+            ).format(recommendations=recommendations, scores=sql.Identifier(schema, "offer_scores")),
+            (score_date, top_k),
+        )
+    return cursor.rowcount
+
+
+def replace_eval_metrics(conn: psycopg.Connection, schema: str, model_id: str, metrics: pd.DataFrame) -> int:
+    """Replace a model's evaluation rows in one transaction."""
+    table = sql.Identifier(schema, "eval_metrics")
+    with conn.transaction():
+        conn.execute(sql.SQL("delete from {} where model_id = %s").format(table), (model_id,))
+        return copy_in(conn, table, metrics)
+
+
+@dataclass
+class StageLog:
+    """What a stage reports about itself; filled in while it runs."""
+
+    run_date: dt.date | None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+_STAGE_COUNTS = ("active_offers", "candidate_pairs", "recommendations_written", "rows_written")
+
+
+@contextmanager
+def recorded_stage(
+    conn: psycopg.Connection, schema: str, run_id: str, step: str, run_date: dt.date | None = None
+) -> Iterator[StageLog]:
+    """Log a pipeline stage to `pipeline_runs`: 'running' at once, then 'success' or 'failed' with the error.
+
+    The stage may set `run_date` once it knows it and fills `counts` (keys from _STAGE_COUNTS).
+    """
+    table = sql.Identifier(schema, "pipeline_runs")
+    conn.execute(
+        sql.SQL(
+            "insert into {} (run_id, run_date, step, status, started_at) values (%s, %s, %s, 'running', now())"
+            " on conflict (run_id, step) do update set run_date = excluded.run_date, status = 'running',"
+            " started_at = now(), finished_at = null, seconds = null, message = null"
+        ).format(table),
+        (run_id, run_date, step),
+    )
+    log = StageLog(run_date)
+    status, message = "failed", None
+    try:
+        yield log
+        status = "success"
+    except BaseException as err:
+        message = f"{type(err).__name__}: {err}"[:2000]
+        raise
+    finally:
+        unknown = set(log.counts) - set(_STAGE_COUNTS)
+        if unknown:
+            raise ValueError(f"unknown stage counts {sorted(unknown)}")
+        counts = [log.counts.get(name) for name in _STAGE_COUNTS]
+        conn.execute(
+            sql.SQL(
+                "update {} set status = %s, message = %s, run_date = coalesce(%s, run_date),"
+                " finished_at = clock_timestamp(), seconds = extract(epoch from clock_timestamp() - started_at),"
+                " {counts} where run_id = %s and step = %s"
+            ).format(
+                table,
+                counts=sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(n)) for n in _STAGE_COUNTS),
+            ),
+            (status, message, log.run_date, *counts, run_id, step),
+        )
+
+
+def stage_log(conn: psycopg.Connection, schema: str, run_id: str) -> list[dict[str, object]]:
+    """The stages of one run, in the order they started."""
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        cur.execute(
+            sql.SQL(
+                "select step, status, run_date, seconds, message from {} where run_id = %s order by started_at"
+            ).format(sql.Identifier(schema, "pipeline_runs")),
+            (run_id,),
+        )
+        return cur.fetchall()
+
+
+def output_row_counts(conn: psycopg.Connection, schema: str, score_date: dt.date | None) -> dict[str, int]:
+    """Rows in each ml output table; for the date-keyed tables, rows of `score_date` only."""
+    counts = {}
+    for table, date_column in OUTPUT_TABLES.items():
+        query = sql.SQL("select count(*) from {}").format(sql.Identifier(schema, table))
+        if date_column is not None:
+            query = sql.SQL("{} where {} = %s").format(query, sql.Identifier(date_column))
+        counts[table] = conn.execute(query, (score_date,) if date_column else None).fetchone()[0]
+    return counts
+
+
+# The ml tables and the date column that keys a day's rows (None: not keyed by date).
+OUTPUT_TABLES: dict[str, str | None] = {
+    "model_registry": None,
+    "eval_metrics": None,
+    "offer_scores": "score_date",
+    "recommendations": "score_date",
+    "pipeline_runs": "run_date",
+}

@@ -1,0 +1,790 @@
+"""Synthetic retail data for offerrank: the seven raw tables of `ml/sql/raw_tables.sql`.
+
+`generate_dataset(GeneratorParams())` returns one DataFrame per raw table, keyed in load order
+(customers, products, orders, order_items, offers, impressions, redemptions), with the DDL's
+columns in the DDL's order. It is a pure function of its parameters: every random draw comes from
+`numpy.random.default_rng(seed)`, split into one child stream per stage, so a seed always gives the
+same frames. `simulate()` returns the same data before it becomes frames, with the latent variables
+and each impression's true redemption probability kept, for ground-truth checks.
+
+The world
+---------
+History covers `days` days ending on `end_date` (inclusive); day 0 is the first day. Times are UTC.
+
+* Customers (latent per customer, never output):
+  business type (horeca 35 %, trader 20 %, office 15 %, household 30 %) and region; a category
+  preference vector (Dirichlet around the assortment shares, tilted by business type: horeca buys
+  meat and produce, offices beverages, snacks and paper); `price_sensitivity` in 0..1 (Beta, traders
+  highest); `promo_affinity` in 0..1 (Beta, rising with price sensitivity); `activity_rate` in
+  orders per day (lognormal around a business-type median); `visit_probability`, the daily chance
+  of opening the app and seeing offers (rises with activity). About 10 % sign up during the
+  history; the rest signed up before it. Nobody orders or sees offers before signing up.
+* Products: 10 categories; price tier 1..3 (each tier costs more), own brand (cheaper, higher
+  margin), fresh (by category), list price and cost (cost < price), and a latent popularity that
+  weights choices within a category.
+* Orders: Poisson per customer-day with mean `activity_rate` x a business-type weekday weight
+  (offices and horeca order on weekdays, households on Fridays and Saturdays), at a business-type
+  hour of day. 1..10 lines per order; each line's category comes from the customer's preferences,
+  its product from the category by popularity, shifted toward tier 1 for price-sensitive customers.
+  Quantities are larger for horeca and traders. A line is a promotion (`is_promo`) with
+  probability 0.02 + 0.35 x promo_affinity and then pays 5..30 % below the list price.
+* Offers: `offers` in all, staggered over the history (some start before it, some run past
+  `end_date`), each active 7..28 days. ~50 % product offers (product drawn by popularity,
+  10..40 % off), ~35 % category offers (5..30 %), ~15 % store-wide (5..15 %). `margin_impact` is
+  the discount divided by the normal gross margin rate of what it covers, capped at 1. ~20 % are
+  targeted at one business type.
+* Impressions (the logged policy): each day each signed-up customer visits with
+  `visit_probability` and is shown 1 + Poisson(1.2) offers (at most 5) drawn uniformly without
+  replacement from the eligible ones: active that day and not targeted at another business type.
+  Offers of one visit are shown seconds apart.
+* Redemptions: each impression is redeemed with probability sigmoid(z), where
+
+      z = b0 + b1 * category_affinity + b2 * price_sensitivity * discount_pct / 100
+          + b3 * bought_product_before + b4 * business_type_match + b5 * recency
+          + b6 * promo_affinity + e,   e ~ Normal(0, noise_sd)
+
+  with b0 = -5.3, b1 = 0.6, b2 = 6.0, b3 = 1.5, b4 = 0.8, b5 = 1.0, b6 = 1.2, noise_sd = 0.5
+  (`RedemptionModel`). `category_affinity` is the customer's preference for the offer's category
+  (a product offer's is its product's) times the number of categories, so 1 is average; store-wide
+  offers get 1. `bought_product_before` is 1 when the customer ordered the offer's product on a day
+  before the impression's day (product offers only). `business_type_match` is 1 when the offer
+  targets the customer's business type. `recency` is exp(-days since the customer's last earlier
+  order / 14), 0 with no earlier order. The redemption comes 0..14 days after the impression
+  (truncated exponential, mean 3 days); it is dropped when it would fall after the offer's last day
+  or after `end_date` (it has not happened yet). A customer redeems an offer at most once: the
+  earliest redemption is kept. About 7 % of impressions end in a redemption at the defaults.
+
+Types of the frames
+-------------------
+Ids are int64 (1-based), except `offers.product_id`, which is nullable `Int64`. `price_tier` is
+int16, `line_number` and `quantity` are int32. Strings are pandas `str`; missing `offers.category`
+and `offers.target_business_type` are NaN. Money is float64 rounded to 2 decimals, `discount_pct`
+to 2, `margin_impact` to 4. Timestamps (`*_at`) are `datetime64[ns, UTC]` on whole seconds. Date
+columns (`signup_date`, `starts_on`, `ends_on`) are `object` columns of `datetime.date`: pyarrow
+turns them into date32 and both `pyarrow.csv.write_csv` and `DataFrame.to_csv` write them as
+`YYYY-MM-DD`, which COPY reads as a date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+SECONDS_PER_DAY = 86_400
+_EPOCH = dt.date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class GeneratorParams:
+    """How much data to generate, over which days, from which seed."""
+
+    customers: int = 2000
+    products: int = 300
+    offers: int = 60
+    days: int = 120
+    seed: int = 42
+    end_date: dt.date = dt.date(2026, 6, 30)  # last day of the data (inclusive)
+
+    def __post_init__(self) -> None:
+        if self.customers < 1 or self.days < 1 or self.offers < 0:
+            raise ValueError("customers and days must be at least 1, offers at least 0")
+        if self.products < len(CATEGORIES):
+            raise ValueError(f"products must be at least {len(CATEGORIES)}: one per category")
+
+
+# --- the world's fixed shape -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BusinessType:
+    name: str
+    share: float  # share of customers
+    orders_per_day: float  # median activity rate (lognormal)
+    basket_extra_lines: float  # Poisson mean of order lines beyond the first
+    quantity_extra: float  # Poisson mean of units per line beyond the first
+    weekday_weights: tuple[float, ...]  # Monday..Sunday, relative order intensity
+    order_hour: float  # mean UTC hour of ordering
+    price_sensitivity_beta: tuple[float, float]
+    category_tilt: tuple[tuple[str, float], ...] = ()  # multiplies the Dirichlet base weights
+
+
+@dataclass(frozen=True)
+class Category:
+    name: str
+    share: float  # share of the assortment and base weight of customer preferences
+    base_price: float  # median tier-1 list price
+    fresh_share: float  # probability that a product of the category is fresh
+    margin: float  # mean gross margin rate
+
+
+@dataclass(frozen=True)
+class RedemptionModel:
+    """Coefficients of p(redeem | customer, offer, day); see the module docstring."""
+
+    intercept: float = -5.3
+    category_affinity: float = 0.6
+    sensitivity_x_discount: float = 6.0
+    bought_product_before: float = 1.5
+    business_type_match: float = 0.8
+    recency: float = 1.0
+    promo_affinity: float = 1.2
+    noise_sd: float = 0.5
+    recency_scale_days: float = 14.0
+    mean_delay_days: float = 3.0
+    max_delay_days: float = 14.0
+
+
+BUSINESS_TYPES: tuple[BusinessType, ...] = (
+    BusinessType(
+        "horeca", 0.35, 0.20, 4.0, 5.0, (1.2, 1.1, 1.1, 1.2, 1.3, 0.8, 0.3), 8.0, (2.0, 3.0),
+        (("meat_fish", 1.8), ("produce", 1.6), ("dairy", 1.3), ("paper_disposables", 1.2)),
+    ),
+    BusinessType(
+        "trader", 0.20, 0.15, 5.0, 9.0, (1.2, 1.1, 1.1, 1.1, 1.2, 1.0, 0.3), 7.5, (4.0, 2.0),
+        (("beverages", 1.5), ("snacks_confectionery", 1.5), ("dry_goods", 1.4), ("meat_fish", 0.5)),
+    ),
+    BusinessType(
+        "office", 0.15, 0.07, 2.0, 2.0, (1.3, 1.3, 1.3, 1.3, 1.1, 0.1, 0.05), 11.0, (2.0, 4.0),
+        (("beverages", 1.8), ("snacks_confectionery", 1.8), ("paper_disposables", 1.6), ("meat_fish", 0.2)),
+    ),
+    BusinessType(
+        "household", 0.30, 0.05, 2.5, 0.5, (0.8, 0.8, 0.9, 0.9, 1.2, 1.6, 0.6), 16.0, (3.0, 3.0),
+    ),
+)  # fmt: skip
+
+CATEGORIES: tuple[Category, ...] = (
+    Category("beverages", 0.14, 2.5, 0.0, 0.28),
+    Category("dairy", 0.10, 1.8, 0.9, 0.22),
+    Category("bakery", 0.07, 2.2, 0.95, 0.35),
+    Category("meat_fish", 0.10, 9.0, 0.9, 0.20),
+    Category("produce", 0.10, 2.0, 1.0, 0.30),
+    Category("frozen", 0.08, 4.5, 0.0, 0.27),
+    Category("dry_goods", 0.14, 2.2, 0.0, 0.25),
+    Category("snacks_confectionery", 0.09, 2.0, 0.0, 0.33),
+    Category("cleaning_hygiene", 0.09, 4.0, 0.0, 0.35),
+    Category("paper_disposables", 0.09, 6.0, 0.0, 0.30),
+)
+
+REGIONS: tuple[tuple[str, float], ...] = (
+    ("north", 0.22),
+    ("south", 0.20),
+    ("east", 0.18),
+    ("west", 0.20),
+    ("central", 0.20),
+)
+
+REDEMPTION_MODEL = RedemptionModel()
+
+PREFERENCE_CONCENTRATION = 5.0  # Dirichlet concentration of category preferences
+ACTIVITY_SIGMA = 0.6  # lognormal spread of activity rates
+SIGNUP_DURING_HISTORY = 0.10
+SIGNUP_MEAN_AGE_DAYS = 500.0
+TIER_PRICE_FACTOR = np.array([1.0, 1.6, 2.5])
+TIER_SHARES = (0.5, 0.3, 0.2)
+OWN_BRAND_SHARE = 0.25
+TIER_AVERSION_BY_SENSITIVITY_BAND = np.array([-0.4, 0.2, 0.9])  # log-weight per tier step
+MAX_LINES = 10
+PROMO_BASE, PROMO_SLOPE = 0.02, 0.35
+
+PRODUCT, CATEGORY, STORE = 0, 1, 2  # offer kinds
+OFFER_KIND_SHARES = (0.50, 0.35, 0.15)
+OFFER_DISCOUNT_RANGE = ((10.0, 40.0), (5.0, 30.0), (5.0, 15.0))  # by kind
+OFFER_MIN_DAYS, OFFER_MAX_DAYS = 7, 28
+OFFER_LEAD_DAYS = 14  # offers may start this many days before the history
+OFFER_LAST_START = 7  # the last offers start this many days before the end
+TARGETED_SHARE = 0.20
+
+SHOWN_EXTRA_MEAN = 1.2  # offers shown per visit: 1 + Poisson(SHOWN_EXTRA_MEAN), capped
+MAX_SHOWN = 5
+
+
+# --- latent state ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Calendar:
+    start_date: dt.date
+    days: int
+
+    @property
+    def start_s(self) -> int:
+        """Epoch seconds of midnight UTC on day 0."""
+        return (self.start_date - _EPOCH).days * SECONDS_PER_DAY
+
+    @property
+    def weekday(self) -> np.ndarray:
+        """Weekday (Monday = 0) of each day of the history."""
+        return (self.start_date.weekday() + np.arange(self.days)) % 7
+
+
+@dataclass(frozen=True)
+class Customers:
+    business_type: np.ndarray  # index into BUSINESS_TYPES
+    region: np.ndarray  # index into REGIONS
+    signup_day: np.ndarray  # day index; negative: before the history
+    category_preference: np.ndarray  # (customers, categories), rows sum to 1
+    price_sensitivity: np.ndarray  # 0..1
+    promo_affinity: np.ndarray  # 0..1
+    activity_rate: np.ndarray  # orders per day
+    visit_probability: np.ndarray  # daily chance of seeing offers
+
+
+@dataclass(frozen=True)
+class Products:
+    category: np.ndarray  # index into CATEGORIES
+    price_tier: np.ndarray  # 1..3
+    is_own_brand: np.ndarray
+    is_fresh: np.ndarray
+    unit_price: np.ndarray
+    unit_cost: np.ndarray
+    popularity: np.ndarray  # relative choice weight within the category
+
+
+@dataclass(frozen=True)
+class Orders:
+    customer: np.ndarray  # customer index, one per order, orders sorted by time
+    day: np.ndarray
+    ordered_at_s: np.ndarray  # epoch seconds
+    line_order: np.ndarray  # order index of each line, lines sorted by order
+    line_number: np.ndarray
+    product: np.ndarray
+    quantity: np.ndarray
+    unit_price: np.ndarray
+    is_promo: np.ndarray
+
+
+@dataclass(frozen=True)
+class Offers:
+    kind: np.ndarray  # PRODUCT, CATEGORY or STORE
+    product: np.ndarray  # product index, -1 unless a product offer
+    category: np.ndarray  # category index, -1 unless a category offer
+    covered_category: np.ndarray  # the category the offer is about (a product's own); -1 store-wide
+    discount_pct: np.ndarray
+    margin_impact: np.ndarray
+    start_day: np.ndarray  # day index, may be negative
+    end_day: np.ndarray  # inclusive, may be past the history
+    target_business_type: np.ndarray  # index into BUSINESS_TYPES, -1: everyone
+
+
+@dataclass(frozen=True)
+class Impressions:
+    customer: np.ndarray  # sorted by shown_at_s
+    offer: np.ndarray
+    day: np.ndarray
+    shown_at_s: np.ndarray
+
+
+@dataclass(frozen=True)
+class ImpressionFeatures:
+    """The true drivers of redemption, one value per impression."""
+
+    category_affinity: np.ndarray
+    price_sensitivity: np.ndarray
+    discount_pct: np.ndarray
+    bought_product_before: np.ndarray
+    business_type_match: np.ndarray
+    recency: np.ndarray
+    promo_affinity: np.ndarray
+
+
+@dataclass(frozen=True)
+class Redemptions:
+    customer: np.ndarray  # sorted by redeemed_at_s
+    offer: np.ndarray
+    impression: np.ndarray  # the impression that led to it
+    redeemed_at_s: np.ndarray
+
+
+@dataclass(frozen=True)
+class World:
+    """Everything `simulate` drew: the latent state and the events, as arrays of indices."""
+
+    params: GeneratorParams
+    calendar: Calendar
+    customers: Customers
+    products: Products
+    orders: Orders
+    offers: Offers
+    impressions: Impressions
+    features: ImpressionFeatures
+    redemption_probability: np.ndarray  # per impression, noise included
+    redemptions: Redemptions
+
+
+# --- public API ------------------------------------------------------------------------------------
+
+
+def generate_dataset(params: GeneratorParams) -> dict[str, pd.DataFrame]:
+    """The raw tables, keyed in load order: customers, products, orders, order_items, offers,
+    impressions, redemptions."""
+    return to_frames(simulate(params))
+
+
+def simulate(params: GeneratorParams, model: RedemptionModel = REDEMPTION_MODEL) -> World:
+    """Draw the whole world for `params`: latent variables, orders, offers, impressions, redemptions."""
+    streams = np.random.default_rng(params.seed).spawn(6)
+    calendar = Calendar(params.end_date - dt.timedelta(days=params.days - 1), params.days)
+    customers = draw_customers(streams[0], params.customers, calendar)
+    products = draw_products(streams[1], params.products)
+    orders = simulate_orders(streams[2], customers, products, calendar)
+    offers = plan_offers(streams[3], params.offers, products, calendar)
+    impressions = simulate_impressions(streams[4], customers, offers, calendar)
+    features = impression_features(customers, products, orders, offers, impressions, calendar, model)
+    rng = streams[5]
+    logit = redemption_logit(features, model) + rng.normal(0.0, model.noise_sd, len(features.discount_pct))
+    probability = 1.0 / (1.0 + np.exp(-logit))
+    redemptions = simulate_redemptions(rng, probability, impressions, offers, calendar, model)
+    return World(params, calendar, customers, products, orders, offers, impressions, features, probability, redemptions)
+
+
+# --- customers and products ------------------------------------------------------------------------
+
+
+def draw_customers(rng: np.random.Generator, n: int, calendar: Calendar) -> Customers:
+    """Business type, region, signup day and the latent traits of `n` customers."""
+    shares = np.array([bt.share for bt in BUSINESS_TYPES])
+    business_type = rng.choice(len(BUSINESS_TYPES), size=n, p=shares / shares.sum())
+    region_shares = np.array([share for _, share in REGIONS])
+    region = rng.choice(len(REGIONS), size=n, p=region_shares / region_shares.sum())
+    signup_day = _draw_signup_days(rng, n, calendar.days)
+    category_preference = _draw_category_preferences(rng, business_type)
+    beta = np.array([bt.price_sensitivity_beta for bt in BUSINESS_TYPES])
+    price_sensitivity = rng.beta(beta[business_type, 0], beta[business_type, 1])
+    promo_affinity = rng.beta(1.0 + 2.0 * price_sensitivity, 4.0)
+    median_rate = np.array([bt.orders_per_day for bt in BUSINESS_TYPES])[business_type]
+    activity_rate = median_rate * np.exp(rng.normal(0.0, ACTIVITY_SIGMA, n))
+    visit_probability = np.clip(0.06 + 0.5 * activity_rate, 0.0, 0.9)
+    return Customers(
+        business_type,
+        region,
+        signup_day,
+        category_preference,
+        price_sensitivity,
+        promo_affinity,
+        activity_rate,
+        visit_probability,
+    )
+
+
+def _draw_signup_days(rng: np.random.Generator, n: int, days: int) -> np.ndarray:
+    """Most customers signed up before the history (exponential age), some during it."""
+    before = -1 - np.floor(rng.exponential(SIGNUP_MEAN_AGE_DAYS, n)).astype(np.int64)
+    during = rng.integers(0, days, n)
+    return np.where(rng.random(n) < SIGNUP_DURING_HISTORY, during, before)
+
+
+def _category_weights() -> np.ndarray:
+    """(business types, categories) Dirichlet parameters of category preferences."""
+    names = [c.name for c in CATEGORIES]
+    base = np.array([c.share for c in CATEGORIES])
+    weights = np.tile(base, (len(BUSINESS_TYPES), 1))
+    for row, bt in enumerate(BUSINESS_TYPES):
+        for name, factor in bt.category_tilt:
+            weights[row, names.index(name)] *= factor
+    return PREFERENCE_CONCENTRATION * weights / weights.sum(axis=1, keepdims=True)
+
+
+def _draw_category_preferences(rng: np.random.Generator, business_type: np.ndarray) -> np.ndarray:
+    """Dirichlet draws with business-type parameters, via normalised gammas."""
+    gammas = rng.standard_gamma(_category_weights()[business_type])
+    gammas = np.maximum(gammas, 1e-12)
+    return gammas / gammas.sum(axis=1, keepdims=True)
+
+
+def draw_products(rng: np.random.Generator, n: int) -> Products:
+    """The assortment: every category has at least one product."""
+    k = len(CATEGORIES)
+    shares = np.array([c.share for c in CATEGORIES])
+    category = rng.permutation(np.concatenate([np.arange(k), rng.choice(k, n - k, p=shares / shares.sum())]))
+    price_tier = rng.choice(np.arange(1, 4), size=n, p=TIER_SHARES)
+    is_own_brand = rng.random(n) < OWN_BRAND_SHARE
+    is_fresh = rng.random(n) < np.array([c.fresh_share for c in CATEGORIES])[category]
+    base_price = np.array([c.base_price for c in CATEGORIES])[category]
+    price = base_price * TIER_PRICE_FACTOR[price_tier - 1] * np.exp(rng.normal(0.0, 0.35, n))
+    price = np.maximum(np.round(np.where(is_own_brand, 0.85 * price, price), 2), 0.5)
+    margin = np.array([c.margin for c in CATEGORIES])[category] + rng.normal(0.0, 0.06, n) + 0.08 * is_own_brand
+    cost = np.minimum(np.round(price * (1.0 - np.clip(margin, 0.05, 0.6)), 2), np.round(price - 0.01, 2))
+    popularity = np.exp(rng.normal(0.0, 1.0, n))
+    return Products(category, price_tier, is_own_brand, is_fresh, price, cost, popularity)
+
+
+# --- orders ----------------------------------------------------------------------------------------
+
+
+def simulate_orders(rng: np.random.Generator, customers: Customers, products: Products, calendar: Calendar) -> Orders:
+    """Orders per customer-day and their lines."""
+    customer, day = _order_days(rng, customers, calendar)
+    business_type = customers.business_type[customer]
+    hour = np.array([bt.order_hour for bt in BUSINESS_TYPES])[business_type]
+    second = np.clip(rng.normal(hour * 3600.0, 2.5 * 3600.0), 5 * 3600, 22 * 3600 - 1).astype(np.int64)
+    ordered_at_s = calendar.start_s + day * SECONDS_PER_DAY + second
+    by_time = np.lexsort((customer, ordered_at_s))
+    customer, day, ordered_at_s = customer[by_time], day[by_time], ordered_at_s[by_time]
+
+    extra_lines = np.array([bt.basket_extra_lines for bt in BUSINESS_TYPES])[customers.business_type[customer]]
+    lines = 1 + np.minimum(rng.poisson(extra_lines), MAX_LINES - 1)
+    line_order = np.repeat(np.arange(len(customer)), lines)
+    line_number = np.arange(len(line_order)) - np.repeat(np.cumsum(lines) - lines, lines) + 1
+    line_customer = customer[line_order]
+    category = _draw_line_categories(rng, customers.category_preference, line_customer)
+    product = _draw_line_products(rng, category, customers.price_sensitivity[line_customer], products)
+    quantity_extra = np.array([bt.quantity_extra for bt in BUSINESS_TYPES])
+    quantity = 1 + rng.poisson(quantity_extra[customers.business_type[line_customer]])
+    is_promo = rng.random(len(line_order)) < PROMO_BASE + PROMO_SLOPE * customers.promo_affinity[line_customer]
+    promo_price = np.round(products.unit_price[product] * (1.0 - rng.uniform(0.05, 0.30, len(product))), 2)
+    unit_price = np.where(is_promo, np.maximum(promo_price, 0.01), products.unit_price[product])
+    return Orders(
+        customer,
+        day,
+        ordered_at_s,
+        line_order,
+        line_number.astype(np.int32),
+        product,
+        quantity.astype(np.int32),
+        unit_price,
+        is_promo,
+    )
+
+
+def _order_days(rng: np.random.Generator, customers: Customers, calendar: Calendar) -> tuple[np.ndarray, np.ndarray]:
+    """(customer, day) of every order: Poisson by activity rate and weekday, none before signup."""
+    weekday_weights = np.array([bt.weekday_weights for bt in BUSINESS_TYPES])
+    weekday_weights = weekday_weights / weekday_weights.mean(axis=1, keepdims=True)
+    rate = customers.activity_rate[:, None] * weekday_weights[customers.business_type][:, calendar.weekday]
+    signed_up = np.arange(calendar.days)[None, :] >= customers.signup_day[:, None]
+    counts = rng.poisson(np.where(signed_up, rate, 0.0))
+    customer, day = np.nonzero(counts)
+    repeats = counts[customer, day]
+    return np.repeat(customer, repeats), np.repeat(day, repeats)
+
+
+def _draw_line_categories(rng: np.random.Generator, preference: np.ndarray, customer: np.ndarray) -> np.ndarray:
+    """Each line's category, drawn from its customer's preference vector (inverse CDF)."""
+    u = rng.random(len(customer))
+    cumulative = np.zeros(len(customer))
+    category = np.zeros(len(customer), dtype=np.int64)
+    for k in range(preference.shape[1] - 1):
+        cumulative += preference[customer, k]
+        category += u >= cumulative
+    return category
+
+
+def _draw_line_products(
+    rng: np.random.Generator, category: np.ndarray, price_sensitivity: np.ndarray, products: Products
+) -> np.ndarray:
+    """Each line's product within its category: by popularity, toward tier 1 when price-sensitive."""
+    bands = len(TIER_AVERSION_BY_SENSITIVITY_BAND)
+    band = np.minimum((price_sensitivity * bands).astype(np.int64), bands - 1)
+    group = category * bands + band
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(len(CATEGORIES) * bands + 1))
+    product = np.empty(len(category), dtype=np.int64)
+    for g in range(len(CATEGORIES) * bands):
+        lines = order[bounds[g] : bounds[g + 1]]
+        if len(lines) == 0:
+            continue
+        candidates = np.flatnonzero(products.category == g // bands)
+        aversion = TIER_AVERSION_BY_SENSITIVITY_BAND[g % bands]
+        weight = products.popularity[candidates] * np.exp(-aversion * (products.price_tier[candidates] - 1))
+        cdf = np.cumsum(weight) / weight.sum()
+        pick = np.minimum(np.searchsorted(cdf, rng.random(len(lines)), side="right"), len(candidates) - 1)
+        product[lines] = candidates[pick]
+    return product
+
+
+# --- offers and impressions ------------------------------------------------------------------------
+
+
+def plan_offers(rng: np.random.Generator, n: int, products: Products, calendar: Calendar) -> Offers:
+    """Offers staggered over the history so that a steady number is active each day."""
+    kind = rng.choice(3, size=n, p=OFFER_KIND_SHARES)
+    duration = OFFER_MIN_DAYS + np.rint((OFFER_MAX_DAYS - OFFER_MIN_DAYS) * rng.beta(4.0, 1.2, n)).astype(np.int64)
+    first, last = -OFFER_LEAD_DAYS, calendar.days - OFFER_LAST_START
+    start_day = first + np.floor((np.arange(n) + rng.random(n)) * (last - first) / max(n, 1)).astype(np.int64)
+    end_day = start_day + duration - 1
+
+    popularity = products.popularity / products.popularity.sum()
+    product = np.where(kind == PRODUCT, rng.choice(len(popularity), size=n, p=popularity), -1)
+    shares = np.array([c.share for c in CATEGORIES])
+    category = np.where(kind == CATEGORY, rng.choice(len(CATEGORIES), size=n, p=shares / shares.sum()), -1)
+    covered_category = np.where(kind == PRODUCT, products.category[np.maximum(product, 0)], category)
+
+    low, high = np.array(OFFER_DISCOUNT_RANGE).T
+    discount_pct = np.round(rng.uniform(low[kind], high[kind]), 2)
+    margin_impact = _margin_impact(discount_pct, kind, product, category, products)
+
+    bt_shares = np.array([bt.share for bt in BUSINESS_TYPES])
+    target = rng.choice(len(BUSINESS_TYPES), size=n, p=bt_shares / bt_shares.sum())
+    target = np.where(rng.random(n) < TARGETED_SHARE, target, -1)
+    return Offers(kind, product, category, covered_category, discount_pct, margin_impact, start_day, end_day, target)
+
+
+def _margin_impact(
+    discount_pct: np.ndarray, kind: np.ndarray, product: np.ndarray, category: np.ndarray, products: Products
+) -> np.ndarray:
+    """Share of the normal gross margin given up: discount / margin rate of what the offer covers."""
+    margin_rate = (products.unit_price - products.unit_cost) / products.unit_price
+    category_rate = np.bincount(products.category, margin_rate, len(CATEGORIES)) / np.bincount(
+        products.category, minlength=len(CATEGORIES)
+    )
+    rate = np.select(
+        [kind == PRODUCT, kind == CATEGORY],
+        [margin_rate[np.maximum(product, 0)], category_rate[np.maximum(category, 0)]],
+        margin_rate.mean(),
+    )
+    return np.round(np.clip(discount_pct / 100.0 / rate, 0.0, 1.0), 4)
+
+
+def simulate_impressions(
+    rng: np.random.Generator, customers: Customers, offers: Offers, calendar: Calendar
+) -> Impressions:
+    """The logged policy: visiting customers see a few eligible offers, uniformly at random."""
+    n = len(customers.business_type)
+    parts: list[tuple[np.ndarray, ...]] = []
+    for day in range(calendar.days):
+        visiting = (rng.random(n) < customers.visit_probability) & (customers.signup_day <= day)
+        active = np.flatnonzero((offers.start_day <= day) & (offers.end_day >= day))
+        visitors = np.flatnonzero(visiting)
+        if len(active) == 0 or len(visitors) == 0:
+            continue
+        target = offers.target_business_type[active]
+        eligible = (target[None, :] < 0) | (target[None, :] == customers.business_type[visitors][:, None])
+        keys = np.where(eligible, rng.random(eligible.shape), 2.0)
+        ranked = np.argsort(keys, axis=1)
+        wanted = np.minimum(1 + rng.poisson(SHOWN_EXTRA_MEAN, len(visitors)), MAX_SHOWN)
+        shown = np.minimum(wanted, eligible.sum(axis=1))
+        row, position = np.nonzero(np.arange(len(active))[None, :] < shown[:, None])
+        session_s = np.clip(rng.normal(12 * 3600.0, 3.5 * 3600.0, len(visitors)), 6 * 3600, 23 * 3600).astype(np.int64)
+        shown_at_s = calendar.start_s + day * SECONDS_PER_DAY + session_s[row] + 7 * position
+        parts.append((visitors[row], active[ranked[row, position]], np.full(len(row), day), shown_at_s))
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return Impressions(empty, empty, empty, empty)
+    customer, offer, day, shown_at_s = (np.concatenate(column) for column in zip(*parts, strict=True))
+    by_time = np.lexsort((offer, customer, shown_at_s))
+    return Impressions(customer[by_time], offer[by_time], day[by_time], shown_at_s[by_time])
+
+
+# --- redemptions -----------------------------------------------------------------------------------
+
+
+def impression_features(
+    customers: Customers,
+    products: Products,
+    orders: Orders,
+    offers: Offers,
+    impressions: Impressions,
+    calendar: Calendar,
+    model: RedemptionModel,
+) -> ImpressionFeatures:
+    """The true drivers of redemption for every impression (see the module docstring)."""
+    customer, offer = impressions.customer, impressions.offer
+    covered = offers.covered_category[offer]
+    affinity = customers.category_preference[customer, np.maximum(covered, 0)] * len(CATEGORIES)
+    bought = bought_before(orders, len(products.category), customer, offers.product[offer], impressions.day)
+    target = offers.target_business_type[offer]
+    match = (target >= 0) & (target == customers.business_type[customer])
+    days_since = days_since_last_order(orders, calendar.days, customer, impressions.day)
+    recency = np.where(days_since > 0, np.exp(-np.maximum(days_since, 0) / model.recency_scale_days), 0.0)
+    return ImpressionFeatures(
+        category_affinity=np.where(covered >= 0, affinity, 1.0),
+        price_sensitivity=customers.price_sensitivity[customer],
+        discount_pct=offers.discount_pct[offer],
+        bought_product_before=bought,
+        business_type_match=match,
+        recency=recency,
+        promo_affinity=customers.promo_affinity[customer],
+    )
+
+
+def bought_before(
+    orders: Orders, n_products: int, customer: np.ndarray, product: np.ndarray, day: np.ndarray
+) -> np.ndarray:
+    """Whether each customer ordered `product` on a day before `day`; False where product is -1.
+
+    Builds the first order day of every (customer, product) pair, for the asked products only,
+    and looks the pairs up by binary search."""
+    result = np.zeros(len(customer), dtype=bool)
+    asked = np.flatnonzero(product >= 0)
+    if len(asked) == 0 or len(orders.product) == 0:
+        return result
+    lines = np.flatnonzero(np.isin(orders.product, np.unique(product[asked])))
+    if len(lines) == 0:
+        return result
+    days = int(orders.day.max()) + 1
+    line_order = orders.line_order[lines]
+    pair_day = np.sort(
+        (orders.customer[line_order] * n_products + orders.product[lines]) * days + orders.day[line_order]
+    )
+    pair = pair_day // days
+    first = np.ones(len(pair), dtype=bool)
+    first[1:] = pair[1:] != pair[:-1]
+    first_pair, first_day = pair[first], pair_day[first] % days
+    key = customer[asked] * n_products + product[asked]
+    at = np.minimum(np.searchsorted(first_pair, key), len(first_pair) - 1)
+    result[asked] = (first_pair[at] == key) & (first_day[at] < day[asked])
+    return result
+
+
+def days_since_last_order(orders: Orders, days: int, customer: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Days from each customer's last order strictly before `day` to `day`; -1 without one."""
+    order_key = np.unique(orders.customer * days + orders.day)
+    at = np.searchsorted(order_key, customer * days + day) - 1
+    previous = order_key[np.maximum(at, 0)] if len(order_key) else np.zeros(len(customer), dtype=np.int64)
+    found = (at >= 0) & (previous // days == customer)
+    return np.where(found, day - previous % days, -1)
+
+
+def redemption_logit(features: ImpressionFeatures, model: RedemptionModel) -> np.ndarray:
+    """The noiseless log-odds of redemption."""
+    return (
+        model.intercept
+        + model.category_affinity * features.category_affinity
+        + model.sensitivity_x_discount * features.price_sensitivity * features.discount_pct / 100.0
+        + model.bought_product_before * features.bought_product_before
+        + model.business_type_match * features.business_type_match
+        + model.recency * features.recency
+        + model.promo_affinity * features.promo_affinity
+    )
+
+
+def simulate_redemptions(
+    rng: np.random.Generator,
+    probability: np.ndarray,
+    impressions: Impressions,
+    offers: Offers,
+    calendar: Calendar,
+    model: RedemptionModel,
+) -> Redemptions:
+    """Bernoulli redemptions with a 0..14-day delay, cut at the offer's end and at the data's end,
+    at most one per customer and offer."""
+    n = len(probability)
+    redeemed = rng.random(n) < probability
+    delay_s = np.maximum(_truncated_exponential(rng, n, model.mean_delay_days, model.max_delay_days), 60)
+    redeemed_at_s = impressions.shown_at_s + delay_s
+    last_day = np.minimum(offers.end_day[impressions.offer], calendar.days - 1)
+    keep = redeemed & (redeemed_at_s < calendar.start_s + (last_day + 1) * SECONDS_PER_DAY)
+    impression = np.flatnonzero(keep)
+    impression = impression[
+        np.lexsort((redeemed_at_s[impression], impressions.offer[impression], impressions.customer[impression]))
+    ]
+    pair = impressions.customer[impression] * max(len(offers.kind), 1) + impressions.offer[impression]
+    first = np.ones(len(pair), dtype=bool)
+    first[1:] = pair[1:] != pair[:-1]
+    impression = impression[first]
+    impression = impression[
+        np.lexsort((impressions.offer[impression], impressions.customer[impression], redeemed_at_s[impression]))
+    ]
+    return Redemptions(
+        impressions.customer[impression], impressions.offer[impression], impression, redeemed_at_s[impression]
+    )
+
+
+def _truncated_exponential(rng: np.random.Generator, n: int, mean_days: float, max_days: float) -> np.ndarray:
+    """Whole seconds, exponential with `mean_days`, truncated at `max_days` (inverse CDF)."""
+    tail = 1.0 - np.exp(-max_days / mean_days)
+    days = -mean_days * np.log1p(-rng.random(n) * tail)
+    return np.minimum(np.floor(days * SECONDS_PER_DAY), max_days * SECONDS_PER_DAY).astype(np.int64)
+
+
+# --- frames ----------------------------------------------------------------------------------------
+
+
+def to_frames(world: World) -> dict[str, pd.DataFrame]:
+    """The raw tables of `ml/sql/raw_tables.sql`, in load order and column order."""
+    calendar, customers, products = world.calendar, world.customers, world.products
+    orders, offers, impressions, redemptions = world.orders, world.offers, world.impressions, world.redemptions
+    bt_names = np.array([bt.name for bt in BUSINESS_TYPES], dtype=object)
+    category_names = np.array([c.name for c in CATEGORIES], dtype=object)
+    region_names = np.array([name for name, _ in REGIONS], dtype=object)
+    return {
+        "customers": pd.DataFrame(
+            {
+                "customer_id": _ids(len(customers.business_type)),
+                "business_type": _strings(bt_names, customers.business_type),
+                "region": _strings(region_names, customers.region),
+                "signup_date": _dates(calendar, customers.signup_day),
+            }
+        ),
+        "products": pd.DataFrame(
+            {
+                "product_id": _ids(len(products.category)),
+                "category": _strings(category_names, products.category),
+                "price_tier": products.price_tier.astype(np.int16),
+                "is_own_brand": products.is_own_brand,
+                "is_fresh": products.is_fresh,
+                "unit_price": products.unit_price,
+                "unit_cost": products.unit_cost,
+            }
+        ),
+        "orders": pd.DataFrame(
+            {
+                "order_id": _ids(len(orders.customer)),
+                "customer_id": orders.customer.astype(np.int64) + 1,
+                "ordered_at": _timestamps(orders.ordered_at_s),
+            }
+        ),
+        "order_items": pd.DataFrame(
+            {
+                "order_id": orders.line_order.astype(np.int64) + 1,
+                "line_number": orders.line_number,
+                "product_id": orders.product + 1,
+                "quantity": orders.quantity,
+                "unit_price": orders.unit_price,
+                "is_promo": orders.is_promo,
+            }
+        ),
+        "offers": pd.DataFrame(
+            {
+                "offer_id": _ids(len(offers.kind)),
+                "product_id": pd.arrays.IntegerArray(offers.product.astype(np.int64) + 1, offers.product < 0),
+                "category": _strings(category_names, offers.category),
+                "discount_pct": offers.discount_pct,
+                "margin_impact": offers.margin_impact,
+                "starts_on": _dates(calendar, offers.start_day),
+                "ends_on": _dates(calendar, offers.end_day),
+                "target_business_type": _strings(bt_names, offers.target_business_type),
+            }
+        ),
+        "impressions": pd.DataFrame(
+            {
+                "impression_id": _ids(len(impressions.customer)),
+                "customer_id": impressions.customer.astype(np.int64) + 1,
+                "offer_id": impressions.offer.astype(np.int64) + 1,
+                "shown_at": _timestamps(impressions.shown_at_s),
+            }
+        ),
+        "redemptions": pd.DataFrame(
+            {
+                "redemption_id": _ids(len(redemptions.customer)),
+                "customer_id": redemptions.customer.astype(np.int64) + 1,
+                "offer_id": redemptions.offer.astype(np.int64) + 1,
+                "redeemed_at": _timestamps(redemptions.redeemed_at_s),
+            }
+        ),
+    }
+
+
+def _ids(n: int) -> np.ndarray:
+    return np.arange(1, n + 1, dtype=np.int64)
+
+
+def _strings(names: np.ndarray, index: np.ndarray) -> pd.Series:
+    """Names by index; -1 becomes missing."""
+    values = names[np.maximum(index, 0)]
+    values[index < 0] = None
+    return pd.Series(values, dtype="str")
+
+
+def _dates(calendar: Calendar, day: np.ndarray) -> pd.Series:
+    """Day indices as an object column of `datetime.date`."""
+    epoch_day = (calendar.start_date - _EPOCH).days + day.astype(np.int64)
+    return pd.Series(epoch_day.astype("datetime64[D]")).dt.date
+
+
+def _timestamps(epoch_s: np.ndarray) -> pd.Series:
+    """Epoch seconds as `datetime64[ns, UTC]`."""
+    return pd.Series(epoch_s.astype("datetime64[s]").astype("datetime64[ns]")).dt.tz_localize("UTC")

@@ -1,0 +1,105 @@
+"""The daily graph: dbt models, then training, evaluation, scoring and recommendations.
+
+Assets stay thin: each calls one `ml.pipeline` stage and reports what it wrote as metadata.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, asset
+from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
+from pydantic import field_validator
+
+from ml import pipeline
+from ml.config import TrainingConfig
+from ml.features import CANDIDATES_MODEL, RUN_DATE_MODEL, TRAINING_MODEL, DbtManifest
+from orchestration.project import warehouse_project
+from orchestration.resources import WarehouseResource
+
+
+class DbtBuildConfig(Config):
+    """Run-time options of the dbt build."""
+
+    as_of_date: str | None = None
+    """Build features and candidates as of this date (YYYY-MM-DD); empty: the latest impression date."""
+
+    @field_validator("as_of_date")
+    @classmethod
+    def _iso_date(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                dt.date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"as_of_date must be a date as YYYY-MM-DD, got {value!r}") from None
+        return value or None
+
+
+def _stage(context: AssetExecutionContext, warehouse: WarehouseResource) -> pipeline.StageRun:
+    return pipeline.StageRun(
+        settings=warehouse.settings(), run_id=context.run_id, manifest=DbtManifest(warehouse_project.manifest_path)
+    )
+
+
+@dbt_assets(manifest=warehouse_project.manifest_path, project=warehouse_project)
+def warehouse_models(
+    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, config: DbtBuildConfig
+):
+    """Every dbt model, with its tests, built as of the configured date."""
+    args = ["build"]
+    if config.as_of_date:
+        args += ["--vars", json.dumps({"as_of_date": config.as_of_date})]
+    with pipeline.recorded_dbt_build(_stage(context, warehouse)):
+        yield from dbt.cli(args, context=context).stream()
+
+
+def _model_key(model: str) -> AssetKey:
+    return get_asset_key_for_model([warehouse_models], model)
+
+
+RUN_DATE = _model_key(RUN_DATE_MODEL)
+TRAINING_EXAMPLES = _model_key(TRAINING_MODEL)
+SCORING_CANDIDATES = _model_key(CANDIDATES_MODEL)
+
+
+@asset(key=["ml", "model_registry"], deps=[TRAINING_EXAMPLES, RUN_DATE], group_name="ml")
+def model_registry(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """Trains a LightGBM model on the labelled impressions and promotes it to champion."""
+    record = pipeline.train_model(_stage(context, warehouse), TrainingConfig())
+    context.log.info(f"trained {record.model_id}: {record.metrics}")
+    return MaterializeResult(
+        metadata={
+            "model_id": record.model_id,
+            "train_window": f"{record.train_start_date} .. {record.train_end_date}",
+            "valid_window": f"{record.valid_start_date} .. {record.valid_end_date}",
+            **{f"valid_{name}": value for name, value in record.metrics.items()},
+        }
+    )
+
+
+@asset(key=["ml", "eval_metrics"], deps=[model_registry.key, TRAINING_EXAMPLES, RUN_DATE], group_name="ml")
+def eval_metrics(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """The champion's ROC AUC and NDCG@k on its training and validation windows."""
+    metrics = pipeline.evaluate_champion(_stage(context, warehouse), TrainingConfig())
+    context.log.info(metrics.to_string(index=False))
+    return MaterializeResult(
+        metadata={
+            f"{row.split}_{row.metric}" + (f"@{row.k}" if row.k is not None else ""): float(row.value)
+            for row in metrics.itertuples()
+        }
+    )
+
+
+@asset(key=["ml", "offer_scores"], deps=[model_registry.key, SCORING_CANDIDATES, RUN_DATE], group_name="ml")
+def offer_scores(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """The champion's score and rank for every candidate customer x offer pair of the day."""
+    counts = pipeline.score_candidates(_stage(context, warehouse))
+    return MaterializeResult(metadata=counts)
+
+
+@asset(key=["ml", "recommendations"], deps=[offer_scores.key, RUN_DATE], group_name="ml")
+def recommendations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """Each customer's top-K offers of the day."""
+    counts = pipeline.write_recommendations(_stage(context, warehouse))
+    return MaterializeResult(metadata=counts)

@@ -1,0 +1,128 @@
+"""The `offerrank` command: manage the embedded database, generate demo data, run the daily graph."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+
+from ml import data, embedded_db
+from ml.config import Settings, load_settings
+from ml.generate import GeneratorParams, generate_dataset
+
+
+def _ensure_database(settings: Settings) -> None:
+    """Start the embedded server if it is the one in use and not running yet."""
+    if settings.database.embedded and not embedded_db.status(settings).running:
+        print(embedded_db.start(settings).describe())
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "url":
+        print(settings.database.describe().split(" ")[0])
+        return 0
+    if not settings.database.embedded:
+        print(f"PGHOST is set: offerrank uses {settings.database.describe()}; no embedded server to manage.")
+        return 0 if args.action == "status" else 1
+    action = {"start": embedded_db.start, "stop": embedded_db.stop, "status": embedded_db.status}[args.action]
+    print(action(settings).describe())
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    params = GeneratorParams(
+        customers=args.customers,
+        products=args.products,
+        offers=args.offers,
+        days=args.days,
+        seed=args.seed,
+        end_date=args.end_date,
+    )
+    _ensure_database(settings)
+    started = time.perf_counter()
+    frames = generate_dataset(params)
+    with data.connect(settings) as conn:
+        counts = data.replace_raw_tables(conn, settings.raw_schema, frames)
+    print(f"generated {params} in {time.perf_counter() - started:.1f}s into schema {settings.raw_schema!r}:")
+    for table, rows in counts.items():
+        print(f"  {table:<12} {rows:>10,}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    _ensure_database(settings)
+    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
+    os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
+
+    from dagster import DagsterInstance
+
+    from ml.pipeline import run_summary
+    from orchestration.project import warehouse_project
+
+    warehouse_project.preparer.prepare(warehouse_project)
+    from orchestration.definitions import DAILY_JOB, defs
+
+    run_config = {
+        "ops": {"warehouse_models": {"config": {"as_of_date": args.date.isoformat() if args.date else None}}},
+        "loggers": {"console": {"config": {"log_level": "INFO"}}},
+    }
+    result = defs.resolve_job_def(DAILY_JOB).execute_in_process(
+        run_config=run_config, instance=DagsterInstance.get(), raise_on_error=False
+    )
+    summary = run_summary(settings, result.run_id)
+    print(f"\nrun {result.run_id} for {summary.run_date}: {'success' if result.success else 'FAILED'}")
+    print("stages:")
+    for step, status, seconds in summary.stages:
+        print(f"  {step:<12} {status:<8} {seconds or 0:7.1f}s")
+    print(f"tables in schema {settings.ml_schema!r} (rows for {summary.run_date} where keyed by date):")
+    for table, rows in summary.table_rows.items():
+        print(f"  {table:<16} {rows:>10,}")
+    for metric, value in summary.champion_metrics.items():
+        print(f"champion {metric} (validation): {value:.4f}")
+    return 0 if result.success else 1
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="offerrank", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="manage the embedded PostgreSQL server")
+    db.add_argument("action", choices=["start", "stop", "status", "url"])
+    db.set_defaults(handler=cmd_db)
+
+    generate = commands.add_parser("generate", help="write a synthetic retail dataset into the raw schema")
+    defaults = GeneratorParams()
+    generate.add_argument("--customers", type=int, default=defaults.customers)
+    generate.add_argument("--products", type=int, default=defaults.products)
+    generate.add_argument("--offers", type=int, default=defaults.offers)
+    generate.add_argument("--days", type=int, default=defaults.days, help="days of history")
+    generate.add_argument("--seed", type=int, default=defaults.seed)
+    generate.add_argument("--end-date", type=_date, default=defaults.end_date, help="last day of the data")
+    generate.set_defaults(handler=cmd_generate)
+
+    run = commands.add_parser("run", help="materialize the whole daily graph for one date through Dagster")
+    run.add_argument("--date", type=_date, default=None, help="as-of date (default: the latest impression date)")
+    run.set_defaults(handler=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args, load_settings())
+    except (ConnectionError, embedded_db.EmbeddedServerError) as err:
+        print(f"offerrank: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

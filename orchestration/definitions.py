@@ -1,0 +1,14 @@
+"""The offerrank Dagster code location: `dagster dev` at the repository root loads this."""
+
+from dagster import AssetSelection, Definitions, define_asset_job
+
+from orchestration.assets import eval_metrics, model_registry, offer_scores, recommendations, warehouse_models
+from orchestration.resources import build_resources
+
+DAILY_JOB = "daily_run"
+
+defs = Definitions(
+    assets=[warehouse_models, model_registry, eval_metrics, offer_scores, recommendations],
+    jobs=[define_asset_job(DAILY_JOB, selection=AssetSelection.all(), description="The whole daily run for one date.")],
+    resources=build_resources(),
+)

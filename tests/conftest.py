@@ -1,0 +1,76 @@
+"""Session fixtures: one embedded PostgreSQL on its own port and data folder, never the demo's."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ml import data, embedded_db
+from ml.config import PROFILES_DIR, WAREHOUSE_DIR, Settings, load_settings
+from ml.generate import GeneratorParams, generate_dataset
+
+# Small enough for a quick suite, large enough that a model finds the signal.
+TEST_DATA = GeneratorParams(customers=400, products=120, offers=30, days=90, seed=11)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The test server: embedded, in a temporary home, on a free port. Tears down at the end."""
+    saved = dict(os.environ)
+    for name in ("PGHOST", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGOPTIONS"):
+        os.environ.pop(name, None)
+    os.environ["OFFERRANK_HOME"] = str(tmp_path_factory.mktemp("offerrank-home"))
+    os.environ["PGPORT"] = str(_free_port())
+    os.environ["DAGSTER_HOME"] = str(tmp_path_factory.mktemp("dagster-home"))
+    settings = load_settings()
+    embedded_db.start(settings)
+    try:
+        yield settings
+    finally:
+        embedded_db.stop(settings)
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def use_database(server: Settings, name: str) -> Settings:
+    """Create an empty database `name` on the test server and point the environment at it."""
+    with psycopg.connect(server.database.conninfo(dbname="postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    os.environ["PGDATABASE"] = name
+    return load_settings()
+
+
+def dbt(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the dbt CLI on the project against the database the environment points at."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), *args, "--profiles-dir", str(PROFILES_DIR)],
+        cwd=WAREHOUSE_DIR,
+        capture_output=True,
+        text=True,
+        check=check,
+    )
+
+
+@pytest.fixture(scope="session")
+def generated_data() -> dict:
+    return generate_dataset(TEST_DATA)
+
+
+def load_generated(settings: Settings, frames: dict) -> None:
+    with data.connect(settings) as conn:
+        data.replace_raw_tables(conn, settings.raw_schema, frames)
