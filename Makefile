@@ -6,7 +6,7 @@ OFFERRANK := $(BIN)/offerrank
 # Scale the demo up with e.g. `make demo CUSTOMERS=20000 OFFERS=200`.
 CUSTOMERS ?= 2000
 PRODUCTS ?= 300
-OFFERS ?= 60
+OFFERS ?= 80
 DAYS ?= 120
 SEED ?= 42
 

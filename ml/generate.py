@@ -83,7 +83,7 @@ class GeneratorParams:
 
     customers: int = 2000
     products: int = 300
-    offers: int = 60
+    offers: int = 80
     days: int = 120
     seed: int = 42
     end_date: dt.date = dt.date(2026, 6, 30)  # last day of the data (inclusive)
@@ -194,7 +194,7 @@ OFFER_KIND_SHARES = (0.50, 0.35, 0.15)
 OFFER_DISCOUNT_RANGE = ((10.0, 40.0), (5.0, 30.0), (5.0, 15.0))  # by kind
 OFFER_MIN_DAYS, OFFER_MAX_DAYS = 7, 28
 OFFER_LEAD_DAYS = 14  # offers may start this many days before the history
-OFFER_LAST_START = 7  # the last offers start this many days before the end
+OFFER_PLANNED_AHEAD_DAYS = 14  # offers are planned this far past the history, so its next day looks like any other
 TARGETED_SHARE = 0.20
 
 SHOWN_EXTRA_MEAN = 1.2  # offers shown per visit: 1 + Poisson(SHOWN_EXTRA_MEAN), capped
@@ -502,7 +502,7 @@ def plan_offers(rng: np.random.Generator, n: int, products: Products, calendar: 
     """Offers staggered over the history so that a steady number is active each day."""
     kind = rng.choice(3, size=n, p=OFFER_KIND_SHARES)
     duration = OFFER_MIN_DAYS + np.rint((OFFER_MAX_DAYS - OFFER_MIN_DAYS) * rng.beta(4.0, 1.2, n)).astype(np.int64)
-    first, last = -OFFER_LEAD_DAYS, calendar.days - OFFER_LAST_START
+    first, last = -OFFER_LEAD_DAYS, calendar.days + OFFER_PLANNED_AHEAD_DAYS
     start_day = first + np.floor((np.arange(n) + rng.random(n)) * (last - first) / max(n, 1)).astype(np.int64)
     end_day = start_day + duration - 1
 

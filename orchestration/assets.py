@@ -3,11 +3,10 @@
 Assets stay thin: each calls one `ml.pipeline` stage and reports what it wrote as metadata.
 """
 
-from __future__ import annotations
-
 import datetime as dt
 import json
 
+import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, asset
 from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
 from pydantic import field_validator
@@ -82,19 +81,19 @@ def model_registry(context: AssetExecutionContext, warehouse: WarehouseResource)
 def eval_metrics(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """The champion's ROC AUC and NDCG@k on its training and validation windows."""
     metrics = pipeline.evaluate_champion(_stage(context, warehouse), TrainingConfig())
-    context.log.info(metrics.to_string(index=False))
-    return MaterializeResult(
-        metadata={
-            f"{row.split}_{row.metric}" + (f"@{row.k}" if row.k is not None else ""): float(row.value)
-            for row in metrics.itertuples()
-        }
-    )
+    values = {
+        f"{row.split}_{row.metric}" + (f"@{row.k}" if not pd.isna(row.k) else ""): float(row.value)
+        for row in metrics.itertuples()
+    }
+    context.log.info("evaluated: " + ", ".join(f"{name} {value:.4f}" for name, value in values.items()))
+    return MaterializeResult(metadata=values)
 
 
 @asset(key=["ml", "offer_scores"], deps=[model_registry.key, SCORING_CANDIDATES, RUN_DATE], group_name="ml")
 def offer_scores(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """The champion's score and rank for every candidate customer x offer pair of the day."""
     counts = pipeline.score_candidates(_stage(context, warehouse))
+    context.log.info(f"scored {counts['candidate_pairs']:,} candidate pairs")
     return MaterializeResult(metadata=counts)
 
 
@@ -102,4 +101,5 @@ def offer_scores(context: AssetExecutionContext, warehouse: WarehouseResource) -
 def recommendations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """Each customer's top-K offers of the day."""
     counts = pipeline.write_recommendations(_stage(context, warehouse))
+    context.log.info(f"wrote {counts['recommendations_written']:,} recommendations")
     return MaterializeResult(metadata=counts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import sys
@@ -68,11 +69,17 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         "ops": {"warehouse_models": {"config": {"as_of_date": args.date.isoformat() if args.date else None}}},
         "loggers": {"console": {"config": {"log_level": "INFO"}}},
     }
-    result = defs.resolve_job_def(DAILY_JOB).execute_in_process(
-        run_config=run_config, instance=DagsterInstance.get(), raise_on_error=False
-    )
+    # dbt's own output (a line per model and test) goes to a log file; the console gets one line
+    # per stage from Dagster's logger.
+    log_path = settings.home / "logs" / f"run-{dt.datetime.now():%Y%m%d-%H%M%S}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log, contextlib.redirect_stdout(log):
+        result = defs.resolve_job_def(DAILY_JOB).execute_in_process(
+            run_config=run_config, instance=DagsterInstance.get(), raise_on_error=False
+        )
     summary = run_summary(settings, result.run_id)
     print(f"\nrun {result.run_id} for {summary.run_date}: {'success' if result.success else 'FAILED'}")
+    print(f"dbt output: {log_path}")
     print("stages:")
     for step, status, seconds in summary.stages:
         print(f"  {step:<12} {status:<8} {seconds or 0:7.1f}s")

@@ -74,3 +74,10 @@ def generated_data() -> dict:
 def load_generated(settings: Settings, frames: dict) -> None:
     with data.connect(settings) as conn:
         data.replace_raw_tables(conn, settings.raw_schema, frames)
+
+
+@pytest.fixture(scope="session")
+def dbt_manifest() -> Path:
+    """A parsed dbt project: dagster-dbt and `ml.features` read target/manifest.json."""
+    dbt("parse", "--quiet")
+    return WAREHOUSE_DIR / "target" / "manifest.json"

@@ -293,7 +293,7 @@ def test_redemptions_carry_signal(dataset: dict[str, pd.DataFrame], redeemed: pd
 
 def test_row_counts_at_defaults(dataset: dict[str, pd.DataFrame]) -> None:
     counts = {table: len(frame) for table, frame in dataset.items()}
-    assert counts["customers"] == 2000 and counts["products"] == 300 and counts["offers"] == 60
+    assert counts["customers"] == 2000 and counts["products"] == 300 and counts["offers"] == 80
     assert 20_000 <= counts["orders"] <= 60_000
     assert 3 * counts["orders"] <= counts["order_items"] <= 7 * counts["orders"]
     assert 50_000 <= counts["impressions"] <= 100_000

@@ -1,0 +1,57 @@
+"""Benchmark: generate the synthetic world and load it into `raw` with COPY.
+
+    .venv/bin/python bench/generate_and_load.py --customers 100000
+
+Runs against the configured warehouse (the embedded server by default: start it with
+`offerrank db start`) and replaces its raw tables. Prints seconds, rows per second and the
+process's peak memory for each phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+from ml import data
+from ml.config import load_settings
+from ml.generate import GeneratorParams, generate_dataset
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = GeneratorParams()
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--products", type=int, default=1_000)
+    parser.add_argument("--offers", type=int, default=300)
+    parser.add_argument("--days", type=int, default=defaults.days)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    args = parser.parse_args()
+    params = GeneratorParams(
+        customers=args.customers, products=args.products, offers=args.offers, days=args.days, seed=args.seed
+    )
+    settings = load_settings()
+
+    started = time.perf_counter()
+    frames = generate_dataset(params)
+    generated = time.perf_counter()
+    rows = sum(len(frame) for frame in frames.values())
+    _report("generate", generated - started, rows)
+    with data.connect(settings) as conn:
+        counts = data.replace_raw_tables(conn, settings.raw_schema, frames)
+    loaded = time.perf_counter()
+    _report("load", loaded - generated, rows)
+    _report("total", loaded - started, rows)
+    print(", ".join(f"{table} {n:,}" for table, n in counts.items()))
+
+
+def _report(phase: str, seconds: float, rows: int) -> None:
+    print(f"{phase:<9} {seconds:7.1f}s  {rows / seconds:>12,.0f} rows/s  peak {_peak_rss_mb():,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
