@@ -37,7 +37,7 @@ class DbtBuildConfig(Config):
 
 def _stage(context: AssetExecutionContext, warehouse: WarehouseResource) -> pipeline.StageRun:
     return pipeline.StageRun(
-        settings=warehouse.settings(), run_id=context.run_id, manifest=DbtManifest(warehouse_project.manifest_path)
+        settings=warehouse.settings(), run_id=context.run.run_id, manifest=DbtManifest(warehouse_project.manifest_path)
     )
 
 

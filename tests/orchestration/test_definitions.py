@@ -1,0 +1,35 @@
+"""The Dagster code location loads and wires the Python assets after the dbt models they read."""
+
+import pytest
+from dagster import AssetKey
+from pydantic import ValidationError
+
+
+def test_definitions_load_with_the_whole_graph(dbt_manifest):
+    # Imported here: dagster-dbt reads the manifest at import, and the fixture makes it.
+    from orchestration.definitions import DAILY_JOB, defs
+
+    graph = defs.resolve_asset_graph()
+    keys = set(graph.get_all_asset_keys())
+    ml_assets = {
+        AssetKey(["ml", name]) for name in ("model_registry", "eval_metrics", "offer_scores", "recommendations")
+    }
+    assert ml_assets <= keys
+    assert any(key.path[-1] == "fct_training_examples" for key in keys)
+
+    def upstream(name: str) -> set[str]:
+        return {key.path[-1] for key in graph.get(AssetKey(["ml", name])).parent_keys}
+
+    assert {"fct_training_examples", "dim_run_date"} <= upstream("model_registry")
+    assert {"model_registry", "fct_scoring_candidates"} <= upstream("offer_scores")
+    assert "offer_scores" in upstream("recommendations")
+    assert defs.resolve_job_def(DAILY_JOB) is not None
+
+
+def test_dbt_build_config_rejects_a_malformed_date(dbt_manifest):
+    from orchestration.assets import DbtBuildConfig
+
+    assert DbtBuildConfig(as_of_date="2026-06-30").as_of_date == "2026-06-30"
+    assert DbtBuildConfig(as_of_date="").as_of_date is None
+    with pytest.raises(ValidationError, match="YYYY-MM-DD"):
+        DbtBuildConfig(as_of_date="30/06/2026")
