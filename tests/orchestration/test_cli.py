@@ -1,0 +1,41 @@
+"""The `offerrank` command and the code location as `dagster dev` finds it."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ml.config import PROJECT_ROOT
+from orchestration import cli
+
+
+def test_db_status_and_url(server, capsys):
+    assert cli.main(["db", "status"]) == 0
+    assert "running: pid" in capsys.readouterr().out
+    assert cli.main(["db", "url"]) == 0
+    assert (
+        capsys.readouterr().out.strip()
+        == f"postgresql://postgres@127.0.0.1:{server.database.port}/{server.database.dbname}"
+    )
+
+
+def test_a_malformed_date_is_refused_before_anything_runs(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "--date", "2026-13-01"])
+    assert exit_info.value.code == 2
+    assert "YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_dagster_finds_the_code_location_from_the_repository_root(server, dbt_manifest, tmp_path: Path):
+    # `dagster dev` loads the same thing: [tool.dagster] in pyproject.toml.
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "DAGSTER_HOME": str(tmp_path), "PGPORT": str(server.database.port)},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Validation successful for code location offerrank" in result.stderr + result.stdout
