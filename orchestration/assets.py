@@ -22,7 +22,7 @@ class DbtBuildConfig(Config):
     """Run-time options of the dbt build."""
 
     as_of_date: str | None = None
-    """Build features and candidates as of this date (YYYY-MM-DD); empty: the latest impression date."""
+    """Build features and candidates as of this date (YYYY-MM-DD); empty: the day after the latest impression."""
 
     @field_validator("as_of_date")
     @classmethod

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ml.config import PROJECT_ROOT
+from ml.config import PROJECT_ROOT, load_settings
 from orchestration import cli
 
 
@@ -14,10 +14,8 @@ def test_db_status_and_url(server, capsys):
     assert cli.main(["db", "status"]) == 0
     assert "running: pid" in capsys.readouterr().out
     assert cli.main(["db", "url"]) == 0
-    assert (
-        capsys.readouterr().out.strip()
-        == f"postgresql://postgres@127.0.0.1:{server.database.port}/{server.database.dbname}"
-    )
+    database = load_settings().database
+    assert capsys.readouterr().out.strip() == f"postgresql://postgres@127.0.0.1:{database.port}/{database.dbname}"
 
 
 def test_a_malformed_date_is_refused_before_anything_runs(capsys):

@@ -1,0 +1,23 @@
+{#-
+    The day features are built "as of": a SQL date expression.
+
+    Features as of day D use only data timestamped strictly before D 00:00 UTC; scoring for D
+    uses features as of D. With `--vars '{as_of_date: YYYY-MM-DD}'` that day is used; without
+    it, the day after the latest impression, so a plain `dbt build` scores "tomorrow".
+
+    Only `int_as_of_dates` calls this macro; every other model reads the date from it, which
+    keeps their date logic unit-testable with plain mocked rows.
+-#}
+{% macro as_of_date() -%}
+    {#- ref() is called on every path so the DAG does not change with --vars. -#}
+    {%- set impressions = ref('stg_raw__impressions') -%}
+    {%- set value = var('as_of_date', none) -%}
+    {%- if value is not none and value | string | trim != '' -%}
+        {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', value | string | trim) -%}
+            {{ exceptions.raise_compiler_error("var as_of_date must be a date as YYYY-MM-DD, got: " ~ value) }}
+        {%- endif -%}
+        '{{ value | string | trim }}'::date
+    {%- else -%}
+        (select max(shown_date) + 1 from {{ impressions }})
+    {%- endif -%}
+{%- endmacro %}

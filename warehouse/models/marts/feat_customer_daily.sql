@@ -1,0 +1,275 @@
+-- Customer features as of each day D: one row per customer signed up by D and as-of date D.
+-- Only orders placed strictly before D 00:00 UTC are used. Window features cover the lookback
+-- window [D - 90, D) (orders placed on days D - 90 to D - 1); recency uses all history.
+--
+-- A purchase day P lies in the window of D exactly when P + 1 <= D <= P + 90: it enters the
+-- window on P + 1 and leaves it on P + 91. Every window total is a running sum of these
+-- entries and exits, read off on each as-of date: one sort per customer over rows linear in
+-- purchase days and as-of dates, instead of joining each as-of date to every order in its
+-- window (90 rows per order, and 90 per order line and category for the entropy).
+--
+-- Category entropy is H = ln S - T / S, where S is the window spend and T is the sum over
+-- categories of s_c ln s_c (s_c: window spend in category c). T is not additive over days, but
+-- its term for category c changes only when s_c does, so the running sum of those changes
+-- gives T on every day. Amounts are exact numerics, so entries and exits cancel exactly; each
+-- s_c ln s_c term is kept as an integer number of millionths, a fixed function of s_c, so its
+-- changes cancel exactly too (entropy is exact to about 1e-6 nats).
+
+{% set lookback_days = var('lookback_days') %}
+
+with
+
+as_of_dates as (
+
+    select * from {{ ref('int_as_of_dates') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('stg_raw__customers') }}
+
+),
+
+customer_days as (
+
+    select * from {{ ref('int_order_items_summed_to_customer_days') }}
+
+),
+
+customer_category_days as (
+
+    select * from {{ ref('int_order_items_summed_to_customer_category_days') }}
+
+),
+
+window_edges as (
+
+    select *
+    from (
+        values (1, 1), ({{ lookback_days + 1 }}, -1)
+    ) as window_edges (days_after_purchase, direction)
+
+),
+
+customer_spine as (
+
+    select
+        as_of_dates.as_of_date,
+        customers.customer_id
+    from as_of_dates
+    inner join customers
+        on as_of_dates.as_of_date >= customers.signup_date
+
+),
+
+purchase_window_moves as (
+
+    select
+        customer_days.customer_id,
+        customer_days.ordered_date + window_edges.days_after_purchase as effective_date,
+        window_edges.direction * customer_days.order_count as order_count,
+        window_edges.direction * customer_days.weekday_order_count as weekday_order_count,
+        window_edges.direction * customer_days.unit_count as unit_count,
+        window_edges.direction * customer_days.spend_amount as spend_amount,
+        window_edges.direction * customer_days.promo_spend_amount as promo_spend_amount,
+        window_edges.direction * customer_days.promo_list_amount as promo_list_amount,
+        window_edges.direction * customer_days.tier2_spend_amount as tier2_spend_amount,
+        window_edges.direction * customer_days.tier3_spend_amount as tier3_spend_amount,
+        window_edges.direction * customer_days.fresh_spend_amount as fresh_spend_amount,
+        case when window_edges.direction = 1 then customer_days.ordered_date end as ordered_date
+    from customer_days
+    cross join window_edges
+
+),
+
+category_window_moves as (
+
+    select
+        customer_category_days.customer_id,
+        customer_category_days.category,
+        customer_category_days.ordered_date
+        + window_edges.days_after_purchase as effective_date,
+        window_edges.direction * customer_category_days.spend_amount as spend_change
+    from customer_category_days
+    cross join window_edges
+
+),
+
+category_window_totals as (
+
+    select
+        customer_id,
+        category,
+        effective_date,
+        -- rows of the same day share the same total: the one at the end of that day
+        sum(spend_change) over (
+            partition by customer_id, category
+            order by effective_date
+            range between unbounded preceding and current row
+        ) as category_spend_amount
+    from category_window_moves
+
+),
+
+category_entropy_terms as (
+
+    select
+        customer_id,
+        category,
+        effective_date,
+        case
+            when category_spend_amount > 0
+                then
+                    round(
+                        1e6
+                        * category_spend_amount::double precision
+                        * ln(category_spend_amount::double precision)
+                    )::bigint
+            else 0
+        end as spend_log_spend_micros
+    from category_window_totals
+
+),
+
+entropy_term_changes as (
+
+    select
+        customer_id,
+        effective_date,
+        spend_log_spend_micros - coalesce(
+            lag(spend_log_spend_micros) over (
+                partition by customer_id, category
+                order by effective_date
+            ),
+            0
+        ) as spend_log_spend_micros_change
+    from category_entropy_terms
+
+),
+
+spine_and_moves as (
+
+    select
+        customer_id,
+        as_of_date as effective_date,
+        true as is_as_of_row,
+        0 as order_count,
+        0 as weekday_order_count,
+        0 as unit_count,
+        0 as spend_amount,
+        0 as promo_spend_amount,
+        0 as promo_list_amount,
+        0 as tier2_spend_amount,
+        0 as tier3_spend_amount,
+        0 as fresh_spend_amount,
+        0 as spend_log_spend_micros_change,
+        null::date as ordered_date
+    from customer_spine
+
+    union all
+
+    select
+        customer_id,
+        effective_date,
+        false as is_as_of_row,
+        order_count,
+        weekday_order_count,
+        unit_count,
+        spend_amount,
+        promo_spend_amount,
+        promo_list_amount,
+        tier2_spend_amount,
+        tier3_spend_amount,
+        fresh_spend_amount,
+        0 as spend_log_spend_micros_change,
+        ordered_date
+    from purchase_window_moves
+
+    union all
+
+    select
+        customer_id,
+        effective_date,
+        false as is_as_of_row,
+        0 as order_count,
+        0 as weekday_order_count,
+        0 as unit_count,
+        0 as spend_amount,
+        0 as promo_spend_amount,
+        0 as promo_list_amount,
+        0 as tier2_spend_amount,
+        0 as tier3_spend_amount,
+        0 as fresh_spend_amount,
+        spend_log_spend_micros_change,
+        null::date as ordered_date
+    from entropy_term_changes
+
+),
+
+running_totals as (
+
+    select
+        customer_id,
+        effective_date,
+        is_as_of_row,
+        -- the frame includes every row of the same day, so moves effective on D count for D
+        sum(order_count) over customer_history as order_count,
+        sum(weekday_order_count) over customer_history as weekday_order_count,
+        sum(unit_count) over customer_history as unit_count,
+        sum(spend_amount) over customer_history as spend_amount,
+        sum(promo_spend_amount) over customer_history as promo_spend_amount,
+        sum(promo_list_amount) over customer_history as promo_list_amount,
+        sum(tier2_spend_amount) over customer_history as tier2_spend_amount,
+        sum(tier3_spend_amount) over customer_history as tier3_spend_amount,
+        sum(fresh_spend_amount) over customer_history as fresh_spend_amount,
+        sum(spend_log_spend_micros_change) over customer_history as spend_log_spend_micros,
+        max(ordered_date) over customer_history as last_ordered_date
+    from spine_and_moves
+    window customer_history as (
+        partition by customer_id
+        order by effective_date
+        range between unbounded preceding and current row
+    )
+
+),
+
+customer_features as (
+
+    select
+        effective_date as as_of_date,
+        customer_id,
+        (effective_date - last_ordered_date)::integer as recency_days,
+        order_count::integer as frequency,
+        spend_amount::double precision as monetary,
+        (promo_spend_amount / nullif(spend_amount, 0))::double precision as promo_affinity,
+        (spend_amount / nullif(order_count, 0))::double precision as avg_basket_size,
+        (unit_count / nullif(order_count, 0)::numeric)::double precision as avg_basket_quantity,
+        (tier2_spend_amount / nullif(spend_amount, 0))::double precision as tier2_purchase_ratio,
+        (tier3_spend_amount / nullif(spend_amount, 0))::double precision as tier3_purchase_ratio,
+        (fresh_spend_amount / nullif(spend_amount, 0))::double precision as fresh_category_ratio,
+        (weekday_order_count / nullif(order_count, 0)::numeric)::double precision
+            as business_order_ratio,
+        case
+            when spend_amount > 0
+                then
+                    -- H = ln S - T / S, clamped and rounded to the precision of T
+                    greatest(
+                        round(
+                            (
+                                ln(spend_amount::double precision)
+                                - spend_log_spend_micros / 1e6 / spend_amount::double precision
+                            )::numeric,
+                            6
+                        ),
+                        0
+                    )
+        end::double precision as category_entropy,
+        (1 - promo_spend_amount / nullif(promo_list_amount, 0))::double precision
+            as usual_discount_depth
+    from running_totals
+    where is_as_of_row
+
+)
+
+select * from customer_features

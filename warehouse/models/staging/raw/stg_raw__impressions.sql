@@ -1,0 +1,28 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'impressions') }}
+
+),
+
+renamed as (
+
+    select
+
+        ---------- ids
+        impression_id::bigint as impression_id,
+        customer_id::bigint as customer_id,
+        offer_id::bigint as offer_id,
+
+        ---------- timestamps
+        shown_at::timestamptz as shown_at,
+
+        ---------- dates (UTC, whatever the session time zone)
+        (shown_at at time zone 'UTC')::date as shown_date
+
+    from source
+
+)
+
+select * from renamed
