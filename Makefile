@@ -50,10 +50,9 @@ format: install
 	$(BIN)/ruff format ml orchestration tests bench
 	$(BIN)/ruff check --fix ml orchestration tests bench
 
-# dagster dev from the repository root finds the code location through [tool.dagster] in pyproject.toml.
+# dagster dev from the repository root, with the run history of `offerrank run` (DAGSTER_HOME).
 dagster: install
-	mkdir -p .offerrank/dagster
-	DAGSTER_HOME=$(CURDIR)/.offerrank/dagster $(BIN)/dagster dev
+	$(OFFERRANK) dev
 
 # Re-pin the dependency set after changing pyproject.toml.
 lock: $(BIN)/python

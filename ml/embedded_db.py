@@ -140,22 +140,17 @@ def start(settings: Settings) -> ServerStatus:
         )
     if not current.running:
         _initialise(settings.pgdata)
-        _run_tool(
-            "pg_ctl",
-            [
-                "-D",
-                str(settings.pgdata),
-                "-l",
-                str(settings.pgdata / "server.log"),
-                "-w",
-                "-t",
-                "60",
-                "-o",
-                f"-p {port}",
-                "start",
-            ],
-            timeout=90,
-        )
+        log = settings.pgdata / "server.log"
+        arguments = ["-D", str(settings.pgdata), "-l", str(log), "-w", "-t", "60", "-o", f"-p {port}", "start"]
+        log_offset = log.stat().st_size if log.exists() else 0
+        try:
+            _run_tool("pg_ctl", arguments, timeout=90)
+        except EmbeddedServerError as err:
+            # The server's own words (for example "Address already in use") say what went wrong.
+            with log.open() as server_log:
+                server_log.seek(log_offset)
+                fatal = [line for line in server_log if "FATAL" in line or "HINT" in line]
+            raise EmbeddedServerError(f"{err}\n" + "".join(fatal[-4:]) + f"(full log: {log})") from err
     create_database(settings)
     return status(settings)
 

@@ -8,7 +8,13 @@ import json
 
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, asset
-from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    dbt_assets,
+    get_asset_key_for_model,
+)
 from pydantic import field_validator
 
 from ml import pipeline
@@ -41,7 +47,12 @@ def _stage(context: AssetExecutionContext, warehouse: WarehouseResource) -> pipe
     )
 
 
-@dbt_assets(manifest=warehouse_project.manifest_path, project=warehouse_project)
+@dbt_assets(
+    manifest=warehouse_project.manifest_path,
+    project=warehouse_project,
+    # dbt tests on the raw sources show up as asset checks of the raw tables.
+    dagster_dbt_translator=DagsterDbtTranslator(DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True)),
+)
 def warehouse_models(
     context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, config: DbtBuildConfig
 ):

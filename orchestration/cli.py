@@ -6,11 +6,13 @@ import argparse
 import contextlib
 import datetime as dt
 import os
+import signal
 import sys
 import time
+from pathlib import Path
 
 from ml import data, embedded_db
-from ml.config import Settings, load_settings
+from ml.config import PROJECT_ROOT, Settings, load_settings
 from ml.generate import GeneratorParams, generate_dataset
 
 
@@ -52,10 +54,29 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _use_dagster_home(settings: Settings) -> None:
+    """Keep Dagster's run storage under OFFERRANK_HOME unless DAGSTER_HOME says otherwise."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        # There is no network to send telemetry to; storage defaults to this folder.
+        config.write_text("telemetry:\n  enabled: false\n")
+
+
+def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
+    _ensure_database(settings)
+    _use_dagster_home(settings)
+    # Started from a script, background jobs ignore SIGINT; dagster dev needs it to stop cleanly.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.chdir(PROJECT_ROOT)  # where pyproject.toml's [tool.dagster] names the code location
+    dagster = str(Path(sys.executable).parent / "dagster")
+    os.execv(dagster, [dagster, "dev", "--host", args.host, "--port", str(args.port)])
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     _ensure_database(settings)
-    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
-    os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
+    _use_dagster_home(settings)
 
     from dagster import DagsterInstance
 
@@ -115,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=defaults.seed)
     generate.add_argument("--end-date", type=_date, default=defaults.end_date, help="last day of the data")
     generate.set_defaults(handler=cmd_generate)
+
+    dev = commands.add_parser("dev", help="open the Dagster UI on the code location (dagster dev)")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(handler=cmd_dev)
 
     run = commands.add_parser("run", help="materialize the whole daily graph for one date through Dagster")
     run.add_argument("--date", type=_date, default=None, help="as-of date (default: the latest impression date)")

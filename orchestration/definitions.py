@@ -9,6 +9,12 @@ DAILY_JOB = "daily_run"
 
 defs = Definitions(
     assets=[warehouse_models, model_registry, eval_metrics, offer_scores, recommendations],
-    jobs=[define_asset_job(DAILY_JOB, selection=AssetSelection.all(), description="The whole daily run for one date.")],
+    jobs=[
+        define_asset_job(
+            DAILY_JOB,
+            selection=AssetSelection.all() | AssetSelection.all_asset_checks(),
+            description="The whole daily run for one date.",
+        )
+    ],
     resources=build_resources(),
 )

@@ -21,7 +21,7 @@ from ml.generate import GeneratorParams, generate_dataset
 TEST_DATA = GeneratorParams(customers=400, products=120, offers=30, days=90, seed=11)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -34,7 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     for name in ("PGHOST", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGOPTIONS"):
         os.environ.pop(name, None)
     os.environ["OFFERRANK_HOME"] = str(tmp_path_factory.mktemp("offerrank-home"))
-    os.environ["PGPORT"] = str(_free_port())
+    os.environ["PGPORT"] = str(free_port())
     os.environ["DAGSTER_HOME"] = str(tmp_path_factory.mktemp("dagster-home"))
     settings = load_settings()
     embedded_db.start(settings)

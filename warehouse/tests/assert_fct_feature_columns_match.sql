@@ -1,6 +1,9 @@
 -- fct_training_examples and fct_scoring_candidates declare the same feature columns
 -- (meta: {feature: true}) in the same order: a model trained on one can score the other.
 -- Returns one row when they differ or when no feature is declared.
+{{ config(meta={'dagster': {'ref': {'name': 'fct_scoring_candidates'}}}) }}
+-- depends_on: {{ ref('fct_training_examples') }}
+-- depends_on: {{ ref('fct_scoring_candidates') }}
 
 {%- set features = {} -%}
 {%- if execute -%}
