@@ -37,3 +37,14 @@ def test_dagster_finds_the_code_location_from_the_repository_root(server, dbt_ma
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Validation successful for code location offerrank" in result.stderr + result.stdout
+
+
+def test_pghost_points_everything_at_another_server(server, monkeypatch, capsys):
+    # The test server stands in for "another PostgreSQL": reached through PG* variables alone.
+    monkeypatch.setenv("PGHOST", "127.0.0.1")
+    monkeypatch.setenv("PGDATABASE", "postgres")
+    assert cli.main(["db", "status"]) == 0
+    assert "PGHOST is set" in capsys.readouterr().out
+    assert cli.main(["db", "start"]) == 1
+    assert cli.main(["generate", "--customers", "50", "--products", "20", "--offers", "5", "--days", "20"]) == 0
+    assert "customers" in capsys.readouterr().out
