@@ -37,6 +37,14 @@ def connect(settings: Settings) -> psycopg.Connection:
         raise ConnectionError(f"cannot reach the warehouse at {settings.database.describe()}.{hint}") from err
 
 
+def create_database(settings: Settings) -> None:
+    """Create the configured database on its server if it does not exist yet."""
+    db = settings.database
+    with psycopg.connect(db.conninfo(dbname="postgres"), autocommit=True, connect_timeout=10) as conn:
+        if conn.execute("select 1 from pg_database where datname = %s", (db.dbname,)).fetchone() is None:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(db.dbname)))
+
+
 def _ddl(name: str, schema: str) -> sql.Composed:
     template = resources.files("ml").joinpath("sql", name).read_text()
     return sql.SQL(template).format(schema=sql.Identifier(schema))
@@ -161,14 +169,6 @@ def _columns(conn: psycopg.Connection, schema: str, table: str) -> list[str]:
         (schema, table),
     ).fetchall()
     return [name for (name,) in rows]
-
-
-def table_counts(conn: psycopg.Connection, schema: str, tables: Sequence[str]) -> dict[str, int]:
-    """Row counts of `schema.table` for each table."""
-    return {
-        table: conn.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(schema, table))).fetchone()[0]
-        for table in tables
-    }
 
 
 # --- feature marts built by dbt -------------------------------------------------------------------

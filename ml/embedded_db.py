@@ -14,9 +14,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-
+from ml import data
 from ml.config import Settings
 
 with warnings.catch_warnings():
@@ -151,7 +149,7 @@ def start(settings: Settings) -> ServerStatus:
                 server_log.seek(log_offset)
                 fatal = [line for line in server_log if "FATAL" in line or "HINT" in line]
             raise EmbeddedServerError(f"{err}\n" + "".join(fatal[-4:]) + f"(full log: {log})") from err
-    create_database(settings)
+    data.create_database(settings)
     return status(settings)
 
 
@@ -160,12 +158,3 @@ def stop(settings: Settings) -> ServerStatus:
     if status(settings).running:
         _run_tool("pg_ctl", ["-D", str(settings.pgdata), "-w", "-m", "fast", "stop"], timeout=90)
     return status(settings)
-
-
-def create_database(settings: Settings) -> None:
-    """Create the configured database on the server if it does not exist yet."""
-    db = settings.database
-    with psycopg.connect(db.conninfo(dbname="postgres"), autocommit=True) as conn:
-        exists = conn.execute("select 1 from pg_database where datname = %s", (db.dbname,)).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(db.dbname)))
