@@ -22,6 +22,8 @@ import pyarrow.csv as pa_csv
 from psycopg import sql
 
 from ml.config import Settings
+from ml.contract import RAW_CONTRACT, Contract, Table
+from ml.contract import ddl as contract_ddl
 
 COPY_CHUNK_ROWS = 500_000
 
@@ -141,34 +143,111 @@ def copy_out(conn: psycopg.Connection, query: sql.Composable, params: QueryParam
 # --- raw data -------------------------------------------------------------------------------------
 
 
-def replace_raw_tables(conn: psycopg.Connection, schema: str, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
-    """Replace the contents of the raw tables with `frames` in one transaction; returns row counts."""
+def replace_raw_tables(
+    conn: psycopg.Connection, schema: str, frames: Mapping[str, pd.DataFrame], contract: Contract = RAW_CONTRACT
+) -> dict[str, int]:
+    """Replace the contents of every raw table of `contract` with `frames`, in one transaction.
+
+    `frames` holds every required table and any optional ones; an absent optional table is left
+    empty, and an optional column absent from a frame is loaded as null (COPY names the columns).
+    A table whose columns differ from the contract is dropped (with the views on it) and recreated.
+    Returns the row count of every table.
+    """
+    unknown = sorted(set(frames) - set(contract.table_names))
+    missing = sorted(table.name for table in contract.tables if table.required and table.name not in frames)
+    if unknown or missing:
+        raise ValueError(f"raw tables not in the contract: {unknown}; required tables missing: {missing}")
+    for name, frame in frames.items():
+        table = contract.table(name)
+        extra = sorted(set(frame.columns) - set(table.column_names))
+        absent = sorted(c.name for c in table.columns if c.required and c.name not in frame.columns)
+        if extra or absent:
+            raise ValueError(f"{name}: columns not in the contract: {extra}; required columns missing: {absent}")
     counts: dict[str, int] = {}
     with conn.transaction():
         conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
-        for table, frame in frames.items():
-            existing = _columns(conn, schema, table)
-            if existing and existing != list(frame.columns):
+        for table in contract.tables:
+            existing = _column_signature(conn, schema, table.name)
+            if existing and existing != _contract_signature(table):
                 # A table of an older contract is rebuilt; the staging views on it go with it and
                 # the next dbt run recreates them.
-                conn.execute(sql.SQL("drop table {} cascade").format(sql.Identifier(schema, table)))
-        conn.execute(_ddl("raw_tables.sql", schema))
-        for table, frame in frames.items():
-            target = sql.Identifier(schema, table)
-            conn.execute(sql.SQL("truncate {}").format(target))
-            counts[table] = copy_in(conn, target, frame)
-    for table in frames:
-        conn.execute(sql.SQL("analyze {}").format(sql.Identifier(schema, table)))
+                conn.execute(sql.SQL("drop table {} cascade").format(sql.Identifier(schema, table.name)))
+        conn.execute(sql.SQL(contract_ddl(contract)).format(schema=sql.Identifier(schema)))
+        targets = [sql.Identifier(schema, name) for name in contract.table_names]
+        conn.execute(sql.SQL("truncate {}").format(sql.SQL(", ").join(targets)))
+        for table, target in zip(contract.tables, targets, strict=True):
+            frame = frames.get(table.name)
+            counts[table.name] = 0 if frame is None else copy_in(conn, target, frame)
+    for target in targets:
+        conn.execute(sql.SQL("analyze {}").format(target))
     return counts
 
 
-def _columns(conn: psycopg.Connection, schema: str, table: str) -> list[str]:
+def clear_truth_tables(conn: psycopg.Connection, schema: str = "truth") -> list[str]:
+    """Empty every table of the simulator's truth schema, if there is one; returns their names.
+
+    A user's own raw data must never sit next to the ground truth of an earlier simulation."""
+    tables = [
+        name
+        for (name,) in conn.execute(
+            "select table_name from information_schema.tables"
+            " where table_schema = %s and table_type = 'BASE TABLE' order by table_name",
+            (schema,),
+        ).fetchall()
+    ]
+    if tables:
+        conn.execute(sql.SQL("truncate {}").format(sql.SQL(", ").join(sql.Identifier(schema, name) for name in tables)))
+    return tables
+
+
+def replace_truth_tables(conn: psycopg.Connection, schema: str, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+    """Replace the simulator's ground truth with `frames`, in one transaction; returns row counts."""
+    with conn.transaction():
+        conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+        conn.execute(_ddl("truth_tables.sql", schema))
+        counts = {}
+        for name, frame in frames.items():
+            target = sql.Identifier(schema, name)
+            conn.execute(sql.SQL("truncate {}").format(target))
+            counts[name] = copy_in(conn, target, frame)
+    return counts
+
+
+def read_true_probabilities(conn: psycopg.Connection, schema: str, impression_ids: pd.Series) -> pd.Series | None:
+    """The true redemption probability of each impression, indexed by impression_id.
+
+    None unless the truth schema covers every one of `impression_ids`: an oracle on part of the
+    rows would not be comparable with the model it stands beside.
+    """
+    table = sql.Identifier(schema, "impression_outcomes")
+    exists = conn.execute("select to_regclass(%s)", (f"{sql.Identifier(schema).as_string(conn)}.impression_outcomes",))
+    if exists.fetchone()[0] is None:
+        return None
+    truth = copy_out(
+        conn,
+        sql.SQL("select impression_id, true_probability from {} where impression_id = any(%s)").format(table),
+        (impression_ids.to_numpy().tolist(),),
+    ).set_index("impression_id")["true_probability"]
+    return truth if impression_ids.isin(truth.index).all() else None
+
+
+# Type names as PostgreSQL's format_type() spells them, where they differ from the contract's.
+_FORMAT_TYPE = {"timestamptz": "timestamp with time zone"}
+
+
+def _contract_signature(table: Table) -> list[tuple[str, str, bool]]:
+    return [(c.name, _FORMAT_TYPE.get(c.type, c.type.replace(", ", ",")), c.required) for c in table.columns]
+
+
+def _column_signature(conn: psycopg.Connection, schema: str, table: str) -> list[tuple[str, str, bool]]:
+    """(name, type, not null) of each column of an existing table, in order; empty when there is none."""
     rows = conn.execute(
-        "select column_name from information_schema.columns"
-        " where table_schema = %s and table_name = %s order by ordinal_position",
+        "select a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull"
+        " from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace"
+        " where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped order by a.attnum",
         (schema, table),
     ).fetchall()
-    return [name for (name,) in rows]
+    return [tuple(row) for row in rows]
 
 
 # --- feature marts built by dbt -------------------------------------------------------------------
@@ -302,11 +381,26 @@ def replace_recommendations(conn: psycopg.Connection, schema: str, score_date: d
 
 
 def replace_eval_metrics(conn: psycopg.Connection, schema: str, model_id: str, metrics: pd.DataFrame) -> int:
-    """Replace a model's evaluation rows in one transaction."""
+    """Replace the evaluation rows on a model's rows (its own and the oracle's) in one transaction."""
     table = sql.Identifier(schema, "eval_metrics")
     with conn.transaction():
-        conn.execute(sql.SQL("delete from {} where model_id = %s").format(table), (model_id,))
+        conn.execute(sql.SQL("delete from {} where evaluated_model_id = %s").format(table), (model_id,))
         return copy_in(conn, table, metrics)
+
+
+def validation_metrics(conn: psycopg.Connection, schema: str, evaluated_model_id: str) -> dict[str, dict[str, float]]:
+    """{scorer model_id: {metric name: value}} on the validation rows of `evaluated_model_id`."""
+    rows = conn.execute(
+        sql.SQL(
+            "select model_id, metric || coalesce('@' || k, ''), value from {}"
+            " where evaluated_model_id = %s and split = 'valid' order by model_id, metric, k"
+        ).format(sql.Identifier(schema, "eval_metrics")),
+        (evaluated_model_id,),
+    ).fetchall()
+    metrics: dict[str, dict[str, float]] = {}
+    for model_id, name, value in rows:
+        metrics.setdefault(model_id, {})[name] = value
+    return metrics
 
 
 @dataclass

@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from ml import data, embedded_db
+from ml import data, embedded_db, load
 from ml.config import PROJECT_ROOT, Settings, load_settings
-from ml.generate import GeneratorParams, generate_dataset
+from ml.generate import GeneratorParams, generate_all
 
 
 def _ensure_database(settings: Settings) -> None:
@@ -45,12 +45,34 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     )
     _ensure_database(settings)
     started = time.perf_counter()
-    frames = generate_dataset(params)
-    with data.connect(settings) as conn:
+    frames, truth = generate_all(params)
+    with data.connect(settings) as conn, conn.transaction():
         counts = data.replace_raw_tables(conn, settings.raw_schema, frames)
+        data.replace_truth_tables(conn, settings.truth_schema, truth)
     print(f"generated {params} in {time.perf_counter() - started:.1f}s into schema {settings.raw_schema!r}:")
     for table, rows in counts.items():
         print(f"  {table:<12} {rows:>10,}")
+    return 0
+
+
+def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
+    started = time.perf_counter()
+    try:
+        frames = load.conform(load.read_directory(args.directory))
+    except load.ContractError as err:
+        print(f"offerrank load: {args.directory}: {err}", file=sys.stderr)
+        print(f"offerrank load: nothing loaded; schema {settings.raw_schema!r} is unchanged.", file=sys.stderr)
+        return 2
+    _ensure_database(settings)
+    with data.connect(settings) as conn, conn.transaction():
+        # One transaction: readers see the old raw data or the new, and never the new data next
+        # to the ground truth of an earlier simulation.
+        counts = data.replace_raw_tables(conn, settings.raw_schema, frames)
+        data.clear_truth_tables(conn, settings.truth_schema)
+    print(f"loaded {args.directory} in {time.perf_counter() - started:.1f}s into schema {settings.raw_schema!r}:")
+    for table, rows in counts.items():
+        note = "" if table in frames else "  (no file: left empty)"
+        print(f"  {table:<18} {rows:>10,}{note}")
     return 0
 
 
@@ -80,7 +102,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     from dagster import DagsterInstance
 
-    from ml.pipeline import run_summary
+    from ml.pipeline import ORACLE_MODEL_ID, run_summary
     from orchestration.project import warehouse_project
 
     warehouse_project.preparer.prepare(warehouse_project)
@@ -107,8 +129,15 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"tables in schema {settings.ml_schema!r} (rows for {summary.run_date} where keyed by date):")
     for table, rows in summary.table_rows.items():
         print(f"  {table:<16} {rows:>10,}")
-    for metric, value in summary.champion_metrics.items():
-        print(f"champion {metric} (validation): {value:.4f}")
+    model_metrics = summary.validation_metrics.get(summary.champion_id or "", {})
+    oracle_metrics = summary.validation_metrics.get(ORACLE_MODEL_ID, {})
+    if model_metrics:
+        print(f"champion {summary.champion_id}, validation window:")
+        print(f"  {'metric':<10} {'model':>8} {'oracle':>8} {'gap':>8}")
+    for metric, value in model_metrics.items():
+        oracle = oracle_metrics.get(metric)
+        gap = f"{oracle - value:8.4f}" if oracle is not None else f"{'':8}"
+        print(f"  {metric:<10} {value:8.4f} {oracle if oracle is not None else float('nan'):8.4f} {gap}")
     return 0 if result.success else 1
 
 
@@ -136,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=defaults.seed)
     generate.add_argument("--end-date", type=_date, default=defaults.end_date, help="last day of the data")
     generate.set_defaults(handler=cmd_generate)
+
+    load_ = commands.add_parser(
+        "load", help="check a directory of CSV or parquet files against the raw data contract and load it"
+    )
+    load_.add_argument("directory", type=Path, help="one <table>.csv or <table>.parquet per table")
+    load_.set_defaults(handler=cmd_load)
 
     dev = commands.add_parser("dev", help="open the Dagster UI on the code location (dagster dev)")
     dev.add_argument("--host", default="127.0.0.1")
