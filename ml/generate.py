@@ -1,68 +1,25 @@
-"""Synthetic retail data for offerrank: the seven raw tables of `ml/sql/raw_tables.sql`.
+"""Simulated retail data with known ground truth for offerrank.
 
-`generate_dataset(GeneratorParams())` returns one DataFrame per raw table, keyed in load order
-(customers, products, orders, order_items, offers, impressions, redemptions), with the DDL's
-columns in the DDL's order. It is a pure function of its parameters: every random draw comes from
-`numpy.random.default_rng(seed)`, split into one child stream per stage, so a seed always gives the
-same frames. `simulate()` returns the same data before it becomes frames, with the latent variables
-and each impression's true redemption probability kept, for ground-truth checks.
+`generate_dataset(GeneratorParams())` returns one DataFrame per raw table of the raw data contract,
+keyed in load order (customers, products, orders, order_items, offers, impressions, redemptions,
+interaction_events), with the contract's columns in its order. `truth_tables(world)` returns the
+tables of schema `truth` (`impression_outcomes`: each impression's true redemption probability);
+`generate_all(params)` gives both from one simulation, and `simulate()` the world before it becomes
+frames, latent variables included.
 
-The world
----------
-History covers `days` days ending on `end_date` (inclusive); day 0 is the first day. Times are UTC.
+It is a pure function of its parameters: every draw comes from `numpy.random.default_rng(seed)`,
+split into one child stream per stage, so a seed always gives the same frames. The world (customers'
+latent traits, the logging policy and its propensities, the true redemption model, the event model,
+delays) is described in docs/simulator.md; the coefficients live in `RedemptionModel`,
+`LoggingPolicy` and `EventModel`.
 
-* Customers (latent per customer, never output):
-  business type (horeca 35 %, trader 20 %, office 15 %, household 30 %) and region; a category
-  preference vector (Dirichlet around the assortment shares, tilted by business type: horeca buys
-  meat and produce, offices beverages, snacks and paper); `price_sensitivity` in 0..1 (Beta, traders
-  highest); `promo_affinity` in 0..1 (Beta, rising with price sensitivity); `activity_rate` in
-  orders per day (lognormal around a business-type median); `visit_probability`, the daily chance
-  of opening the app and seeing offers (rises with activity). About 10 % sign up during the
-  history; the rest signed up before it. Nobody orders or sees offers before signing up.
-* Products: 10 categories; price tier 1..3 (each tier costs more), own brand (cheaper, higher
-  margin), fresh (by category), list price and cost (cost < price), and a latent popularity that
-  weights choices within a category.
-* Orders: Poisson per customer-day with mean `activity_rate` x a business-type weekday weight
-  (offices and horeca order on weekdays, households on Fridays and Saturdays), at a business-type
-  hour of day. 1..10 lines per order; each line's category comes from the customer's preferences,
-  its product from the category by popularity, shifted toward tier 1 for price-sensitive customers.
-  Quantities are larger for horeca and traders. A line is a promotion (`is_promo`) with
-  probability 0.02 + 0.35 x promo_affinity and then pays 5..30 % below the list price.
-* Offers: `offers` in all, staggered over the history (some start before it, some run past
-  `end_date`), each active 7..28 days. ~50 % product offers (product drawn by popularity,
-  10..40 % off), ~35 % category offers (5..30 %), ~15 % store-wide (5..15 %). `margin_impact` is
-  the discount divided by the normal gross margin rate of what it covers, capped at 1. ~20 % are
-  targeted at one business type.
-* Impressions (the logged policy): each day each signed-up customer visits with
-  `visit_probability` and is shown 1 + Poisson(1.2) offers (at most 5) drawn uniformly without
-  replacement from the eligible ones: active that day and not targeted at another business type.
-  Offers of one visit are shown seconds apart.
-* Redemptions: each impression is redeemed with probability sigmoid(z), where
-
-      z = b0 + b1 * category_affinity + b2 * price_sensitivity * discount_pct / 100
-          + b3 * bought_product_before + b4 * business_type_match + b5 * recency
-          + b6 * promo_affinity + e,   e ~ Normal(0, noise_sd)
-
-  with b0 = -5.3, b1 = 0.6, b2 = 6.0, b3 = 1.5, b4 = 0.8, b5 = 1.0, b6 = 1.2, noise_sd = 0.5
-  (`RedemptionModel`). `category_affinity` is the customer's preference for the offer's category
-  (a product offer's is its product's) times the number of categories, so 1 is average; store-wide
-  offers get 1. `bought_product_before` is 1 when the customer ordered the offer's product on a day
-  before the impression's day (product offers only). `business_type_match` is 1 when the offer
-  targets the customer's business type. `recency` is exp(-days since the customer's last earlier
-  order / 14), 0 with no earlier order. The redemption comes 0..14 days after the impression
-  (truncated exponential, mean 3 days); it is dropped when it would fall after the offer's last day
-  or after `end_date` (it has not happened yet). A customer redeems an offer at most once: the
-  earliest redemption is kept. About 7 % of impressions end in a redemption at the defaults.
-
-Types of the frames
--------------------
-Ids are int64 (1-based), except `offers.product_id`, which is nullable `Int64`. `price_tier` is
-int16, `line_number` and `quantity` are int32. Strings are pandas `str`; missing `offers.category`
-and `offers.target_business_type` are NaN. Money is float64 rounded to 2 decimals, `discount_pct`
-to 2, `margin_impact` to 4. Timestamps (`*_at`) are `datetime64[ns, UTC]` on whole seconds. Date
-columns (`signup_date`, `starts_on`, `ends_on`) are `object` columns of `datetime.date`: pyarrow
-turns them into date32 and both `pyarrow.csv.write_csv` and `DataFrame.to_csv` write them as
-`YYYY-MM-DD`, which COPY reads as a date.
+Types of the frames: ids are int64 (1-based), except `offers.product_id` (nullable `Int64`).
+`price_tier` is int16, `line_number` and `quantity` int32. Strings are pandas `str`, missing ones
+NaN. Money is float64 rounded to 2 decimals, nullable `Float64` where it may be missing
+(`discount_pct`, `reward_amount`, `min_spend`); `margin_impact` is rounded to 4; `propensity` and
+`true_probability` are unrounded float64. Timestamps (`*_at`) are `datetime64[ns, UTC]` on whole
+seconds. Date columns (`signup_date`, `starts_on`, `ends_on`) are `object` columns of
+`datetime.date`: pyarrow turns them into date32 and CSV writers write them as `YYYY-MM-DD`.
 """
 
 from __future__ import annotations
@@ -118,11 +75,12 @@ class Category:
     base_price: float  # median tier-1 list price
     fresh_share: float  # probability that a product of the category is fresh
     margin: float  # mean gross margin rate
+    department: str  # the level above the category
 
 
 @dataclass(frozen=True)
 class RedemptionModel:
-    """Coefficients of p(redeem | customer, offer, day); see the module docstring."""
+    """Coefficients of the true p(redeem | customer, offer, day); see docs/simulator.md."""
 
     intercept: float = -5.3
     category_affinity: float = 0.6
@@ -156,16 +114,16 @@ BUSINESS_TYPES: tuple[BusinessType, ...] = (
 )  # fmt: skip
 
 CATEGORIES: tuple[Category, ...] = (
-    Category("beverages", 0.14, 2.5, 0.0, 0.28),
-    Category("dairy", 0.10, 1.8, 0.9, 0.22),
-    Category("bakery", 0.07, 2.2, 0.95, 0.35),
-    Category("meat_fish", 0.10, 9.0, 0.9, 0.20),
-    Category("produce", 0.10, 2.0, 1.0, 0.30),
-    Category("frozen", 0.08, 4.5, 0.0, 0.27),
-    Category("dry_goods", 0.14, 2.2, 0.0, 0.25),
-    Category("snacks_confectionery", 0.09, 2.0, 0.0, 0.33),
-    Category("cleaning_hygiene", 0.09, 4.0, 0.0, 0.35),
-    Category("paper_disposables", 0.09, 6.0, 0.0, 0.30),
+    Category("beverages", 0.14, 2.5, 0.0, 0.28, "drinks"),
+    Category("dairy", 0.10, 1.8, 0.9, 0.22, "fresh_food"),
+    Category("bakery", 0.07, 2.2, 0.95, 0.35, "fresh_food"),
+    Category("meat_fish", 0.10, 9.0, 0.9, 0.20, "fresh_food"),
+    Category("produce", 0.10, 2.0, 1.0, 0.30, "fresh_food"),
+    Category("frozen", 0.08, 4.5, 0.0, 0.27, "fresh_food"),
+    Category("dry_goods", 0.14, 2.2, 0.0, 0.25, "ambient_food"),
+    Category("snacks_confectionery", 0.09, 2.0, 0.0, 0.33, "ambient_food"),
+    Category("cleaning_hygiene", 0.09, 4.0, 0.0, 0.35, "non_food"),
+    Category("paper_disposables", 0.09, 6.0, 0.0, 0.30, "non_food"),
 )
 
 REGIONS: tuple[tuple[str, float], ...] = (
@@ -197,8 +155,51 @@ OFFER_LEAD_DAYS = 14  # offers may start this many days before the history
 OFFER_PLANNED_AHEAD_DAYS = 14  # offers are planned this far past the history, so its next day looks like any other
 TARGETED_SHARE = 0.20
 
-SHOWN_EXTRA_MEAN = 1.2  # offers shown per visit: 1 + Poisson(SHOWN_EXTRA_MEAN), capped
-MAX_SHOWN = 5
+PERCENT, FIXED = 0, 1  # discount types
+DISCOUNT_TYPES = ("percent", "fixed")
+FIXED_SHARE = 0.25  # share of offers giving a fixed reward above a minimum spend
+FIXED_REWARD_RANGE = (5.0, 50.0)  # whole currency units, log-uniform
+FIXED_MIN_SPEND_FACTOR = (3.0, 10.0)  # min_spend = reward x this, whole units
+PERCENT_MIN_SPEND_SHARE = 0.30  # percent offers that also need a minimum spend
+PERCENT_MIN_SPEND_RANGE = (20.0, 150.0)  # rounded to multiples of 5
+
+
+@dataclass(frozen=True)
+class LoggingPolicy:
+    """The serving policy that chose the logged impressions; see docs/simulator.md.
+
+    Each eligible offer is included independently with probability
+    q = clip(expected_shown * softmax(score / temperature), min_q, max_q), where
+    score = depth_weight * discount depth (in tens of percent) + prior_weight * log popularity of what
+    the offer covers + target_bonus for an offer targeted at the customer's business type. Visits that
+    come out empty are drawn again, so the logged propensity is q / (1 - prod(1 - q_eligible))."""
+
+    expected_shown: float = 2.2
+    temperature: float = 1.0
+    depth_weight: float = 1.0
+    prior_weight: float = 0.7
+    target_bonus: float = 0.5
+    min_q: float = 0.02
+    max_q: float = 0.9
+
+
+@dataclass(frozen=True)
+class EventModel:
+    """How impressions turn into view, click and dismiss events; see docs/simulator.md."""
+
+    click_if_redeemed: float = 0.9
+    click_base: float = 0.02
+    click_slope: float = 1.5  # click probability = base + slope x true p (capped) when not redeemed
+    max_click: float = 0.95
+    dismiss_base: float = 0.35  # dismiss probability = base x (1 - true p) when not clicked
+    mean_click_delay_s: float = 40.0
+    mean_dismiss_delay_s: float = 10.0
+
+
+LOGGING_POLICY = LoggingPolicy()
+EVENT_MODEL = EventModel()
+VIEW, CLICK, DISMISS = 0, 1, 2  # event types
+EVENT_TYPES = ("view", "click", "dismiss")
 
 
 # --- latent state ----------------------------------------------------------------------------------
@@ -262,7 +263,12 @@ class Offers:
     product: np.ndarray  # product index, -1 unless a product offer
     category: np.ndarray  # category index, -1 unless a category offer
     covered_category: np.ndarray  # the category the offer is about (a product's own); -1 store-wide
-    discount_pct: np.ndarray
+    discount_type: np.ndarray  # PERCENT or FIXED
+    discount_pct: np.ndarray  # NaN for fixed offers
+    reward_amount: np.ndarray  # NaN for percent offers
+    min_spend: np.ndarray  # NaN: none
+    discount_depth: np.ndarray  # 0..1: discount_pct / 100, or reward_amount / min_spend
+    popularity_prior: np.ndarray  # log popularity of what the offer covers (the policy's prior)
     margin_impact: np.ndarray
     start_day: np.ndarray  # day index, may be negative
     end_day: np.ndarray  # inclusive, may be past the history
@@ -275,6 +281,7 @@ class Impressions:
     offer: np.ndarray
     day: np.ndarray
     shown_at_s: np.ndarray
+    propensity: np.ndarray  # probability that the logging policy showed this offer in this visit
 
 
 @dataclass(frozen=True)
@@ -283,7 +290,7 @@ class ImpressionFeatures:
 
     category_affinity: np.ndarray
     price_sensitivity: np.ndarray
-    discount_pct: np.ndarray
+    discount_depth: np.ndarray
     bought_product_before: np.ndarray
     business_type_match: np.ndarray
     recency: np.ndarray
@@ -299,6 +306,13 @@ class Redemptions:
 
 
 @dataclass(frozen=True)
+class InteractionEvents:
+    impression: np.ndarray  # sorted by event_at_s
+    event_type: np.ndarray  # VIEW, CLICK or DISMISS
+    event_at_s: np.ndarray
+
+
+@dataclass(frozen=True)
 class World:
     """Everything `simulate` drew: the latent state and the events, as arrays of indices."""
 
@@ -310,8 +324,9 @@ class World:
     offers: Offers
     impressions: Impressions
     features: ImpressionFeatures
-    redemption_probability: np.ndarray  # per impression, noise included
+    redemption_probability: np.ndarray  # per impression, noise included: the truth
     redemptions: Redemptions
+    events: InteractionEvents
 
 
 # --- public API ------------------------------------------------------------------------------------
@@ -319,25 +334,40 @@ class World:
 
 def generate_dataset(params: GeneratorParams) -> dict[str, pd.DataFrame]:
     """The raw tables, keyed in load order: customers, products, orders, order_items, offers,
-    impressions, redemptions."""
+    impressions, redemptions, interaction_events."""
     return to_frames(simulate(params))
 
 
-def simulate(params: GeneratorParams, model: RedemptionModel = REDEMPTION_MODEL) -> World:
-    """Draw the whole world for `params`: latent variables, orders, offers, impressions, redemptions."""
-    streams = np.random.default_rng(params.seed).spawn(6)
+def generate_all(params: GeneratorParams) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """(raw tables, truth tables) from one simulation."""
+    world = simulate(params)
+    return to_frames(world), truth_tables(world)
+
+
+def simulate(
+    params: GeneratorParams,
+    model: RedemptionModel = REDEMPTION_MODEL,
+    policy: LoggingPolicy = LOGGING_POLICY,
+    event_model: EventModel = EVENT_MODEL,
+) -> World:
+    """Draw the whole world for `params`: latent variables, orders, offers, impressions,
+    redemptions and interaction events."""
+    streams = np.random.default_rng(params.seed).spawn(7)
     calendar = Calendar(params.end_date - dt.timedelta(days=params.days - 1), params.days)
     customers = draw_customers(streams[0], params.customers, calendar)
     products = draw_products(streams[1], params.products)
     orders = simulate_orders(streams[2], customers, products, calendar)
     offers = plan_offers(streams[3], params.offers, products, calendar)
-    impressions = simulate_impressions(streams[4], customers, offers, calendar)
+    impressions = simulate_impressions(streams[4], customers, offers, calendar, policy)
     features = impression_features(customers, products, orders, offers, impressions, calendar, model)
     rng = streams[5]
-    logit = redemption_logit(features, model) + rng.normal(0.0, model.noise_sd, len(features.discount_pct))
+    logit = redemption_logit(features, model) + rng.normal(0.0, model.noise_sd, len(features.discount_depth))
     probability = 1.0 / (1.0 + np.exp(-logit))
     redemptions = simulate_redemptions(rng, probability, impressions, offers, calendar, model)
-    return World(params, calendar, customers, products, orders, offers, impressions, features, probability, redemptions)
+    events = simulate_events(streams[6], probability, impressions, redemptions, event_model)
+    return World(
+        params, calendar, customers, products, orders, offers, impressions, features, probability, redemptions, events
+    )
 
 
 # --- customers and products ------------------------------------------------------------------------
@@ -513,59 +543,138 @@ def plan_offers(rng: np.random.Generator, n: int, products: Products, calendar: 
     covered_category = np.where(kind == PRODUCT, products.category[np.maximum(product, 0)], category)
 
     low, high = np.array(OFFER_DISCOUNT_RANGE).T
-    discount_pct = np.round(rng.uniform(low[kind], high[kind]), 2)
-    margin_impact = _margin_impact(discount_pct, kind, product, category, products)
+    discount_type = np.where(rng.random(n) < FIXED_SHARE, FIXED, PERCENT)
+    is_fixed = discount_type == FIXED
+    percent = np.round(rng.uniform(low[kind], high[kind]), 2)
+    reward = np.rint(np.exp(rng.uniform(*np.log(FIXED_REWARD_RANGE), n)))
+    fixed_min_spend = np.rint(reward * rng.uniform(*FIXED_MIN_SPEND_FACTOR, n))
+    percent_min_spend = 5.0 * np.rint(rng.uniform(*PERCENT_MIN_SPEND_RANGE, n) / 5.0)
+    percent_min_spend[rng.random(n) >= PERCENT_MIN_SPEND_SHARE] = np.nan
+    discount_pct = np.where(is_fixed, np.nan, percent)
+    reward_amount = np.where(is_fixed, reward, np.nan)
+    min_spend = np.where(is_fixed, fixed_min_spend, percent_min_spend)
+    discount_depth = np.where(is_fixed, reward / fixed_min_spend, percent / 100.0)
+    margin_impact = _margin_impact(discount_depth, kind, product, category, products)
 
     bt_shares = np.array([bt.share for bt in BUSINESS_TYPES])
     target = rng.choice(len(BUSINESS_TYPES), size=n, p=bt_shares / bt_shares.sum())
     target = np.where(rng.random(n) < TARGETED_SHARE, target, -1)
-    return Offers(kind, product, category, covered_category, discount_pct, margin_impact, start_day, end_day, target)
+    return Offers(
+        kind=kind,
+        product=product,
+        category=category,
+        covered_category=covered_category,
+        discount_type=discount_type,
+        discount_pct=discount_pct,
+        reward_amount=reward_amount,
+        min_spend=min_spend,
+        discount_depth=discount_depth,
+        popularity_prior=_popularity_prior(kind, product, category, products),
+        margin_impact=margin_impact,
+        start_day=start_day,
+        end_day=end_day,
+        target_business_type=target,
+    )
+
+
+def _covered_mean(
+    values: np.ndarray, kind: np.ndarray, product: np.ndarray, category: np.ndarray, products: Products
+) -> np.ndarray:
+    """Per offer: the value of its product, the mean over its category's products, or over all products."""
+    by_category = np.bincount(products.category, values, len(CATEGORIES)) / np.bincount(
+        products.category, minlength=len(CATEGORIES)
+    )
+    return np.select(
+        [kind == PRODUCT, kind == CATEGORY],
+        [values[np.maximum(product, 0)], by_category[np.maximum(category, 0)]],
+        values.mean(),
+    )
+
+
+def _popularity_prior(kind: np.ndarray, product: np.ndarray, category: np.ndarray, products: Products) -> np.ndarray:
+    """Log popularity of what each offer covers: the logging policy's popularity prior."""
+    return np.log(_covered_mean(products.popularity, kind, product, category, products))
 
 
 def _margin_impact(
-    discount_pct: np.ndarray, kind: np.ndarray, product: np.ndarray, category: np.ndarray, products: Products
+    discount_depth: np.ndarray, kind: np.ndarray, product: np.ndarray, category: np.ndarray, products: Products
 ) -> np.ndarray:
-    """Share of the normal gross margin given up: discount / margin rate of what the offer covers."""
+    """Share of the normal gross margin given up: discount depth / margin rate of what the offer covers."""
     margin_rate = (products.unit_price - products.unit_cost) / products.unit_price
-    category_rate = np.bincount(products.category, margin_rate, len(CATEGORIES)) / np.bincount(
-        products.category, minlength=len(CATEGORIES)
-    )
-    rate = np.select(
-        [kind == PRODUCT, kind == CATEGORY],
-        [margin_rate[np.maximum(product, 0)], category_rate[np.maximum(category, 0)]],
-        margin_rate.mean(),
-    )
-    return np.round(np.clip(discount_pct / 100.0 / rate, 0.0, 1.0), 4)
+    rate = _covered_mean(margin_rate, kind, product, category, products)
+    return np.round(np.clip(discount_depth / rate, 0.0, 1.0), 4)
+
+
+def inclusion_probabilities(
+    offers: Offers, active: np.ndarray, business_type: int, policy: LoggingPolicy
+) -> np.ndarray:
+    """q per active offer for a visitor of `business_type`: 0 where not eligible (targeted elsewhere)."""
+    target = offers.target_business_type[active]
+    eligible = (target < 0) | (target == business_type)
+    if not eligible.any():
+        return np.zeros(len(active))
+    score = (
+        policy.depth_weight * offers.discount_depth[active] * 10.0
+        + policy.prior_weight * offers.popularity_prior[active]
+        + policy.target_bonus * (target == business_type)
+    ) / policy.temperature
+    weight = np.where(eligible, np.exp(score - score[eligible].max()), 0.0)
+    q = np.clip(policy.expected_shown * weight / weight.sum(), policy.min_q, policy.max_q)
+    return np.where(eligible, q, 0.0)
+
+
+def sample_shown(rng: np.random.Generator, q: np.ndarray) -> np.ndarray:
+    """(visits, offers) inclusion mask: independent Bernoulli(q) per cell, rows drawn again until
+    they show at least one offer. Rows must have some q > 0."""
+    shown = rng.random(q.shape) < q
+    empty = np.flatnonzero(~shown.any(axis=1))
+    while len(empty):
+        shown[empty] = rng.random((len(empty), q.shape[1])) < q[empty]
+        empty = empty[~shown[empty].any(axis=1)]
+    return shown
+
+
+def propensities(q: np.ndarray) -> np.ndarray:
+    """P(offer shown | the visit shows at least one) = q / (1 - prod(1 - q)), per row of q."""
+    return q / -np.expm1(np.log1p(-q).sum(axis=-1, keepdims=True))
 
 
 def simulate_impressions(
-    rng: np.random.Generator, customers: Customers, offers: Offers, calendar: Calendar
+    rng: np.random.Generator,
+    customers: Customers,
+    offers: Offers,
+    calendar: Calendar,
+    policy: LoggingPolicy = LOGGING_POLICY,
 ) -> Impressions:
-    """The logged policy: visiting customers see a few eligible offers, uniformly at random."""
+    """The logged policy: each visiting customer sees the eligible offers that `sample_shown` picks,
+    best-scored first, seconds apart; each impression keeps its propensity."""
     n = len(customers.business_type)
     parts: list[tuple[np.ndarray, ...]] = []
     for day in range(calendar.days):
         visiting = (rng.random(n) < customers.visit_probability) & (customers.signup_day <= day)
         active = np.flatnonzero((offers.start_day <= day) & (offers.end_day >= day))
-        visitors = np.flatnonzero(visiting)
-        if len(active) == 0 or len(visitors) == 0:
+        if len(active) == 0 or not visiting.any():
             continue
-        target = offers.target_business_type[active]
-        eligible = (target[None, :] < 0) | (target[None, :] == customers.business_type[visitors][:, None])
-        keys = np.where(eligible, rng.random(eligible.shape), 2.0)
-        ranked = np.argsort(keys, axis=1)
-        wanted = np.minimum(1 + rng.poisson(SHOWN_EXTRA_MEAN, len(visitors)), MAX_SHOWN)
-        shown = np.minimum(wanted, eligible.sum(axis=1))
-        row, position = np.nonzero(np.arange(len(active))[None, :] < shown[:, None])
+        q_by_type = np.array([inclusion_probabilities(offers, active, b, policy) for b in range(len(BUSINESS_TYPES))])
+        has_eligible = q_by_type.any(axis=1)
+        visitors = np.flatnonzero(visiting & has_eligible[customers.business_type])
+        if len(visitors) == 0:
+            continue
+        q = q_by_type[customers.business_type[visitors]]
+        shown = sample_shown(rng, q)
+        ranked = np.argsort(np.where(shown, -q, 1.0), axis=1, kind="stable")
+        row, position = np.nonzero(np.arange(len(active))[None, :] < shown.sum(axis=1)[:, None])
+        column = ranked[row, position]
         session_s = np.clip(rng.normal(12 * 3600.0, 3.5 * 3600.0, len(visitors)), 6 * 3600, 23 * 3600).astype(np.int64)
         shown_at_s = calendar.start_s + day * SECONDS_PER_DAY + session_s[row] + 7 * position
-        parts.append((visitors[row], active[ranked[row, position]], np.full(len(row), day), shown_at_s))
+        propensity = propensities(q_by_type)[customers.business_type[visitors[row]], column]
+        parts.append((visitors[row], active[column], np.full(len(row), day), shown_at_s, propensity))
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
-        return Impressions(empty, empty, empty, empty)
-    customer, offer, day, shown_at_s = (np.concatenate(column) for column in zip(*parts, strict=True))
+        return Impressions(empty, empty, empty, empty, np.zeros(0))
+    customer, offer, day, shown_at_s, propensity = (np.concatenate(column) for column in zip(*parts, strict=True))
     by_time = np.lexsort((offer, customer, shown_at_s))
-    return Impressions(customer[by_time], offer[by_time], day[by_time], shown_at_s[by_time])
+    return Impressions(customer[by_time], offer[by_time], day[by_time], shown_at_s[by_time], propensity[by_time])
 
 
 # --- redemptions -----------------------------------------------------------------------------------
@@ -580,7 +689,7 @@ def impression_features(
     calendar: Calendar,
     model: RedemptionModel,
 ) -> ImpressionFeatures:
-    """The true drivers of redemption for every impression (see the module docstring)."""
+    """The true drivers of redemption for every impression (see docs/simulator.md)."""
     customer, offer = impressions.customer, impressions.offer
     covered = offers.covered_category[offer]
     affinity = customers.category_preference[customer, np.maximum(covered, 0)] * len(CATEGORIES)
@@ -592,7 +701,7 @@ def impression_features(
     return ImpressionFeatures(
         category_affinity=np.where(covered >= 0, affinity, 1.0),
         price_sensitivity=customers.price_sensitivity[customer],
-        discount_pct=offers.discount_pct[offer],
+        discount_depth=offers.discount_depth[offer],
         bought_product_before=bought,
         business_type_match=match,
         recency=recency,
@@ -643,7 +752,7 @@ def redemption_logit(features: ImpressionFeatures, model: RedemptionModel) -> np
     return (
         model.intercept
         + model.category_affinity * features.category_affinity
-        + model.sensitivity_x_discount * features.price_sensitivity * features.discount_pct / 100.0
+        + model.sensitivity_x_discount * features.price_sensitivity * features.discount_depth
         + model.bought_product_before * features.bought_product_before
         + model.business_type_match * features.business_type_match
         + model.recency * features.recency
@@ -690,15 +799,58 @@ def _truncated_exponential(rng: np.random.Generator, n: int, mean_days: float, m
     return np.minimum(np.floor(days * SECONDS_PER_DAY), max_days * SECONDS_PER_DAY).astype(np.int64)
 
 
+# --- interaction events --------------------------------------------------------------------------
+
+
+def simulate_events(
+    rng: np.random.Generator,
+    probability: np.ndarray,
+    impressions: Impressions,
+    redemptions: Redemptions,
+    model: EventModel = EVENT_MODEL,
+) -> InteractionEvents:
+    """A view for every impression; a click, more likely the higher the true probability and before
+    the redemption for most redeemed impressions; a dismiss for some of the others."""
+    n = len(probability)
+    shown_at_s = impressions.shown_at_s
+    redeemed_at_s = np.full(n, np.iinfo(np.int64).max)
+    redeemed_at_s[redemptions.impression] = redemptions.redeemed_at_s
+    is_redeemed = redeemed_at_s < np.iinfo(np.int64).max
+
+    view_at_s = shown_at_s + rng.integers(0, 3, n)
+    click_probability = np.where(
+        is_redeemed,
+        model.click_if_redeemed,
+        np.minimum(model.click_base + model.click_slope * probability, model.max_click),
+    )
+    clicked = rng.random(n) < click_probability
+    click_at_s = np.minimum(
+        view_at_s + 1 + np.floor(rng.exponential(model.mean_click_delay_s, n)).astype(np.int64), redeemed_at_s - 1
+    )
+    dismissed = ~clicked & ~is_redeemed & (rng.random(n) < model.dismiss_base * (1.0 - probability))
+    dismiss_at_s = view_at_s + 1 + np.floor(rng.exponential(model.mean_dismiss_delay_s, n)).astype(np.int64)
+
+    every = np.arange(n)
+    impression = np.concatenate([every, every[clicked], every[dismissed]])
+    event_type = np.concatenate(
+        [np.full(n, VIEW), np.full(int(clicked.sum()), CLICK), np.full(int(dismissed.sum()), DISMISS)]
+    )
+    event_at_s = np.concatenate([view_at_s, click_at_s[clicked], dismiss_at_s[dismissed]])
+    by_time = np.lexsort((event_type, impression, event_at_s))
+    return InteractionEvents(impression[by_time], event_type[by_time], event_at_s[by_time])
+
+
 # --- frames ----------------------------------------------------------------------------------------
 
 
 def to_frames(world: World) -> dict[str, pd.DataFrame]:
-    """The raw tables of `ml/sql/raw_tables.sql`, in load order and column order."""
+    """The raw tables of the raw data contract, in load order and column order."""
     calendar, customers, products = world.calendar, world.customers, world.products
     orders, offers, impressions, redemptions = world.orders, world.offers, world.impressions, world.redemptions
+    events = world.events
     bt_names = np.array([bt.name for bt in BUSINESS_TYPES], dtype=object)
     category_names = np.array([c.name for c in CATEGORIES], dtype=object)
+    department_names = np.array([c.department for c in CATEGORIES], dtype=object)
     region_names = np.array([name for name, _ in REGIONS], dtype=object)
     return {
         "customers": pd.DataFrame(
@@ -712,6 +864,7 @@ def to_frames(world: World) -> dict[str, pd.DataFrame]:
         "products": pd.DataFrame(
             {
                 "product_id": _ids(len(products.category)),
+                "department": _strings(department_names, products.category),
                 "category": _strings(category_names, products.category),
                 "price_tier": products.price_tier.astype(np.int16),
                 "is_own_brand": products.is_own_brand,
@@ -742,7 +895,10 @@ def to_frames(world: World) -> dict[str, pd.DataFrame]:
                 "offer_id": _ids(len(offers.kind)),
                 "product_id": pd.arrays.IntegerArray(offers.product.astype(np.int64) + 1, offers.product < 0),
                 "category": _strings(category_names, offers.category),
-                "discount_pct": offers.discount_pct,
+                "discount_type": _strings(np.array(DISCOUNT_TYPES, dtype=object), offers.discount_type),
+                "discount_pct": _nullable_floats(offers.discount_pct),
+                "reward_amount": _nullable_floats(offers.reward_amount),
+                "min_spend": _nullable_floats(offers.min_spend),
                 "margin_impact": offers.margin_impact,
                 "starts_on": _dates(calendar, offers.start_day),
                 "ends_on": _dates(calendar, offers.end_day),
@@ -755,6 +911,7 @@ def to_frames(world: World) -> dict[str, pd.DataFrame]:
                 "customer_id": impressions.customer.astype(np.int64) + 1,
                 "offer_id": impressions.offer.astype(np.int64) + 1,
                 "shown_at": _timestamps(impressions.shown_at_s),
+                "propensity": impressions.propensity,
             }
         ),
         "redemptions": pd.DataFrame(
@@ -763,6 +920,26 @@ def to_frames(world: World) -> dict[str, pd.DataFrame]:
                 "customer_id": redemptions.customer.astype(np.int64) + 1,
                 "offer_id": redemptions.offer.astype(np.int64) + 1,
                 "redeemed_at": _timestamps(redemptions.redeemed_at_s),
+            }
+        ),
+        "interaction_events": pd.DataFrame(
+            {
+                "event_id": _ids(len(events.impression)),
+                "impression_id": events.impression.astype(np.int64) + 1,
+                "event_type": _strings(np.array(EVENT_TYPES, dtype=object), events.event_type),
+                "event_at": _timestamps(events.event_at_s),
+            }
+        ),
+    }
+
+
+def truth_tables(world: World) -> dict[str, pd.DataFrame]:
+    """The tables of schema `truth`: what the simulator knows and no model may read."""
+    return {
+        "impression_outcomes": pd.DataFrame(
+            {
+                "impression_id": _ids(len(world.impressions.customer)),
+                "true_probability": world.redemption_probability,
             }
         ),
     }
@@ -777,6 +954,12 @@ def _strings(names: np.ndarray, index: np.ndarray) -> pd.Series:
     values = names[np.maximum(index, 0)]
     values[index < 0] = None
     return pd.Series(values, dtype="str")
+
+
+def _nullable_floats(values: np.ndarray) -> pd.arrays.FloatingArray:
+    """Floats with NaN as missing (`Float64`)."""
+    missing = np.isnan(values)
+    return pd.arrays.FloatingArray(np.where(missing, 0.0, values), missing)
 
 
 def _dates(calendar: Calendar, day: np.ndarray) -> pd.Series:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,47 +11,69 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pytest
 
-from ml.generate import BUSINESS_TYPES, GeneratorParams, generate_dataset, simulate
+from ml.generate import (
+    BUSINESS_TYPES,
+    CATEGORIES,
+    GeneratorParams,
+    generate_all,
+    generate_dataset,
+    propensities,
+    sample_shown,
+    simulate,
+)
 
-RAW_TABLES_SQL = Path(__file__).resolve().parents[2] / "ml" / "sql" / "raw_tables.sql"
-LOAD_ORDER = ["customers", "products", "orders", "order_items", "offers", "impressions", "redemptions"]
+# The raw contract v2 (docs/contract-draft.md): columns in order, with the dtype the generator gives
+# each ("date": an object column of datetime.date; nullable columns are Int64/Float64 or str with NaN).
+CONTRACT: dict[str, dict[str, str]] = {
+    "customers": {"customer_id": "int64", "business_type": "str", "region": "str", "signup_date": "date"},
+    "products": {
+        "product_id": "int64", "department": "str", "category": "str", "price_tier": "int16",
+        "is_own_brand": "bool", "is_fresh": "bool", "unit_price": "float64", "unit_cost": "float64",
+    },
+    "orders": {"order_id": "int64", "customer_id": "int64", "ordered_at": "datetime64[ns, UTC]"},
+    "order_items": {
+        "order_id": "int64", "line_number": "int32", "product_id": "int64", "quantity": "int32",
+        "unit_price": "float64", "is_promo": "bool",
+    },
+    "offers": {
+        "offer_id": "int64", "product_id": "Int64", "category": "str", "discount_type": "str",
+        "discount_pct": "Float64", "reward_amount": "Float64", "min_spend": "Float64", "margin_impact": "float64",
+        "starts_on": "date", "ends_on": "date", "target_business_type": "str",
+    },
+    "impressions": {
+        "impression_id": "int64", "customer_id": "int64", "offer_id": "int64",
+        "shown_at": "datetime64[ns, UTC]", "propensity": "float64",
+    },
+    "redemptions": {
+        "redemption_id": "int64", "customer_id": "int64", "offer_id": "int64", "redeemed_at": "datetime64[ns, UTC]",
+    },
+    "interaction_events": {
+        "event_id": "int64", "impression_id": "int64", "event_type": "str", "event_at": "datetime64[ns, UTC]",
+    },
+}  # fmt: skip
+NULLABLE = {"offers": {"product_id", "category", "discount_pct", "reward_amount", "min_spend", "target_business_type"}}
+PRIMARY_KEYS = {table: [next(iter(columns))] for table, columns in CONTRACT.items()} | {
+    "order_items": ["order_id", "line_number"]
+}
+LOAD_ORDER = list(CONTRACT)
 SMALL = GeneratorParams(customers=300, products=40, offers=20, days=45, seed=7)
 DEFAULTS = GeneratorParams()
 DAY = pd.Timedelta(days=1)
 
 
-def _contract() -> dict[str, list[tuple[str, str, bool]]]:
-    """(column, SQL type, not null) per table, in DDL order, parsed from raw_tables.sql."""
-    tables: dict[str, list[tuple[str, str, bool]]] = {}
-    for name, body in re.findall(
-        r"create table if not exists \{schema\}\.(\w+) \((.*?)\n\);", RAW_TABLES_SQL.read_text(), re.S
-    ):
-        columns = []
-        for line in body.splitlines():
-            line = line.split("--")[0].strip()
-            if not line or line.startswith("primary key"):
-                continue
-            column, sql_type = line.rstrip(",").split()[:2]
-            columns.append((column, sql_type.split("(")[0], "not null" in line or "primary key" in line))
-        tables[name] = columns
-    return tables
-
-
-def _primary_keys() -> dict[str, list[str]]:
-    text = RAW_TABLES_SQL.read_text()
-    keys = {}
-    for name, body in re.findall(r"\{schema\}\.(\w+) \((.*?)\n\);", text, re.S):
-        compound = re.search(r"primary key \(([^)]*)\)", body)
-        if compound:
-            keys[name] = [c.strip() for c in compound.group(1).split(",")]
-        else:
-            keys[name] = [line.split()[0] for line in body.splitlines() if "primary key" in line]
-    return keys
+@pytest.fixture(scope="module")
+def generated() -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    return generate_all(DEFAULTS)
 
 
 @pytest.fixture(scope="module")
-def dataset() -> dict[str, pd.DataFrame]:
-    return generate_dataset(DEFAULTS)
+def dataset(generated: tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    return generated[0]
+
+
+@pytest.fixture(scope="module")
+def truth(generated: tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    return generated[1]
 
 
 @pytest.fixture(scope="module")
@@ -69,16 +89,20 @@ def redeemed(dataset: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def test_same_seed_gives_identical_frames() -> None:
-    first, second = generate_dataset(SMALL), generate_dataset(SMALL)
+    (first, first_truth), (second, second_truth) = generate_all(SMALL), generate_all(SMALL)
     assert list(first) == LOAD_ORDER == list(second)
     for table in LOAD_ORDER:
         pd.testing.assert_frame_equal(first[table], second[table])
+    assert list(first_truth) == ["impression_outcomes"] == list(second_truth)
+    pd.testing.assert_frame_equal(first_truth["impression_outcomes"], second_truth["impression_outcomes"])
+    for table, frame in generate_dataset(SMALL).items():
+        pd.testing.assert_frame_equal(frame, first[table])
 
 
 def test_different_seed_gives_different_frames() -> None:
     first = generate_dataset(SMALL)
     other = generate_dataset(GeneratorParams(customers=300, products=40, offers=20, days=45, seed=8))
-    for table in ["customers", "orders", "impressions"]:
+    for table in ["customers", "orders", "impressions", "interaction_events"]:
         assert not first[table].equals(other[table]), table
 
 
@@ -92,34 +116,26 @@ def test_params_are_validated() -> None:
 # --- the contract ----------------------------------------------------------------------------------
 
 
-def test_columns_and_dtypes_match_the_ddl(dataset: dict[str, pd.DataFrame]) -> None:
-    contract = _contract()
-    assert list(contract) == LOAD_ORDER
-    expected = {"bigint": "int64", "smallint": "int16", "integer": "int32", "numeric": "float64", "boolean": "bool"}
-    for table, columns in contract.items():
+def test_columns_and_dtypes_match_the_contract(dataset: dict[str, pd.DataFrame]) -> None:
+    assert list(dataset) == LOAD_ORDER
+    for table, columns in CONTRACT.items():
         frame = dataset[table]
-        assert list(frame.columns) == [column for column, _, _ in columns], table
-        for column, sql_type, not_null in columns:
+        assert list(frame.columns) == list(columns), table
+        for column, dtype in columns.items():
             series = frame[column]
-            if sql_type == "bigint" and not not_null:
-                assert series.dtype == "Int64", (table, column)
-            elif sql_type in expected:
-                assert series.dtype == expected[sql_type], (table, column, series.dtype)
-            elif sql_type == "text":
+            if dtype == "str":
                 assert pd.api.types.is_string_dtype(series.dtype), (table, column)
-            elif sql_type == "timestamptz":
-                assert str(series.dtype) == "datetime64[ns, UTC]", (table, column)
-            elif sql_type == "date":
+            elif dtype == "date":
                 assert series.dtype == object
                 assert all(type(value) is dt.date for value in series), (table, column)
             else:
-                raise AssertionError(f"unexpected type {sql_type} of {table}.{column}")
-            if not_null:
+                assert str(series.dtype) == dtype, (table, column, series.dtype)
+            if column not in NULLABLE.get(table, set()):
                 assert series.notna().all(), (table, column)
 
 
 def test_primary_keys_are_unique(dataset: dict[str, pd.DataFrame]) -> None:
-    for table, key in _primary_keys().items():
+    for table, key in PRIMARY_KEYS.items():
         assert not dataset[table].duplicated(subset=key).any(), table
 
 
@@ -134,6 +150,7 @@ def test_foreign_keys_resolve(dataset: dict[str, pd.DataFrame]) -> None:
     for table in ["impressions", "redemptions"]:
         assert set(dataset[table].customer_id) <= customers, table
         assert set(dataset[table].offer_id) <= offers, table
+    assert set(dataset["interaction_events"].impression_id) == set(dataset["impressions"].impression_id)
 
 
 def test_products_hold_their_invariants(dataset: dict[str, pd.DataFrame]) -> None:
@@ -145,6 +162,9 @@ def test_products_hold_their_invariants(dataset: dict[str, pd.DataFrame]) -> Non
     assert fresh_share.max() > 0.5 and fresh_share.min() == 0  # freshness depends on the category
     by_tier = products.groupby("price_tier").unit_price.median()
     assert by_tier.is_monotonic_increasing
+    assert (products.groupby("category").department.nunique() == 1).all()  # a hierarchy
+    assert set(products.department) == {c.department for c in CATEGORIES}
+    assert 3 <= products.department.nunique() < products.category.nunique()
 
 
 def test_orders_hold_their_invariants(dataset: dict[str, pd.DataFrame]) -> None:
@@ -181,13 +201,15 @@ def test_money_and_ratios_are_rounded(dataset: dict[str, pd.DataFrame]) -> None:
 
     products, items, offers = dataset["products"], dataset["order_items"], dataset["offers"]
     assert rounded(products.unit_price, 2) and rounded(products.unit_cost, 2) and rounded(items.unit_price, 2)
-    assert rounded(offers.discount_pct, 2) and rounded(offers.margin_impact, 4)
+    assert rounded(offers.margin_impact, 4)
+    for column in ["discount_pct", "reward_amount", "min_spend"]:
+        assert rounded(offers[column].dropna().astype(float), 2), column
 
 
 def test_offers_hold_their_invariants(dataset: dict[str, pd.DataFrame]) -> None:
     offers = dataset["offers"]
-    assert ((offers.discount_pct > 0) & (offers.discount_pct < 100)).all()
-    assert offers.discount_pct.between(5, 40).all()
+    percent = offers.discount_pct.dropna()
+    assert ((percent > 0) & (percent < 100)).all() and percent.between(5, 40).all()
     assert offers.margin_impact.between(0, 1).all()
     assert (offers.ends_on >= offers.starts_on).all()
     duration = offers.ends_on.map(dt.date.toordinal) - offers.starts_on.map(dt.date.toordinal) + 1
@@ -197,8 +219,24 @@ def test_offers_hold_their_invariants(dataset: dict[str, pd.DataFrame]) -> None:
     assert set(kind) == {"product", "category", "store"}
     assert set(offers.target_business_type.dropna()) <= {bt.name for bt in BUSINESS_TYPES}
     assert 0.05 < offers.target_business_type.notna().mean() < 0.4
-    deeper = offers.discount_pct > offers.discount_pct.median()
+    depth = offers.discount_pct.fillna(100 * offers.reward_amount / offers.min_spend).astype(float)
+    deeper = depth > depth.median()
     assert offers.margin_impact[deeper].mean() > offers.margin_impact[~deeper].mean()
+
+
+def test_percent_and_fixed_offers(dataset: dict[str, pd.DataFrame]) -> None:
+    offers = dataset["offers"]
+    assert set(offers.discount_type) == {"percent", "fixed"}
+    fixed = offers[offers.discount_type == "fixed"]
+    percent = offers[offers.discount_type == "percent"]
+    assert 0.1 <= len(fixed) / len(offers) <= 0.45
+    assert fixed.discount_pct.isna().all() and fixed.reward_amount.notna().all() and fixed.min_spend.notna().all()
+    assert fixed.reward_amount.between(5, 50).all()
+    assert (fixed.min_spend / fixed.reward_amount).between(2.9, 10.1).all()
+    assert percent.discount_pct.notna().all() and percent.reward_amount.isna().all()
+    assert percent.min_spend.notna().any() and percent.min_spend.isna().any()  # a minimum spend is optional
+    many = generate_dataset(GeneratorParams(customers=50, products=20, offers=2000, days=10))["offers"]
+    assert 0.22 <= (many.discount_type == "fixed").mean() <= 0.28
 
 
 def test_offers_are_staggered(dataset: dict[str, pd.DataFrame]) -> None:
@@ -218,7 +256,7 @@ def test_impressions_show_eligible_offers(dataset: dict[str, pd.DataFrame]) -> N
     targeted = shown.target_business_type.notna()
     assert (shown.target_business_type[targeted] == shown.business_type[targeted]).all()
     per_visit = shown.groupby(["customer_id", day]).size()
-    assert per_visit.max() <= 5
+    assert per_visit.min() >= 1 and 1.5 <= per_visit.mean() <= 3.5 and per_visit.max() <= 12
     assert not shown.duplicated(subset=["customer_id", "offer_id", "shown_at"]).any()
 
 
@@ -298,6 +336,7 @@ def test_row_counts_at_defaults(dataset: dict[str, pd.DataFrame]) -> None:
     assert 3 * counts["orders"] <= counts["order_items"] <= 7 * counts["orders"]
     assert 50_000 <= counts["impressions"] <= 100_000
     assert 2_500 <= counts["redemptions"] <= 10_000
+    assert 1.2 * counts["impressions"] <= counts["interaction_events"] <= 2 * counts["impressions"]
 
 
 # --- loading ---------------------------------------------------------------------------------------
@@ -305,7 +344,7 @@ def test_row_counts_at_defaults(dataset: dict[str, pd.DataFrame]) -> None:
 
 def test_frames_serialise_for_copy(dataset: dict[str, pd.DataFrame]) -> None:
     """Dates come out as YYYY-MM-DD and missing values as empty fields, as `ml.data.copy_in` writes them."""
-    for table in ["customers", "offers", "impressions"]:
+    for table in ["customers", "offers", "impressions", "interaction_events"]:
         buffer = io.BytesIO()
         frame = dataset[table].head(50)
         pa_csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buffer)
@@ -314,4 +353,98 @@ def test_frames_serialise_for_copy(dataset: dict[str, pd.DataFrame]) -> None:
             if column in parsed:
                 assert parsed[column].str.fullmatch(r"\d{4}-\d{2}-\d{2}").all(), column
         if table == "offers":
-            assert (parsed.product_id == "").sum() == frame.product_id.isna().sum()
+            for column in ["product_id", "discount_pct", "reward_amount", "min_spend"]:
+                assert (parsed[column] == "").sum() == frame[column].isna().sum(), column
+
+
+# --- the logging policy ----------------------------------------------------------------------------
+
+
+def test_sampler_shows_offers_with_the_stated_propensities() -> None:
+    """Monte Carlo: the inclusion frequency of each offer is the propensity, including the redraw of
+    empty visits."""
+    q = np.array([[0.02, 0.1, 0.3, 0.05, 0.6]])
+    shown = sample_shown(np.random.default_rng(0), np.repeat(q, 200_000, axis=0))
+    assert shown.any(axis=1).all()
+    expected = propensities(q)[0]
+    assert np.allclose(shown.mean(axis=0), expected, rtol=0.05, atol=0.002)
+    assert (expected > q[0]).all() and (expected <= 1).all()
+
+
+def test_propensities_are_probabilities_of_a_non_uniform_policy(dataset: dict[str, pd.DataFrame]) -> None:
+    impressions = dataset["impressions"]
+    assert ((impressions.propensity > 0) & (impressions.propensity <= 1)).all()
+    assert impressions.propensity.std() > 0.1  # not uniform
+    shown = impressions.merge(dataset["offers"], on="offer_id")
+    depth = shown.discount_pct.fillna(100 * shown.reward_amount / shown.min_spend).astype(float)
+    assert np.corrcoef(depth, shown.propensity)[0, 1] > 0.2  # deeper discounts are shown more
+
+
+def test_empirical_inclusion_matches_the_propensity(dataset: dict[str, pd.DataFrame]) -> None:
+    """Within a day and business type every visitor faces the same policy: the share of visits that
+    show an offer is its propensity."""
+    shown = dataset["impressions"].merge(dataset["customers"][["customer_id", "business_type"]], on="customer_id")
+    shown["day"] = shown.shown_at.dt.date
+    group = ["day", "business_type"]
+    visits = shown.drop_duplicates(["customer_id", "day"]).groupby(group).size().rename("visits")
+    per_offer = shown.groupby([*group, "offer_id"]).propensity.agg(["size", "min", "max"]).join(visits, on=group)
+    assert np.allclose(per_offer["min"], per_offer["max"])  # one propensity per policy state
+    reliable = per_offer[(per_offer["min"] >= 0.2) & (per_offer.visits >= 20)]  # never shown: too unlikely
+    assert len(reliable) > 500
+    expected = reliable.visits * reliable["min"]
+    assert abs(reliable["size"].sum() / expected.sum() - 1) < 0.03
+    band = pd.cut(reliable["min"], [0.2, 0.4, 0.6, 1.0])
+    ratio = reliable["size"].groupby(band, observed=True).sum() / expected.groupby(band, observed=True).sum()
+    assert ratio.between(0.93, 1.07).all()
+
+
+# --- truth and events ------------------------------------------------------------------------------
+
+
+def test_truth_has_one_probability_per_impression(
+    dataset: dict[str, pd.DataFrame], truth: dict[str, pd.DataFrame]
+) -> None:
+    outcomes = truth["impression_outcomes"]
+    assert list(outcomes.columns) == ["impression_id", "true_probability"]
+    assert outcomes.impression_id.dtype == "int64" and outcomes.true_probability.dtype == "float64"
+    assert (outcomes.impression_id.to_numpy() == dataset["impressions"].impression_id.to_numpy()).all()
+    assert ((outcomes.true_probability > 0) & (outcomes.true_probability < 1)).all()
+
+
+def test_redemption_rate_rises_with_the_true_probability(
+    redeemed: pd.DataFrame, truth: dict[str, pd.DataFrame]
+) -> None:
+    shown = redeemed.merge(truth["impression_outcomes"], on="impression_id")
+    decile = pd.qcut(shown.true_probability, 10, labels=False)
+    rate = shown.is_redeemed.groupby(decile).mean()
+    assert rate.is_monotonic_increasing or (rate.diff().dropna() > -0.01).all()
+    assert rate.iloc[-1] > 5 * rate.iloc[0]
+    assert abs(shown.is_redeemed.mean() - shown.true_probability.mean()) < 0.08  # roughly calibrated
+
+
+def test_every_impression_has_one_view_and_events_follow_it(dataset: dict[str, pd.DataFrame]) -> None:
+    events = dataset["interaction_events"].merge(dataset["impressions"], on="impression_id")
+    assert set(events.event_type) == {"view", "click", "dismiss"}
+    assert (events.event_at >= events.shown_at).all()
+    counts = events.groupby(["impression_id", "event_type"]).size().unstack(fill_value=0)
+    assert len(counts) == len(dataset["impressions"]) and (counts["view"] == 1).all()
+    assert counts["click"].max() == 1 and counts["dismiss"].max() == 1
+    assert not ((counts["click"] == 1) & (counts["dismiss"] == 1)).any()
+    assert dataset["interaction_events"].event_at.is_monotonic_increasing
+
+
+def test_clicks_follow_the_true_probability_and_precede_redemptions(
+    dataset: dict[str, pd.DataFrame], truth: dict[str, pd.DataFrame]
+) -> None:
+    world = simulate(DEFAULTS)
+    events = dataset["interaction_events"]
+    clicks = events[events.event_type == "click"].set_index("impression_id").event_at
+    p = truth["impression_outcomes"].set_index("impression_id").true_probability
+    clicked = p.index.isin(clicks.index)
+    rate = pd.Series(clicked).groupby(pd.qcut(p.to_numpy(), 5, labels=False)).mean()
+    assert rate.is_monotonic_increasing and rate.iloc[-1] > 3 * rate.iloc[0]
+
+    redeemed_at = dataset["redemptions"].redeemed_at.set_axis(world.redemptions.impression + 1)
+    assert 0.8 <= redeemed_at.index.isin(clicks.index).mean() <= 0.97  # most redeemers clicked first
+    both = redeemed_at.index.intersection(clicks.index)
+    assert (clicks[both] < redeemed_at[both]).all()
