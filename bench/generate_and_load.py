@@ -1,4 +1,4 @@
-"""Benchmark: generate the synthetic world and load it into `raw` with COPY.
+"""Benchmark: generate the synthetic world and load it into `raw` and `truth` with COPY.
 
     .venv/bin/python bench/generate_and_load.py --customers 100000
 
@@ -15,7 +15,7 @@ import time
 
 from ml import data
 from ml.config import load_settings
-from ml.generate import GeneratorParams, generate_dataset
+from ml.generate import GeneratorParams, generate_all
 
 
 def _peak_rss_mb() -> float:
@@ -37,12 +37,13 @@ def main() -> None:
     settings = load_settings()
 
     started = time.perf_counter()
-    frames = generate_dataset(params)
+    frames, truth = generate_all(params)
     generated = time.perf_counter()
-    rows = sum(len(frame) for frame in frames.values())
+    rows = sum(len(frame) for frame in [*frames.values(), *truth.values()])
     _report("generate", generated - started, rows)
-    with data.connect(settings) as conn:
+    with data.connect(settings) as conn, conn.transaction():
         counts = data.replace_raw_tables(conn, settings.raw_schema, frames)
+        counts |= data.replace_truth_tables(conn, settings.truth_schema, truth)
     loaded = time.perf_counter()
     _report("load", loaded - generated, rows)
     _report("total", loaded - started, rows)

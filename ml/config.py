@@ -61,6 +61,7 @@ class Settings:
     home: Path
     raw_schema: str = "raw"
     ml_schema: str = "ml"
+    truth_schema: str = "truth"  # the simulator's ground truth; no dbt model may read it
     top_k: int = 5
 
     @property
@@ -88,6 +89,7 @@ def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> S
         home=Path(env.get("OFFERRANK_HOME", PROJECT_ROOT / ".offerrank")).resolve(),
         raw_schema=env.get("OFFERRANK_RAW_SCHEMA", "raw"),
         ml_schema=env.get("OFFERRANK_ML_SCHEMA", "ml"),
+        truth_schema=env.get("OFFERRANK_TRUTH_SCHEMA", "truth"),
         top_k=int(env.get("OFFERRANK_TOP_K", 5)),
     )
 

@@ -119,8 +119,17 @@ def _metric_name(row: dict[str, object]) -> str:
     return f"{row['metric']}@{row['k']}" if row["k"] is not None else str(row["metric"])
 
 
+ORACLE_MODEL_ID = "oracle"
+EVAL_COLUMNS = ["model_id", "evaluated_model_id", "split", "metric", "k", "value", "n_rows", "n_groups"]
+
+
 def evaluate_champion(stage: StageRun, config: TrainingConfig) -> pd.DataFrame:
-    """Write the champion's metrics on its training and validation windows to `eval_metrics`."""
+    """Write the champion's metrics on its training and validation windows to `eval_metrics`.
+
+    Where the simulator's ground truth covers those impressions, the oracle (ranking by the true
+    redemption probability) is scored on exactly the same rows, as model `oracle` with
+    `evaluated_model_id` = the champion: the best any model could do on them.
+    """
     with data.connect(stage.settings) as conn:
         champion = _require_champion(conn, stage.schema)
         as_of = run_date(conn, stage.manifest)
@@ -133,17 +142,24 @@ def evaluate_champion(stage: StageRun, config: TrainingConfig) -> pd.DataFrame:
                 where=sql.SQL("shown_date between %s and %s"),
                 params=(champion.train_start_date, champion.valid_end_date),
             )
+            examples["model_score"] = predict(booster, examples, champion.features)
+            truth = data.read_true_probabilities(conn, stage.settings.truth_schema, examples["impression_id"])
+            scorers = {champion.model_id: examples["model_score"]}
+            if truth is not None:
+                scorers[ORACLE_MODEL_ID] = examples["impression_id"].map(truth)
             in_valid = pd.to_datetime(examples["shown_date"]).dt.date >= champion.valid_start_date
-            rows = []
-            for split_name, part in (("train", examples[~in_valid]), ("valid", examples[in_valid])):
-                scores = predict(booster, part, champion.features)
+            rows = [
+                {"model_id": model_id, "evaluated_model_id": champion.model_id, "split": split_name, **row}
+                for model_id, scores in scorers.items()
+                for split_name, rows_in_split in (("train", ~in_valid), ("valid", in_valid))
                 for row in ranking_metrics(
-                    part["customer_id"].to_numpy(), part["label"].to_numpy(), scores, config.eval_k
-                ):
-                    rows.append({"model_id": champion.model_id, "split": split_name, **row})
-            metrics = pd.DataFrame(rows, columns=["model_id", "split", "metric", "k", "value", "n_rows", "n_groups"])
-            metrics["k"] = metrics["k"].astype("Int64")
-            metrics["n_groups"] = metrics["n_groups"].astype("Int64")
+                    examples.loc[rows_in_split, "customer_id"].to_numpy(),
+                    examples.loc[rows_in_split, "label"].to_numpy(),
+                    scores[rows_in_split].to_numpy(),
+                    config.eval_k,
+                )
+            ]
+            metrics = pd.DataFrame(rows, columns=EVAL_COLUMNS).astype({"k": "Int64", "n_groups": "Int64"})
             log.counts["rows_written"] = data.replace_eval_metrics(conn, stage.schema, champion.model_id, metrics)
     return metrics
 
@@ -215,7 +231,8 @@ class RunSummary:
     run_date: dt.date | None
     stages: list[tuple[str, str, float | None]]  # step, status, seconds
     table_rows: dict[str, int]  # rows of the run date in each output table
-    champion_metrics: dict[str, float]
+    champion_id: str | None
+    validation_metrics: dict[str, dict[str, float]]  # scorer (champion, 'oracle') -> metric -> value
 
 
 def run_summary(settings: Settings, run_id: str) -> RunSummary:
@@ -229,5 +246,6 @@ def run_summary(settings: Settings, run_id: str) -> RunSummary:
             run_date=as_of,
             stages=[(row["step"], row["status"], row["seconds"]) for row in stages],
             table_rows=data.output_row_counts(conn, settings.ml_schema, as_of),
-            champion_metrics=champion.metrics if champion else {},
+            champion_id=champion.model_id if champion else None,
+            validation_metrics=data.validation_metrics(conn, settings.ml_schema, champion.model_id) if champion else {},
         )

@@ -15,7 +15,7 @@ from psycopg import sql
 
 from ml import data, embedded_db
 from ml.config import PROFILES_DIR, WAREHOUSE_DIR, Settings, load_settings
-from ml.generate import GeneratorParams, generate_dataset
+from ml.generate import GeneratorParams, generate_all
 
 # Small enough for a quick suite, large enough that a model finds the signal.
 TEST_DATA = GeneratorParams(customers=400, products=120, offers=30, days=90, seed=11)
@@ -67,13 +67,21 @@ def dbt(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="session")
-def generated_data() -> dict:
-    return generate_dataset(TEST_DATA)
+def generated_world() -> tuple[dict, dict]:
+    """The test world's raw tables and its ground truth."""
+    return generate_all(TEST_DATA)
 
 
-def load_generated(settings: Settings, frames: dict) -> None:
+@pytest.fixture(scope="session")
+def generated_data(generated_world) -> dict:
+    return generated_world[0]
+
+
+def load_generated(settings: Settings, frames: dict, truth: dict | None = None) -> None:
     with data.connect(settings) as conn:
         data.replace_raw_tables(conn, settings.raw_schema, frames)
+        if truth is not None:
+            data.replace_truth_tables(conn, settings.truth_schema, truth)
 
 
 @pytest.fixture(scope="session")

@@ -40,14 +40,15 @@ create table if not exists {schema}.recommendations (
 );
 
 create table if not exists {schema}.eval_metrics (
-    model_id text not null,
+    model_id text not null,                  -- the scorer: a registered model, or 'oracle' (true probabilities)
+    evaluated_model_id text not null,        -- whose training/validation rows were scored
     split text not null check (split in ('train', 'valid')),
     metric text not null,
     k integer,                               -- list cutoff for @k metrics, null otherwise
     value double precision not null,
     n_rows bigint not null,                  -- examples evaluated
     n_groups bigint,                         -- customer groups evaluated, for per-customer metrics
-    unique nulls not distinct (model_id, split, metric, k)
+    unique nulls not distinct (model_id, evaluated_model_id, split, metric, k)
 );
 
 create table if not exists {schema}.pipeline_runs (

@@ -20,7 +20,7 @@ GRAINS = {
     "model_registry": ["model_id"],
     "offer_scores": ["score_date", "customer_id", "offer_id"],
     "recommendations": ["score_date", "customer_id", "rank"],
-    "eval_metrics": ["model_id", "split", "metric", "k"],
+    "eval_metrics": ["model_id", "evaluated_model_id", "split", "metric", "k"],
     "pipeline_runs": ["run_id", "step"],
 }
 
@@ -40,9 +40,9 @@ def _checksums(settings: Settings) -> dict[str, tuple[int, str]]:
 
 
 @pytest.fixture(scope="module")
-def demo_run(server: Settings, generated_data, dbt_manifest) -> dict:
+def demo_run(server: Settings, generated_world, dbt_manifest) -> dict:
     settings = use_database(server, "end_to_end")
-    load_generated(settings, generated_data)
+    load_generated(settings, *generated_world)
     assert cli.main(["run"]) == 0
     first = _checksums(settings)
     assert cli.main(["run"]) == 0
@@ -124,6 +124,23 @@ def test_reported_metrics_equal_sklearn_on_the_same_predictions(demo_run):
     assert ndcg_row["n_groups"].item() == len(per_customer)
     # The model has learnt something real from the generated signal.
     assert auc_row["value"].item() > 0.6
+
+
+def test_the_oracle_is_scored_on_the_models_rows_and_ranks_better(demo_run):
+    settings = demo_run["settings"]
+    with data.connect(settings) as conn:
+        champion = data.champion_model(conn, settings.ml_schema)
+        metrics = data.validation_metrics(conn, settings.ml_schema, champion.model_id)
+        rows = conn.execute(
+            sql.SQL("select model_id, n_rows from {} where evaluated_model_id = %s and metric = 'roc_auc'").format(
+                sql.Identifier(settings.ml_schema, "eval_metrics")
+            ),
+            (champion.model_id,),
+        ).fetchall()
+    assert set(metrics) == {champion.model_id, "oracle"}
+    # Exactly the same rows for both scorers, in each split.
+    assert sorted(n for m, n in rows if m == "oracle") == sorted(n for m, n in rows if m == champion.model_id)
+    assert metrics["oracle"]["roc_auc"] > metrics[champion.model_id]["roc_auc"]
 
 
 def test_rerunning_a_date_leaves_identical_rows(demo_run):

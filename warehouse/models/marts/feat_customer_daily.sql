@@ -59,7 +59,7 @@ customer_spine as (
         customers.customer_id
     from as_of_dates
     inner join customers
-        on as_of_dates.as_of_date >= customers.signup_date
+        on as_of_dates.as_of_date >= coalesce(customers.signup_date, as_of_dates.as_of_date)
 
 ),
 

@@ -35,7 +35,7 @@ scoring_pairs as (
         on run_dates.as_of_date between offers.starts_on and offers.ends_on
     inner join customers
         on
-            run_dates.as_of_date >= customers.signup_date
+            run_dates.as_of_date >= coalesce(customers.signup_date, run_dates.as_of_date)
             and (
                 offers.target_business_type is null
                 or offers.target_business_type = customers.business_type

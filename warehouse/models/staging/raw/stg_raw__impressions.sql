@@ -15,6 +15,10 @@ renamed as (
         customer_id::bigint as customer_id,
         offer_id::bigint as offer_id,
 
+        ---------- numerics
+        -- probability that the logging policy showed this offer in this visit (off-policy evaluation)
+        propensity::double precision as propensity,
+
         ---------- timestamps
         shown_at::timestamptz as shown_at,
 

@@ -14,6 +14,7 @@ renamed as (
         product_id::bigint as product_id,
 
         ---------- strings
+        department::text as department,
         category::text as category,
 
         ---------- numerics
