@@ -214,7 +214,7 @@ def replace_truth_tables(conn: psycopg.Connection, schema: str, frames: Mapping[
 
 
 def read_true_probabilities(conn: psycopg.Connection, schema: str, impression_ids: pd.Series) -> pd.Series | None:
-    """The true redemption probability of each impression, indexed by impression_id.
+    """The simulator's probability that each impression's label is 1, indexed by impression_id.
 
     None unless the truth schema covers every one of `impression_ids`: an oracle on part of the
     rows would not be comparable with the model it stands beside.
@@ -225,9 +225,9 @@ def read_true_probabilities(conn: psycopg.Connection, schema: str, impression_id
         return None
     truth = copy_out(
         conn,
-        sql.SQL("select impression_id, true_probability from {} where impression_id = any(%s)").format(table),
+        sql.SQL("select impression_id, label_probability from {} where impression_id = any(%s)").format(table),
         (impression_ids.to_numpy().tolist(),),
-    ).set_index("impression_id")["true_probability"]
+    ).set_index("impression_id")["label_probability"]
     return truth if impression_ids.isin(truth.index).all() else None
 
 

@@ -325,6 +325,7 @@ class World:
     impressions: Impressions
     features: ImpressionFeatures
     redemption_probability: np.ndarray  # per impression, noise included: the truth
+    label_probability: np.ndarray  # per impression: P(its 7-day label is 1 | the state when shown)
     redemptions: Redemptions
     events: InteractionEvents
 
@@ -365,8 +366,20 @@ def simulate(
     probability = 1.0 / (1.0 + np.exp(-logit))
     redemptions = simulate_redemptions(rng, probability, impressions, offers, calendar, model)
     events = simulate_events(streams[6], probability, impressions, redemptions, event_model)
+    label = label_probability(probability, impressions, offers, calendar, redemptions, model)
     return World(
-        params, calendar, customers, products, orders, offers, impressions, features, probability, redemptions, events
+        params,
+        calendar,
+        customers,
+        products,
+        orders,
+        offers,
+        impressions,
+        features,
+        probability,
+        label,
+        redemptions,
+        events,
     )
 
 
@@ -792,6 +805,70 @@ def simulate_redemptions(
     )
 
 
+# The training label of the warehouse (label_window_days in warehouse/dbt_project.yml): redeemed
+# by the end of the 7th day after the impression's day.
+LABEL_WINDOW_DAYS = 7
+
+
+def label_probability(
+    probability: np.ndarray,
+    impressions: Impressions,
+    offers: Offers,
+    calendar: Calendar,
+    redemptions: Redemptions,
+    model: RedemptionModel,
+) -> np.ndarray:
+    """The probability that an impression's training label is 1, given the world when it was shown.
+
+    The label of impression i is 1 when the customer redeems the offer between i's shown_at and
+    the end of the label window (cut at the offer's and the data's end). Any impression j of the
+    same customer and offer can cause that redemption: its draw succeeds with p_j and its delay
+    lands in the window with the delay distribution's probability. An offer already redeemed when
+    i is shown cannot be redeemed again (label probability 0); an earlier impression whose
+    redemption has not come by then is conditioned on that. The draws are independent, so
+    P(label_i = 1) = 1 - prod_j (1 - P(j redeems inside i's window)).
+    """
+    n = len(probability)
+    shown = impressions.shown_at_s
+    shown_day = (shown - calendar.start_s) // SECONDS_PER_DAY
+    last_day = np.minimum(offers.end_day[impressions.offer], calendar.days - 1)
+    window_end = calendar.start_s + (np.minimum(shown_day + LABEL_WINDOW_DAYS, last_day) + 1) * SECONDS_PER_DAY
+    pair = impressions.customer.astype(np.int64) * max(len(offers.kind), 1) + impressions.offer
+
+    # Every (i, j) of the same pair with j shown before i's window ends: a few per impression.
+    both = pd.DataFrame({"pair": pair, "i": np.arange(n)}).merge(
+        pd.DataFrame({"pair": pair, "j": np.arange(n)}), on="pair"
+    )
+    i, j = both["i"].to_numpy(), both["j"].to_numpy()
+    keep = shown[j] < window_end[i]
+    i, j = i[keep], j[keep]
+
+    def delay_cdf(seconds: np.ndarray) -> np.ndarray:
+        return _truncated_exponential_cdf(seconds / SECONDS_PER_DAY, model.mean_delay_days, model.max_delay_days)
+
+    waited = np.maximum(shown[i] - shown[j], 0)  # how long j's redemption has not come when i is shown
+    lands = delay_cdf(window_end[i] - shown[j]) - delay_cdf(waited)
+    not_yet = 1.0 - probability[j] * delay_cdf(waited)
+    chance = probability[j] * lands / not_yet
+    miss_log = np.bincount(i, weights=np.log1p(-np.clip(chance, 0.0, 1.0 - 1e-12)), minlength=n)
+
+    first_redeemed_at = (
+        pd.Series(
+            redemptions.redeemed_at_s,
+            index=pd.Index(redemptions.customer.astype(np.int64) * max(len(offers.kind), 1) + redemptions.offer),
+        )
+        .groupby(level=0)
+        .min()
+    )
+    already_redeemed = pd.Series(pair).map(first_redeemed_at).to_numpy() < shown  # never redeemed: NaN, False
+    return np.where(already_redeemed, 0.0, 1.0 - np.exp(miss_log))
+
+
+def _truncated_exponential_cdf(days: np.ndarray, mean_days: float, max_days: float) -> np.ndarray:
+    """P(delay <= days) for the delay of `_truncated_exponential`."""
+    return np.clip((1.0 - np.exp(-np.maximum(days, 0.0) / mean_days)) / (1.0 - np.exp(-max_days / mean_days)), 0, 1)
+
+
 def _truncated_exponential(rng: np.random.Generator, n: int, mean_days: float, max_days: float) -> np.ndarray:
     """Whole seconds, exponential with `mean_days`, truncated at `max_days` (inverse CDF)."""
     tail = 1.0 - np.exp(-max_days / mean_days)
@@ -940,6 +1017,7 @@ def truth_tables(world: World) -> dict[str, pd.DataFrame]:
             {
                 "impression_id": _ids(len(world.impressions.customer)),
                 "true_probability": world.redemption_probability,
+                "label_probability": world.label_probability,
             }
         ),
     }

@@ -405,7 +405,8 @@ def test_truth_has_one_probability_per_impression(
     dataset: dict[str, pd.DataFrame], truth: dict[str, pd.DataFrame]
 ) -> None:
     outcomes = truth["impression_outcomes"]
-    assert list(outcomes.columns) == ["impression_id", "true_probability"]
+    assert list(outcomes.columns) == ["impression_id", "true_probability", "label_probability"]
+    assert outcomes.label_probability.between(0, 1).all()
     assert outcomes.impression_id.dtype == "int64" and outcomes.true_probability.dtype == "float64"
     assert (outcomes.impression_id.to_numpy() == dataset["impressions"].impression_id.to_numpy()).all()
     assert ((outcomes.true_probability > 0) & (outcomes.true_probability < 1)).all()
@@ -448,3 +449,21 @@ def test_clicks_follow_the_true_probability_and_precede_redemptions(
     assert 0.8 <= redeemed_at.index.isin(clicks.index).mean() <= 0.97  # most redeemers clicked first
     both = redeemed_at.index.intersection(clicks.index)
     assert (clicks[both] < redeemed_at[both]).all()
+
+
+def test_label_probability_is_calibrated_to_the_seven_day_label_and_ranks_it_best(
+    dataset: dict[str, pd.DataFrame], truth: dict[str, pd.DataFrame]
+) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    shown = dataset["impressions"][["impression_id", "customer_id", "offer_id", "shown_at"]]
+    pairs = shown.merge(dataset["redemptions"], on=["customer_id", "offer_id"])
+    in_window = (pairs.redeemed_at >= pairs.shown_at) & (
+        pairs.redeemed_at.dt.normalize() <= pairs.shown_at.dt.normalize() + pd.Timedelta(days=7)
+    )
+    labelled = shown.assign(label=shown.impression_id.isin(pairs.loc[in_window, "impression_id"]).astype(int))
+    # Only impressions whose window closed inside the data, as the warehouse does.
+    closed = labelled[labelled.shown_at.dt.normalize() + pd.Timedelta(days=8) <= labelled.shown_at.max().normalize()]
+    closed = closed.merge(truth["impression_outcomes"], on="impression_id")
+    assert abs(closed.label.mean() - closed.label_probability.mean()) < 0.02
+    assert roc_auc_score(closed.label, closed.label_probability) > roc_auc_score(closed.label, closed.true_probability)
