@@ -204,12 +204,11 @@ def replace_truth_tables(conn: psycopg.Connection, schema: str, frames: Mapping[
     """Replace the simulator's ground truth with `frames`, in one transaction; returns row counts."""
     with conn.transaction():
         conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+        # Truth is rewritten whole and nothing depends on it: recreating it keeps its layout current.
+        for name in frames:
+            conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(schema, name)))
         conn.execute(_ddl("truth_tables.sql", schema))
-        counts = {}
-        for name, frame in frames.items():
-            target = sql.Identifier(schema, name)
-            conn.execute(sql.SQL("truncate {}").format(target))
-            counts[name] = copy_in(conn, target, frame)
+        counts = {name: copy_in(conn, sql.Identifier(schema, name), frame) for name, frame in frames.items()}
     return counts
 
 

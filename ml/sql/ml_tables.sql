@@ -47,9 +47,15 @@ create table if not exists {schema}.eval_metrics (
     k integer,                               -- list cutoff for @k metrics, null otherwise
     value double precision not null,
     n_rows bigint not null,                  -- examples evaluated
-    n_groups bigint,                         -- customer groups evaluated, for per-customer metrics
-    unique nulls not distinct (model_id, evaluated_model_id, split, metric, k)
+    n_groups bigint                          -- customer groups evaluated, for per-customer metrics
 );
+-- Tables made before the oracle had no evaluated_model_id: every row there scored its own model.
+alter table {schema}.eval_metrics add column if not exists evaluated_model_id text;
+update {schema}.eval_metrics set evaluated_model_id = model_id where evaluated_model_id is null;
+alter table {schema}.eval_metrics alter column evaluated_model_id set not null;
+alter table {schema}.eval_metrics drop constraint if exists eval_metrics_model_id_split_metric_k_key;
+create unique index if not exists eval_metrics_grain
+    on {schema}.eval_metrics (model_id, evaluated_model_id, split, metric, k) nulls not distinct;
 
 create table if not exists {schema}.pipeline_runs (
     run_id text not null,                    -- the Dagster run id
