@@ -51,7 +51,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         data.replace_truth_tables(conn, settings.truth_schema, truth)
     print(f"generated {params} in {time.perf_counter() - started:.1f}s into schema {settings.raw_schema!r}:")
     for table, rows in counts.items():
-        print(f"  {table:<12} {rows:>10,}")
+        print(f"  {table:<18} {rows:>10,}")
     return 0
 
 
