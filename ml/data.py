@@ -24,6 +24,7 @@ from psycopg import sql
 from ml.config import Settings
 from ml.contract import RAW_CONTRACT, Contract, Table
 from ml.contract import ddl as contract_ddl
+from ml.evaluate import metric_label
 
 COPY_CHUNK_ROWS = 500_000
 
@@ -391,14 +392,14 @@ def validation_metrics(conn: psycopg.Connection, schema: str, evaluated_model_id
     """{scorer model_id: {metric name: value}} on the validation rows of `evaluated_model_id`."""
     rows = conn.execute(
         sql.SQL(
-            "select model_id, metric || coalesce('@' || k, ''), value from {}"
+            "select model_id, metric, k, value from {}"
             " where evaluated_model_id = %s and split = 'valid' order by model_id, metric, k"
         ).format(sql.Identifier(schema, "eval_metrics")),
         (evaluated_model_id,),
     ).fetchall()
     metrics: dict[str, dict[str, float]] = {}
-    for model_id, name, value in rows:
-        metrics.setdefault(model_id, {})[name] = value
+    for model_id, metric, k, value in rows:
+        metrics.setdefault(model_id, {})[metric_label(metric, k)] = value
     return metrics
 
 

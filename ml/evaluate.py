@@ -68,6 +68,11 @@ def ndcg_at_k(groups: np.ndarray, relevance: np.ndarray, scores: np.ndarray, k: 
     return GroupedMetric(float((dcg / ideal).mean()), len(ideal))
 
 
+def metric_label(metric: str, k: object) -> str:
+    """How a metric is named in summaries and the registry: `roc_auc`, `ndcg@10`."""
+    return metric if k is None or pd.isna(k) else f"{metric}@{int(k)}"
+
+
 def ranking_metrics(
     groups: np.ndarray, labels: np.ndarray, scores: np.ndarray, ks: tuple[int, ...]
 ) -> list[dict[str, object]]:

@@ -20,7 +20,7 @@ from psycopg import sql
 
 from ml import data
 from ml.config import Settings, TrainingConfig
-from ml.evaluate import ranking_metrics
+from ml.evaluate import metric_label, ranking_metrics
 from ml.features import CANDIDATES_MODEL, RUN_DATE_MODEL, TRAINING_MODEL, DbtManifest
 from ml.score import score_frame
 from ml.train import predict, temporal_split, train_binary
@@ -105,7 +105,7 @@ def train_model(stage: StageRun, config: TrainingConfig) -> data.ModelRecord:
                 train_end_date=split.train_end_date,
                 valid_start_date=split.valid_start_date,
                 valid_end_date=split.valid_end_date,
-                metrics={_metric_name(row): row["value"] for row in valid_metrics},
+                metrics={metric_label(row["metric"], row["k"]): row["value"] for row in valid_metrics},
                 model_text=model_text,
             )
             with conn.transaction():
@@ -113,10 +113,6 @@ def train_model(stage: StageRun, config: TrainingConfig) -> data.ModelRecord:
                 data.promote_model(conn, stage.schema, record.model_id)
             log.counts["rows_written"] = 1
     return record
-
-
-def _metric_name(row: dict[str, object]) -> str:
-    return f"{row['metric']}@{row['k']}" if row["k"] is not None else str(row["metric"])
 
 
 ORACLE_MODEL_ID = "oracle"

@@ -50,9 +50,13 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         counts = data.replace_raw_tables(conn, settings.raw_schema, frames)
         data.replace_truth_tables(conn, settings.truth_schema, truth)
     print(f"generated {params} in {time.perf_counter() - started:.1f}s into schema {settings.raw_schema!r}:")
-    for table, rows in counts.items():
-        print(f"  {table:<18} {rows:>10,}")
+    _print_counts(counts)
     return 0
+
+
+def _print_counts(counts: dict[str, int], notes: dict[str, str] | None = None) -> None:
+    for table, rows in counts.items():
+        print(f"  {table:<18} {rows:>10,}{(notes or {}).get(table, '')}")
 
 
 def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
@@ -70,9 +74,7 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
         counts = data.replace_raw_tables(conn, settings.raw_schema, frames)
         data.clear_truth_tables(conn, settings.truth_schema)
     print(f"loaded {args.directory} in {time.perf_counter() - started:.1f}s into schema {settings.raw_schema!r}:")
-    for table, rows in counts.items():
-        note = "" if table in frames else "  (no file: left empty)"
-        print(f"  {table:<18} {rows:>10,}{note}")
+    _print_counts(counts, {table: "  (no file: left empty)" for table in counts if table not in frames})
     return 0
 
 
@@ -135,9 +137,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"champion {summary.champion_id}, validation window:")
         print(f"  {'metric':<10} {'model':>8} {'oracle':>8} {'gap':>8}")
     for metric, value in model_metrics.items():
-        oracle = oracle_metrics.get(metric)
-        gap = f"{oracle - value:8.4f}" if oracle is not None else f"{'':8}"
-        print(f"  {metric:<10} {value:8.4f} {oracle if oracle is not None else float('nan'):8.4f} {gap}")
+        oracle = oracle_metrics.get(metric, float("nan"))  # no truth (your own data): no oracle
+        print(f"  {metric:<10} {value:8.4f} {oracle:8.4f} {oracle - value:8.4f}")
     return 0 if result.success else 1
 
 
