@@ -27,7 +27,7 @@ install: $(VENV)/.installed
 demo: install
 	$(OFFERRANK) db start
 	$(OFFERRANK) generate --customers $(CUSTOMERS) --products $(PRODUCTS) --offers $(OFFERS) --days $(DAYS) --seed $(SEED)
-	$(OFFERRANK) run
+	$(OFFERRANK) run --full-refresh
 	@echo
 	@echo "The tables are in $$($(OFFERRANK) db url): schemas raw, staging, marts and ml."
 	@echo "Explore the graph and its runs:  make dagster   (then open http://127.0.0.1:3000)"

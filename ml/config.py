@@ -102,7 +102,11 @@ class TrainingConfig:
     num_boost_round: int = 500
     early_stopping_rounds: int = 50
     eval_k: tuple[int, ...] = (10,)
-    seed: int = 7
+    seed: int = 7  # LightGBM's seed and the negative sampler's
+    # Keep this many negatives per positive in the training window (None: keep all). Kept negatives
+    # are weighted up by the inverse of their sampling rate, so predicted probabilities stay
+    # calibrated; the validation window is never sampled.
+    negatives_per_positive: float | None = None
     lgbm_params: dict[str, object] = field(
         default_factory=lambda: {
             "objective": "binary",
@@ -119,3 +123,12 @@ class TrainingConfig:
             "verbosity": -1,
         }
     )
+
+
+def load_training_config(environ: os._Environ[str] | dict[str, str] | None = None) -> TrainingConfig:
+    """Training settings: the defaults above, with the ones the environment overrides."""
+    env = os.environ if environ is None else environ
+    ratio = env.get("OFFERRANK_NEGATIVES_PER_POSITIVE", "").strip()
+    if ratio and float(ratio) <= 0:
+        raise ValueError(f"OFFERRANK_NEGATIVES_PER_POSITIVE must be a positive number, got {ratio!r}")
+    return TrainingConfig(negatives_per_positive=float(ratio) if ratio else None)

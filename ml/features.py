@@ -1,7 +1,9 @@
 """Which columns are model features and where the feature marts live, read from the dbt manifest.
 
-The feature list is declared once, in the dbt YAML (`meta: {feature: true}` on a column), so an
-analyst adds a feature by adding a documented column to the SQL, with no Python edit.
+The feature list is declared once, in the dbt YAML of the feature marts (`config: {meta: {feature:
+true}}` on a column). The fct_ models select those columns (macros/feature_columns.sql) and this
+module reads the same flags, so an analyst adds a feature by adding a documented column to a
+feature mart's SQL, with no Python edit.
 """
 
 from __future__ import annotations
@@ -52,13 +54,24 @@ class DbtManifest:
         return sql.Identifier(node["schema"], node.get("alias") or node["name"])
 
     def feature_columns(self, model: str = TRAINING_MODEL) -> list[str]:
-        """The columns of `model` marked `meta: {feature: true}`, in the order the YAML lists them."""
-        columns = self._model(model)["columns"]
+        """The model features `model` selects: the flagged columns of the models it refs, in ref order.
+
+        Within a feature mart the order is the YAML's, as in macros/feature_columns.sql.
+        """
+        upstream = dict.fromkeys(ref["name"] for ref in self._model(model)["refs"])
         features = [
             name
-            for name, column in columns.items()
-            if (column.get("meta") or {}).get("feature") or (column.get("config", {}).get("meta") or {}).get("feature")
+            for upstream_model in upstream
+            for name, column in self._model(upstream_model)["columns"].items()
+            if _is_feature(column)
         ]
         if not features:
-            raise ManifestError(f"dbt model {model!r} declares no feature columns (meta: {{feature: true}})")
+            raise ManifestError(
+                f"no model that dbt model {model!r} refs flags a feature column (config: {{meta: {{feature: true}}}})"
+            )
         return features
+
+
+def _is_feature(column: dict) -> bool:
+    meta = {**(column.get("meta") or {}), **((column.get("config") or {}).get("meta") or {})}
+    return bool(meta.get("feature"))

@@ -48,10 +48,39 @@ class NoChampionError(RuntimeError):
 
 def run_date(conn: psycopg.Connection, manifest: DbtManifest) -> dt.date:
     """The as-of date dbt last built the marts for."""
-    row = conn.execute(sql.SQL("select as_of_date from {}").format(manifest.relation(RUN_DATE_MODEL))).fetchone()
+    return _run_dates(conn, manifest)[0]
+
+
+def _run_dates(conn: psycopg.Connection, manifest: DbtManifest) -> tuple[dt.date, dt.date]:
+    """The as-of date dbt last built the marts for, and the last shown_date with a known label then."""
+    row = conn.execute(
+        sql.SQL("select as_of_date, last_labelled_shown_date from {}").format(manifest.relation(RUN_DATE_MODEL))
+    ).fetchone()
     if row is None:
         raise LookupError(f"dbt model {RUN_DATE_MODEL} is empty: run dbt first")
-    return row[0]
+    return row
+
+
+def _read_examples(
+    conn: psycopg.Connection,
+    manifest: DbtManifest,
+    features: list[str],
+    shown_dates: tuple[dt.date, dt.date] = (dt.date.min, dt.date.max),
+) -> pd.DataFrame:
+    """The training examples shown within `shown_dates` whose label was known on the run date.
+
+    fct_training_examples is incremental: after a replay of an earlier date it also holds the
+    examples of later runs, which this run must not see.
+    """
+    last_labelled_shown_date = _run_dates(conn, manifest)[1]
+    return data.read_relation(
+        conn,
+        manifest.relation(TRAINING_MODEL),
+        [*EXAMPLE_KEYS, *features],
+        where=sql.SQL("shown_date between %s and %s"),
+        params=(shown_dates[0], min(shown_dates[1], last_labelled_shown_date)),
+        order_by=["impression_id"],
+    )
 
 
 @contextmanager
@@ -83,9 +112,7 @@ def train_model(stage: StageRun, config: TrainingConfig) -> data.ModelRecord:
         as_of = run_date(conn, stage.manifest)
         with data.recorded_stage(conn, stage.schema, stage.run_id, "train", as_of) as log:
             features = stage.manifest.feature_columns(TRAINING_MODEL)
-            examples = data.read_relation(
-                conn, stage.manifest.relation(TRAINING_MODEL), [*EXAMPLE_KEYS, *features], order_by=["impression_id"]
-            )
+            examples = _read_examples(conn, stage.manifest, features)
             split = temporal_split(examples, "shown_date", config.valid_days)
             booster = train_binary(split, features, config)
             valid_metrics = ranking_metrics(
@@ -100,7 +127,12 @@ def train_model(stage: StageRun, config: TrainingConfig) -> data.ModelRecord:
                 algorithm="lgbm_binary",
                 trained_for_date=as_of,
                 features=features,
-                params={**config.lgbm_params, "seed": config.seed, "best_iteration": booster.best_iteration},
+                params={
+                    **config.lgbm_params,
+                    "seed": config.seed,
+                    "negatives_per_positive": config.negatives_per_positive,
+                    "best_iteration": booster.best_iteration,
+                },
                 train_start_date=split.train_start_date,
                 train_end_date=split.train_end_date,
                 valid_start_date=split.valid_start_date,
@@ -131,12 +163,8 @@ def evaluate_champion(stage: StageRun, config: TrainingConfig) -> pd.DataFrame:
         as_of = run_date(conn, stage.manifest)
         with data.recorded_stage(conn, stage.schema, stage.run_id, "evaluate", as_of) as log:
             booster = lgb.Booster(model_str=champion.model_text)
-            examples = data.read_relation(
-                conn,
-                stage.manifest.relation(TRAINING_MODEL),
-                [*EXAMPLE_KEYS, *champion.features],
-                where=sql.SQL("shown_date between %s and %s"),
-                params=(champion.train_start_date, champion.valid_end_date),
+            examples = _read_examples(
+                conn, stage.manifest, champion.features, (champion.train_start_date, champion.valid_end_date)
             )
             examples["model_score"] = predict(booster, examples, champion.features)
             truth = data.read_true_probabilities(conn, stage.settings.truth_schema, examples["impression_id"])

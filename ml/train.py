@@ -52,10 +52,50 @@ def temporal_split(examples: pd.DataFrame, date_column: str, valid_days: int) ->
     )
 
 
+SAMPLE_WEIGHT = "sample_weight"
+
+
+def downsample_negatives(examples: pd.DataFrame, negatives_per_positive: float, seed: int) -> pd.DataFrame:
+    """Keep every positive and `negatives_per_positive` negatives per positive, weighted up to stand for all.
+
+    The negatives kept are those with the smallest seeded hash of their impression_id: the same
+    seed and data keep the same rows in any row order, and an impression's fate does not change
+    as days are added. Adds a `sample_weight` column (n_negatives / n_kept for kept negatives, 1
+    for positives).
+    """
+    negatives = np.flatnonzero(examples["label"].to_numpy() == 0)
+    n_keep = min(len(negatives), int(np.ceil(negatives_per_positive * (len(examples) - len(negatives)))))
+    weights = np.ones(len(examples))
+    keep = np.ones(len(examples), dtype=bool)
+    if n_keep < len(negatives):
+        hashes = _seeded_hash(examples["impression_id"].to_numpy(dtype=np.uint64)[negatives], seed)
+        keep[negatives[np.argsort(hashes, kind="stable")[n_keep:]]] = False
+        weights[negatives] = len(negatives) / max(n_keep, 1)
+    return examples.assign(**{SAMPLE_WEIGHT: weights})[keep]
+
+
+def _seeded_hash(values: np.ndarray, seed: int) -> np.ndarray:
+    # splitmix64's finaliser: a cheap, well-mixed 64-bit hash, the same on every platform
+    with np.errstate(over="ignore"):
+        z = values + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
 def train_binary(split: TemporalSplit, features: list[str], config: TrainingConfig) -> lgb.Booster:
-    """A LightGBM binary classifier of redemption, early-stopped on the validation window."""
+    """A LightGBM binary classifier of redemption, early-stopped on the validation window.
+
+    With `config.negatives_per_positive` set, the training window's negatives are downsampled
+    first (`downsample_negatives`); the validation window is used whole.
+    """
     params = {**config.lgbm_params, "seed": config.seed}
-    train_set = lgb.Dataset(_matrix(split.train, features), label=split.train["label"], feature_name=features)
+    train = split.train
+    if config.negatives_per_positive is not None:
+        train = downsample_negatives(train, config.negatives_per_positive, config.seed)
+    train_set = lgb.Dataset(
+        _matrix(train, features), label=train["label"], weight=train.get(SAMPLE_WEIGHT), feature_name=features
+    )
     valid_set = lgb.Dataset(_matrix(split.valid, features), label=split.valid["label"], reference=train_set)
     return lgb.train(
         params,

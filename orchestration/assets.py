@@ -17,7 +17,7 @@ from dagster_dbt import (
 from pydantic import field_validator
 
 from ml import pipeline
-from ml.config import TrainingConfig
+from ml.config import load_training_config
 from ml.evaluate import metric_label
 from ml.features import CANDIDATES_MODEL, RUN_DATE_MODEL, TRAINING_MODEL, DbtManifest
 from orchestration.project import warehouse_project
@@ -40,6 +40,12 @@ class DbtBuildConfig(Config):
                 raise ValueError(f"as_of_date must be a date as YYYY-MM-DD, got {value!r}") from None
         return value or None
 
+    full_refresh: bool = False
+    """Rebuild the incremental feature marts over all history instead of the missing dates alone.
+
+    Needed after a change to a feature's SQL or columns, or to data older than the newest built date.
+    """
+
 
 def _stage(context: AssetExecutionContext, warehouse: WarehouseResource) -> pipeline.StageRun:
     return pipeline.StageRun(
@@ -57,7 +63,7 @@ def warehouse_models(
     context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, config: DbtBuildConfig
 ):
     """Every dbt model, with its tests, built as of the configured date."""
-    args = ["build"]
+    args = ["build", *(["--full-refresh"] if config.full_refresh else [])]
     if config.as_of_date:
         args += ["--vars", json.dumps({"as_of_date": config.as_of_date})]
     with pipeline.recorded_dbt_build(_stage(context, warehouse)):
@@ -76,7 +82,7 @@ SCORING_CANDIDATES = _model_key(CANDIDATES_MODEL)
 @asset(key=["ml", "model_registry"], deps=[TRAINING_EXAMPLES, RUN_DATE], group_name="ml")
 def model_registry(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """Trains a LightGBM model on the labelled impressions and promotes it to champion."""
-    record = pipeline.train_model(_stage(context, warehouse), TrainingConfig())
+    record = pipeline.train_model(_stage(context, warehouse), load_training_config())
     context.log.info(f"trained {record.model_id}: {record.metrics}")
     return MaterializeResult(
         metadata={
@@ -91,7 +97,7 @@ def model_registry(context: AssetExecutionContext, warehouse: WarehouseResource)
 @asset(key=["ml", "eval_metrics"], deps=[model_registry.key, TRAINING_EXAMPLES, RUN_DATE], group_name="ml")
 def eval_metrics(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """The champion's ROC AUC and NDCG@k on its training and validation windows."""
-    metrics = pipeline.evaluate_champion(_stage(context, warehouse), TrainingConfig())
+    metrics = pipeline.evaluate_champion(_stage(context, warehouse), load_training_config())
     # The champion's metrics as `valid_roc_auc`; the oracle's, on the same rows, as `oracle_valid_roc_auc`.
     values = {
         ("oracle_" if row.model_id == pipeline.ORACLE_MODEL_ID else "")

@@ -51,7 +51,14 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         data.replace_truth_tables(conn, settings.truth_schema, truth)
     print(f"generated {params} in {time.perf_counter() - started:.1f}s into schema {settings.raw_schema!r}:")
     _print_counts(counts)
+    print(STALE_FEATURES_HINT)
     return 0
+
+
+# The feature marts are incremental: they only add dates, so history built from other data stays.
+STALE_FEATURES_HINT = (
+    "The whole raw dataset was replaced: rebuild the features of earlier dates with `offerrank run --full-refresh`."
+)
 
 
 def _print_counts(counts: dict[str, int], notes: dict[str, str] | None = None) -> None:
@@ -75,6 +82,7 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
         data.clear_truth_tables(conn, settings.truth_schema)
     print(f"loaded {args.directory} in {time.perf_counter() - started:.1f}s into schema {settings.raw_schema!r}:")
     _print_counts(counts, {table: "  (no file: left empty)" for table in counts if table not in frames})
+    print(STALE_FEATURES_HINT)
     return 0
 
 
@@ -111,7 +119,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from orchestration.definitions import DAILY_JOB, defs
 
     run_config = {
-        "ops": {"warehouse_models": {"config": {"as_of_date": args.date.isoformat() if args.date else None}}},
+        "ops": {
+            "warehouse_models": {
+                "config": {
+                    "as_of_date": args.date.isoformat() if args.date else None,
+                    "full_refresh": args.full_refresh,
+                }
+            }
+        },
         "loggers": {"console": {"config": {"log_level": "INFO"}}},
     }
     # dbt's own output (a line per model and test) goes to a log file; the console gets one line
@@ -179,7 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     dev.set_defaults(handler=cmd_dev)
 
     run = commands.add_parser("run", help="materialize the whole daily graph for one date through Dagster")
-    run.add_argument("--date", type=_date, default=None, help="as-of date (default: the latest impression date)")
+    run.add_argument(
+        "--date", type=_date, default=None, help="as-of date (default: the day after the latest impression)"
+    )
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild the incremental feature marts over all history (after new raw data or a feature change)",
+    )
     run.set_defaults(handler=cmd_run)
     return parser
 

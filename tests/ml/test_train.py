@@ -5,7 +5,14 @@ import pandas as pd
 import pytest
 
 from ml.config import TrainingConfig
-from ml.train import NotEnoughDataError, predict, temporal_split, train_binary
+from ml.train import (
+    SAMPLE_WEIGHT,
+    NotEnoughDataError,
+    downsample_negatives,
+    predict,
+    temporal_split,
+    train_binary,
+)
 
 
 def _examples(n_days: int = 30, per_day: int = 200, seed: int = 0) -> pd.DataFrame:
@@ -48,3 +55,53 @@ def test_model_learns_the_signal_and_is_deterministic():
     assert np.corrcoef(scores, split.valid["signal"])[0, 1] > 0.8
     again = train_binary(split, ["signal", "noise"], config)
     assert again.model_to_string() == booster.model_to_string()
+
+
+def _labelled(n_positives: int, n_negatives: int) -> pd.DataFrame:
+    labels = np.r_[np.ones(n_positives, dtype=int), np.zeros(n_negatives, dtype=int)]
+    return pd.DataFrame({"impression_id": np.arange(1, len(labels) + 1) * 7, "label": labels})
+
+
+def test_downsampling_keeps_every_positive_and_the_asked_ratio_of_negatives():
+    sampled = downsample_negatives(_labelled(100, 5000), negatives_per_positive=4, seed=1)
+    assert (sampled["label"] == 1).sum() == 100
+    assert (sampled["label"] == 0).sum() == 400
+    # kept negatives stand for all of them: the weighted class totals are unchanged
+    assert sampled.loc[sampled["label"] == 0, SAMPLE_WEIGHT].sum() == pytest.approx(5000)
+    assert (sampled.loc[sampled["label"] == 1, SAMPLE_WEIGHT] == 1).all()
+
+
+def test_downsampling_is_seeded_and_independent_of_row_order():
+    examples = _labelled(50, 2000)
+    sampled = downsample_negatives(examples, 2, seed=1)
+    shuffled = downsample_negatives(examples.sample(frac=1, random_state=3), 2, seed=1)
+    assert set(shuffled["impression_id"]) == set(sampled["impression_id"])
+    assert set(downsample_negatives(examples, 2, seed=2)["impression_id"]) != set(sampled["impression_id"])
+
+
+def test_downsampling_an_impression_keeps_its_fate_as_examples_are_added():
+    examples = _labelled(50, 2000)
+    more = pd.concat([examples, _labelled(50, 2000).assign(impression_id=lambda f: f["impression_id"] + 10**6)])
+    kept = set(downsample_negatives(examples, 2, seed=1)["impression_id"])
+    kept_later = set(downsample_negatives(more, 4, seed=1)["impression_id"])
+    # twice the negatives kept of twice the data: the first half's kept ones are (almost all) still kept
+    assert len(kept & kept_later) / len(kept) > 0.8
+
+
+def test_downsampling_below_the_ratio_keeps_everything():
+    examples = _labelled(100, 150)
+    sampled = downsample_negatives(examples, 4, seed=1)
+    assert len(sampled) == 250
+    assert (sampled[SAMPLE_WEIGHT] == 1).all()
+
+
+def test_training_with_downsampled_negatives_learns_and_stays_calibrated():
+    examples = _examples(per_day=400).assign(impression_id=lambda f: np.arange(len(f)))
+    split = temporal_split(examples, "shown_date", valid_days=7)
+    config = TrainingConfig(negatives_per_positive=1)
+    booster = train_binary(split, ["signal", "noise"], config)
+    scores = predict(booster, split.valid, ["signal", "noise"])
+    assert np.corrcoef(scores, split.valid["signal"])[0, 1] > 0.8
+    # weighting the kept negatives back up keeps the mean prediction near the base rate
+    assert scores.mean() == pytest.approx(split.valid["label"].mean(), abs=0.03)
+    assert train_binary(split, ["signal", "noise"], config).model_to_string() == booster.model_to_string()

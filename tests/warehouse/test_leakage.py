@@ -1,65 +1,100 @@
-"""Leakage guard: rows dated after an impression never change that impression's features."""
+"""Leakage guard: rows dated after an as-of time never change any feature as of that time."""
 
 from __future__ import annotations
 
 import json
 
 import pandas as pd
+import pytest
 from psycopg import sql
 
 from ml import data
 from ml.features import TRAINING_MODEL, DbtManifest
 from tests.conftest import dbt, load_generated, use_database
 
+# Every date-keyed feature table, with its date column and grain.
+FEATURE_TABLES = {
+    "feat_customer_daily": ("as_of_date", ["as_of_date", "customer_id"]),
+    "feat_offer_daily": ("as_of_date", ["as_of_date", "offer_id"]),
+    "feat_customer_offer_daily": ("as_of_date", ["as_of_date", "customer_id", "offer_id"]),
+    TRAINING_MODEL: ("shown_date", ["impression_id"]),
+}
+
 
 def _later_copies(frames: dict[str, pd.DataFrame], cutoff: pd.Timestamp) -> dict[str, pd.DataFrame]:
-    """Duplicates, under new ids, of every order, impression and redemption at or after `cutoff`."""
+    """Duplicates, under new ids, of every order, impression, redemption and event at or after `cutoff`."""
     orders = frames["orders"][frames["orders"]["ordered_at"] >= cutoff]
     id_shift = int(frames["orders"]["order_id"].max())
     items = frames["order_items"][frames["order_items"]["order_id"].isin(orders["order_id"])]
     impressions = frames["impressions"][frames["impressions"]["shown_at"] >= cutoff]
+    impression_shift = int(frames["impressions"]["impression_id"].max())
     redemptions = frames["redemptions"][frames["redemptions"]["redeemed_at"] >= cutoff]
+    events = frames["interaction_events"][frames["interaction_events"]["event_at"] >= cutoff]
+    events = events[events["impression_id"].isin(impressions["impression_id"])]
     return {
         "orders": orders.assign(order_id=orders["order_id"] + id_shift),
         "order_items": items.assign(order_id=items["order_id"] + id_shift),
-        "impressions": impressions.assign(
-            impression_id=impressions["impression_id"] + int(frames["impressions"]["impression_id"].max())
-        ),
+        "impressions": impressions.assign(impression_id=impressions["impression_id"] + impression_shift),
         "redemptions": redemptions.assign(
             redemption_id=redemptions["redemption_id"] + int(frames["redemptions"]["redemption_id"].max())
+        ),
+        "interaction_events": events.assign(
+            event_id=events["event_id"] + int(frames["interaction_events"]["event_id"].max()),
+            impression_id=events["impression_id"] + impression_shift,
         ),
     }
 
 
-def _features_before(settings, cutoff: pd.Timestamp) -> pd.DataFrame:
+def _columns(conn, relation: sql.Identifier) -> list[str]:
+    cursor = conn.execute(sql.SQL("select * from {} limit 0").format(relation))
+    return [column.name for column in cursor.description]
+
+
+def _features_as_of(settings, cutoff: pd.Timestamp, last_original_impression_id: int) -> dict[str, pd.DataFrame]:
+    """Every row as of a day up to `cutoff`'s (data before `cutoff` only) of every date-keyed feature table.
+
+    Training examples of the appended impressions are new rows, not changed ones: left out.
+    """
     manifest = DbtManifest.load()
-    features = manifest.feature_columns(TRAINING_MODEL)
+    originals = sql.SQL(" and impression_id <= {}").format(last_original_impression_id)
     with data.connect(settings) as conn:
-        return data.read_relation(
-            conn,
-            manifest.relation(TRAINING_MODEL),
-            ["impression_id", *features],
-            where=sql.SQL("shown_at < %s"),
-            params=(cutoff,),
-            order_by=["impression_id"],
-        )
+        return {
+            model: data.read_relation(
+                conn,
+                manifest.relation(model),
+                _columns(conn, manifest.relation(model)),
+                where=sql.SQL("{} <= %s{}").format(
+                    sql.Identifier(date_column), originals if model == TRAINING_MODEL else sql.SQL("")
+                ),
+                params=(cutoff.date(),),
+                order_by=grain,
+            )
+            for model, (date_column, grain) in FEATURE_TABLES.items()
+        }
 
 
-def test_appending_later_rows_leaves_earlier_features_unchanged(server, generated_data, dbt_manifest):
-    settings = use_database(server, "leakage")
+@pytest.mark.parametrize("days_before_end", [45, 12])
+def test_appending_later_rows_leaves_earlier_features_unchanged(server, generated_data, dbt_manifest, days_before_end):
+    """Property: for a midnight T, duplicating every row dated at or after T changes no feature as of T or before.
+
+    The second build is a full refresh, so every date is recomputed from the enlarged data.
+    """
+    settings = use_database(server, f"leakage_{days_before_end}")
     load_generated(settings, generated_data)
     end = generated_data["impressions"]["shown_at"].max().normalize()
     as_of = json.dumps({"as_of_date": (end + pd.Timedelta(days=1)).date().isoformat()})
-    cutoff = end - pd.Timedelta(days=30)
+    cutoff = end - pd.Timedelta(days=days_before_end)
     dbt("run", "--select", f"+{TRAINING_MODEL}", "--vars", as_of)
-    before = _features_before(settings, cutoff)
+    last_impression_id = int(generated_data["impressions"]["impression_id"].max())
+    before = _features_as_of(settings, cutoff, last_impression_id)
 
     with data.connect(settings) as conn, conn.transaction():
         for table, rows in _later_copies(generated_data, cutoff).items():
             assert len(rows) > 0, table
             data.copy_in(conn, sql.Identifier(settings.raw_schema, table), rows)
-    dbt("run", "--select", f"+{TRAINING_MODEL}", "--vars", as_of)
-    after = _features_before(settings, cutoff)
+    dbt("run", "--full-refresh", "--select", f"+{TRAINING_MODEL}", "--vars", as_of)
+    after = _features_as_of(settings, cutoff, last_impression_id)
 
-    assert len(before) > 1000
-    pd.testing.assert_frame_equal(after, before)
+    for model, rows in before.items():
+        assert len(rows) > 100, model
+        pd.testing.assert_frame_equal(after[model], rows, obj=model)

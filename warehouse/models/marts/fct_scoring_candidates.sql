@@ -1,6 +1,8 @@
 -- One row per customer × offer pair to score on the run date, with every model feature as
--- of that date (data from before its 00:00 UTC only). The feature columns are the same, in
--- the same order, as in fct_training_examples.
+-- of that date (data from before its 00:00 UTC only). The feature columns are those the
+-- feature marts' YAML flags `meta: {feature: true}` (macros/feature_columns.sql), the same
+-- as in fct_training_examples; the interaction features come from the same macro as
+-- feat_customer_offer_daily's, computed here for the candidates alone.
 
 with
 
@@ -22,11 +24,32 @@ offer_features as (
 
 ),
 
-customer_offer_features as (
+run_dates as (
 
-    select * from {{ ref('feat_customer_offer_daily') }}
+    select as_of_date
+    from {{ ref('int_as_of_dates') }}
+    where is_run_date
 
 ),
+
+-- scalar filters, so the planner reads the run date's rows through the tables' indexes
+customer_features_on_run_date as (
+
+    select *
+    from customer_features
+    where as_of_date = (select run_dates.as_of_date from run_dates)
+
+),
+
+offer_features_on_run_date as (
+
+    select *
+    from offer_features
+    where as_of_date = (select run_dates.as_of_date from run_dates)
+
+),
+
+{{ customer_offer_features('scoring_pairs') }},
 
 scoring_candidates as (
 
@@ -34,44 +57,18 @@ scoring_candidates as (
         scoring_pairs.as_of_date,
         scoring_pairs.customer_id,
         scoring_pairs.offer_id,
-
-        ---------- customer features
-        customer_features.recency_days,
-        customer_features.frequency,
-        customer_features.monetary,
-        customer_features.promo_affinity,
-        customer_features.avg_basket_size,
-        customer_features.avg_basket_quantity,
-        customer_features.tier2_purchase_ratio,
-        customer_features.tier3_purchase_ratio,
-        customer_features.fresh_category_ratio,
-        customer_features.business_order_ratio,
-        customer_features.category_entropy,
-
-        ---------- offer features
-        offer_features.discount_depth,
-        offer_features.margin_impact,
-        offer_features.days_until_expiry,
-        offer_features.historical_redemption_rate,
-        offer_features.is_own_brand,
-
-        ---------- customer × offer features
-        customer_offer_features.bought_product_before,
-        customer_offer_features.days_since_last_cat_purchase,
-        customer_offer_features.category_affinity_score,
-        customer_offer_features.discount_depth_vs_usual,
-        customer_offer_features.price_sensitivity_match,
-        customer_offer_features.business_type_match
-
+        {{ feature_columns('feat_customer_daily', 'customer_features_on_run_date') }},
+        {{ feature_columns('feat_offer_daily', 'offer_features_on_run_date') }},
+        {{ feature_columns('feat_customer_offer_daily', 'customer_offer_features') }}
     from scoring_pairs
-    left join customer_features
+    left join customer_features_on_run_date
         on
-            scoring_pairs.as_of_date = customer_features.as_of_date
-            and scoring_pairs.customer_id = customer_features.customer_id
-    left join offer_features
+            scoring_pairs.as_of_date = customer_features_on_run_date.as_of_date
+            and scoring_pairs.customer_id = customer_features_on_run_date.customer_id
+    left join offer_features_on_run_date
         on
-            scoring_pairs.as_of_date = offer_features.as_of_date
-            and scoring_pairs.offer_id = offer_features.offer_id
+            scoring_pairs.as_of_date = offer_features_on_run_date.as_of_date
+            and scoring_pairs.offer_id = offer_features_on_run_date.offer_id
     left join customer_offer_features
         on
             scoring_pairs.as_of_date = customer_offer_features.as_of_date

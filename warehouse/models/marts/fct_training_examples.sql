@@ -1,8 +1,27 @@
 -- One row per impression whose label is known on the run date, with its label and every
 -- model feature as of the day it was shown (data from before that day's 00:00 UTC only).
--- The feature columns are the same, in the same order, as in fct_scoring_candidates.
+-- The feature columns are those the feature marts' YAML flags `meta: {feature: true}`
+-- (macros/feature_columns.sql), the same as in fct_scoring_candidates.
+--
+-- Incremental by shown_date, like the labels: a daily run adds the impressions whose label
+-- became known on the run date. A run for an earlier date (a replay) leaves the later rows
+-- in place: readers take the rows with shown_date <= dim_run_date.last_labelled_shown_date.
+
+{{ config(
+    materialized='incremental',
+    unique_key='shown_date',
+    indexes=[{'columns': ['shown_date']}, {'columns': ['impression_id'], 'unique': true}],
+) }}
+
+{% set label_window_days = var('label_window_days') %}
 
 with
+
+as_of_dates as (
+
+    select * from {{ ref('int_as_of_dates') }}
+
+),
 
 impressions_labelled as (
 
@@ -28,58 +47,84 @@ customer_offer_features as (
 
 ),
 
+build_dates as (
+
+    select
+        {{ incremental_first_date('shown_date', 'as_of_dates.as_of_date - ' ~ (label_window_days + 1)) }}
+            as first_shown_date,
+        as_of_dates.as_of_date - {{ label_window_days + 1 }} as last_shown_date
+    from as_of_dates
+    where as_of_dates.is_run_date
+
+),
+
+impressions_to_add as (
+
+    select *
+    from impressions_labelled
+    where
+        shown_date >= (select build_dates.first_shown_date from build_dates)
+        and shown_date <= (select build_dates.last_shown_date from build_dates)
+
+),
+
+-- scalar bounds, so the planner reads the build's dates through the tables' indexes
+customer_features_on_shown_dates as (
+
+    select *
+    from customer_features
+    where
+        as_of_date >= (select build_dates.first_shown_date from build_dates)
+        and as_of_date <= (select build_dates.last_shown_date from build_dates)
+
+),
+
+offer_features_on_shown_dates as (
+
+    select *
+    from offer_features
+    where
+        as_of_date >= (select build_dates.first_shown_date from build_dates)
+        and as_of_date <= (select build_dates.last_shown_date from build_dates)
+
+),
+
+customer_offer_features_on_shown_dates as (
+
+    select *
+    from customer_offer_features
+    where
+        as_of_date >= (select build_dates.first_shown_date from build_dates)
+        and as_of_date <= (select build_dates.last_shown_date from build_dates)
+
+),
+
 training_examples as (
 
     select
-        impressions_labelled.impression_id,
-        impressions_labelled.customer_id,
-        impressions_labelled.offer_id,
-        impressions_labelled.shown_at,
-        impressions_labelled.shown_date,
-        impressions_labelled.label,
-
-        ---------- customer features
-        customer_features.recency_days,
-        customer_features.frequency,
-        customer_features.monetary,
-        customer_features.promo_affinity,
-        customer_features.avg_basket_size,
-        customer_features.avg_basket_quantity,
-        customer_features.tier2_purchase_ratio,
-        customer_features.tier3_purchase_ratio,
-        customer_features.fresh_category_ratio,
-        customer_features.business_order_ratio,
-        customer_features.category_entropy,
-
-        ---------- offer features
-        offer_features.discount_depth,
-        offer_features.margin_impact,
-        offer_features.days_until_expiry,
-        offer_features.historical_redemption_rate,
-        offer_features.is_own_brand,
-
-        ---------- customer × offer features
-        customer_offer_features.bought_product_before,
-        customer_offer_features.days_since_last_cat_purchase,
-        customer_offer_features.category_affinity_score,
-        customer_offer_features.discount_depth_vs_usual,
-        customer_offer_features.price_sensitivity_match,
-        customer_offer_features.business_type_match
-
-    from impressions_labelled
-    left join customer_features
+        impressions_to_add.impression_id,
+        impressions_to_add.customer_id,
+        impressions_to_add.offer_id,
+        impressions_to_add.shown_at,
+        impressions_to_add.shown_date,
+        impressions_to_add.label,
+        {{ feature_columns('feat_customer_daily', 'customer_features_on_shown_dates') }},
+        {{ feature_columns('feat_offer_daily', 'offer_features_on_shown_dates') }},
+        {{ feature_columns('feat_customer_offer_daily', 'customer_offer_features_on_shown_dates') }}
+    from impressions_to_add
+    left join customer_features_on_shown_dates
         on
-            impressions_labelled.shown_date = customer_features.as_of_date
-            and impressions_labelled.customer_id = customer_features.customer_id
-    left join offer_features
+            impressions_to_add.shown_date = customer_features_on_shown_dates.as_of_date
+            and impressions_to_add.customer_id = customer_features_on_shown_dates.customer_id
+    left join offer_features_on_shown_dates
         on
-            impressions_labelled.shown_date = offer_features.as_of_date
-            and impressions_labelled.offer_id = offer_features.offer_id
-    left join customer_offer_features
+            impressions_to_add.shown_date = offer_features_on_shown_dates.as_of_date
+            and impressions_to_add.offer_id = offer_features_on_shown_dates.offer_id
+    left join customer_offer_features_on_shown_dates
         on
-            impressions_labelled.shown_date = customer_offer_features.as_of_date
-            and impressions_labelled.customer_id = customer_offer_features.customer_id
-            and impressions_labelled.offer_id = customer_offer_features.offer_id
+            impressions_to_add.shown_date = customer_offer_features_on_shown_dates.as_of_date
+            and impressions_to_add.customer_id = customer_offer_features_on_shown_dates.customer_id
+            and impressions_to_add.offer_id = customer_offer_features_on_shown_dates.offer_id
 
 )
 

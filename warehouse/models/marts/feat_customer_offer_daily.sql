@@ -1,108 +1,59 @@
--- Customer × offer interaction features as of day D, only for the (D, customer, offer) triples
--- that need them: each labelled impression as of the day it was shown, and each scoring pair
--- as of the run date. Only data from before D 00:00 UTC is used.
+-- Customer × offer interaction features of each labelled impression, as of the day it was
+-- shown: one row per (shown day D, customer, offer) shown at least once that day. Only data
+-- from before D 00:00 UTC is used. The features are defined once, in
+-- macros/customer_offer_features.sql; fct_scoring_candidates computes the same features for
+-- the run date's candidates.
+--
+-- Incremental by as-of date (the shown day), like the labels it follows: a daily run adds
+-- the impressions whose label became known on the run date.
+
+{{ config(
+    materialized='incremental',
+    unique_key='as_of_date',
+    indexes=[{'columns': ['as_of_date', 'customer_id', 'offer_id'], 'unique': true}],
+) }}
+
+{% set label_window_days = var('label_window_days') %}
 
 with
 
-feature_pairs as (
+as_of_dates as (
 
-    select * from {{ ref('int_feature_pairs_unioned') }}
-
-),
-
-customers as (
-
-    select * from {{ ref('stg_raw__customers') }}
+    select * from {{ ref('int_as_of_dates') }}
 
 ),
 
-offers as (
+impressions_labelled as (
 
-    select * from {{ ref('int_offers_joined_to_products') }}
-
-),
-
-customer_features as (
-
-    select * from {{ ref('feat_customer_daily') }}
+    select * from {{ ref('int_impressions_labelled') }}
 
 ),
 
-customer_categories as (
-
-    select * from {{ ref('int_customer_categories_windowed') }}
-
-),
-
-order_items as (
-
-    select * from {{ ref('int_order_items_joined') }}
-
-),
-
-first_product_purchases as (
+build_dates as (
 
     select
-        customer_id,
-        product_id,
-        min(ordered_date) as first_ordered_date
-    from order_items
-    group by
-        customer_id,
-        product_id
+        {{ incremental_first_date('as_of_date', 'as_of_dates.as_of_date - ' ~ (label_window_days + 1)) }}
+            as first_shown_date,
+        as_of_dates.as_of_date - {{ label_window_days + 1 }} as last_shown_date
+    from as_of_dates
+    where as_of_dates.is_run_date
 
 ),
 
-customer_offer_features as (
+-- a customer can be shown the same offer more than once a day
+impression_pairs as (
 
-    select
-        feature_pairs.as_of_date,
-        feature_pairs.customer_id,
-        feature_pairs.offer_id,
-        case
-            when first_product_purchases.first_ordered_date < feature_pairs.as_of_date then 1
-            else 0
-        end as bought_product_before,
-        (
-            feature_pairs.as_of_date - customer_categories.last_category_ordered_date
-        )::integer as days_since_last_cat_purchase,
-        case
-            when customer_features.monetary > 0 and offers.category is null then 1
-            when customer_features.monetary > 0
-                then
-                    coalesce(customer_categories.category_spend_amount, 0)
-                    / customer_features.monetary::numeric
-        end::double precision as category_affinity_score,
-        (
-            offers.discount_depth - customer_features.usual_discount_depth
-        )::double precision as discount_depth_vs_usual,
-        (
-            customer_features.promo_affinity * offers.discount_depth
-        )::double precision as price_sensitivity_match,
-        case
-            when offers.target_business_type is null then 0.5
-            when offers.target_business_type = customers.business_type then 1
-            else 0
-        end::double precision as business_type_match
-    from feature_pairs
-    inner join offers
-        on feature_pairs.offer_id = offers.offer_id
-    inner join customers
-        on feature_pairs.customer_id = customers.customer_id
-    left join customer_features
-        on
-            feature_pairs.as_of_date = customer_features.as_of_date
-            and feature_pairs.customer_id = customer_features.customer_id
-    left join customer_categories
-        on
-            feature_pairs.as_of_date = customer_categories.as_of_date
-            and feature_pairs.customer_id = customer_categories.customer_id
-            and offers.category = customer_categories.category
-    left join first_product_purchases
-        on
-            feature_pairs.customer_id = first_product_purchases.customer_id
-            and offers.product_id = first_product_purchases.product_id
+    select distinct
+        shown_date as as_of_date,
+        customer_id,
+        offer_id
+    from impressions_labelled
+    where
+        shown_date >= (select build_dates.first_shown_date from build_dates)
+        and shown_date <= (select build_dates.last_shown_date from build_dates)
 
-)
+),
+
+{{ customer_offer_features('impression_pairs') }}
 
 select * from customer_offer_features

@@ -1,10 +1,21 @@
 -- Offer features as of each day D: one row per offer active on D (starts_on <= D <= ends_on)
 -- and as-of date D. Only data from before D 00:00 UTC is used.
 --
--- historical_redemption_rate uses the impressions of the offer whose label window closed
--- before D (shown on day S with S + 7 < D): their labels arrive on day S + 8, and the rate
--- is a running sum of those arrivals read off on each as-of date.
+-- historical_redemption_rate uses the offer's impressions whose label became known in the
+-- lookback window: an impression shown on day S has its label on day S + 8 (its 7-day window
+-- closed before that day), and counts for D exactly when S + 8 <= D < S + 8 + 90. The rate
+-- is a running sum of these arrivals and departures read off on each as-of date; building
+-- dates from F on needs the impressions shown from F - 98 on only.
+--
+-- Incremental by as-of date, like feat_customer_daily: a daily run builds the run date alone.
 
+{{ config(
+    materialized='incremental',
+    unique_key='as_of_date',
+    indexes=[{'columns': ['as_of_date', 'offer_id'], 'unique': true}],
+) }}
+
+{% set lookback_days = var('lookback_days') %}
 {% set label_window_days = var('label_window_days') %}
 
 with
@@ -27,6 +38,46 @@ impressions_labelled as (
 
 ),
 
+build_dates as (
+
+    select
+        {{ incremental_first_date('as_of_date', 'as_of_dates.as_of_date') }} as first_as_of_date,
+        as_of_dates.as_of_date as last_as_of_date
+    from as_of_dates
+    where as_of_dates.is_run_date
+
+),
+
+-- the impressions whose label counts for some date to build
+shown_bounds as (
+
+    select
+        build_dates.first_as_of_date - {{ lookback_days + label_window_days + 1 }} as first_shown_date,
+        build_dates.last_as_of_date - {{ label_window_days + 1 }} as last_shown_date
+    from build_dates
+
+),
+
+-- scalar bounds, so the planner filters the labels before aggregating them
+impressions_labelled_in_window as (
+
+    select *
+    from impressions_labelled
+    where
+        shown_date >= (select shown_bounds.first_shown_date from shown_bounds)
+        and shown_date <= (select shown_bounds.last_shown_date from shown_bounds)
+
+),
+
+label_window_edges as (
+
+    select *
+    from (
+        values ({{ label_window_days + 1 }}, 1), ({{ label_window_days + 1 + lookback_days }}, -1)
+    ) as label_window_edges (days_after_shown, direction)
+
+),
+
 offer_spine as (
 
     select
@@ -35,24 +86,28 @@ offer_spine as (
     from as_of_dates
     inner join offers
         on as_of_dates.as_of_date between offers.starts_on and offers.ends_on
+    where as_of_dates.as_of_date >= (select build_dates.first_as_of_date from build_dates)
 
 ),
 
-label_arrivals as (
+label_moves as (
 
     select
-        offer_id,
-        shown_date + {{ label_window_days + 1 }} as effective_date,
-        count(*) as impression_count,
-        sum(label) as redeemed_count
-    from impressions_labelled
+        impressions_labelled_in_window.offer_id,
+        impressions_labelled_in_window.shown_date + label_window_edges.days_after_shown as effective_date,
+        label_window_edges.direction * count(*) as impression_count,
+        label_window_edges.direction * sum(impressions_labelled_in_window.label) as redeemed_count
+    from impressions_labelled_in_window
+    cross join label_window_edges
     group by
-        offer_id,
-        shown_date
+        impressions_labelled_in_window.offer_id,
+        impressions_labelled_in_window.shown_date,
+        label_window_edges.days_after_shown,
+        label_window_edges.direction
 
 ),
 
-spine_and_arrivals as (
+spine_and_label_moves as (
 
     select
         offer_id,
@@ -70,7 +125,7 @@ spine_and_arrivals as (
         false as is_as_of_row,
         impression_count,
         redeemed_count
-    from label_arrivals
+    from label_moves
 
 ),
 
@@ -83,7 +138,7 @@ running_totals as (
         -- the frame includes every row of the same day: labels arriving on D count for D
         sum(impression_count) over offer_history as impression_count,
         sum(redeemed_count) over offer_history as redeemed_count
-    from spine_and_arrivals
+    from spine_and_label_moves
     window offer_history as (
         partition by offer_id
         order by effective_date

@@ -7,10 +7,16 @@
 -- out, never counted as negatives, and no label reads a redemption made on or after the run
 -- date.
 --
--- A table, not a view: feat_offer_daily, the feature pairs and fct_training_examples all read
--- the same labels, computed once per build even if redemptions land meanwhile.
+-- Incremental by shown_date: a daily run labels the impressions whose window closed on the
+-- run date (those shown on run date - 8) and keeps the labels it already has, which no later
+-- data can change. feat_offer_daily, feat_customer_offer_daily and fct_training_examples all
+-- read these labels, computed once per build even if redemptions land meanwhile.
 
-{{ config(materialized='table') }}
+{{ config(
+    materialized='incremental',
+    unique_key='shown_date',
+    indexes=[{'columns': ['shown_date']}],
+) }}
 
 {% set label_window_days = var('label_window_days') %}
 
@@ -36,12 +42,35 @@ run_dates as (
 
 ),
 
+build_dates as (
+
+    select
+        {{ incremental_first_date('shown_date', 'run_dates.run_as_of_date - ' ~ (label_window_days + 1)) }}
+            as first_shown_date,
+        run_dates.run_as_of_date - {{ label_window_days + 1 }} as last_shown_date,
+        run_dates.run_as_of_date - 1 as last_redeemed_date
+    from run_dates
+
+),
+
+-- scalar bounds, so the planner filters the impressions before joining them
 closed_impressions as (
 
-    select impressions.*
+    select *
     from impressions
-    inner join run_dates
-        on impressions.shown_date + {{ label_window_days }} < run_dates.run_as_of_date
+    where
+        shown_date >= (select build_dates.first_shown_date from build_dates)
+        and shown_date <= (select build_dates.last_shown_date from build_dates)
+
+),
+
+redemptions_in_windows as (
+
+    select *
+    from redemptions
+    where
+        redeemed_date >= (select build_dates.first_shown_date from build_dates)
+        and redeemed_date <= (select build_dates.last_redeemed_date from build_dates)
 
 ),
 
@@ -49,12 +78,13 @@ redeemed_impressions as (
 
     select distinct closed_impressions.impression_id
     from closed_impressions
-    inner join redemptions
+    inner join redemptions_in_windows
         on
-            closed_impressions.customer_id = redemptions.customer_id
-            and closed_impressions.offer_id = redemptions.offer_id
-            and closed_impressions.shown_at <= redemptions.redeemed_at
-            and redemptions.redeemed_date <= closed_impressions.shown_date + {{ label_window_days }}
+            closed_impressions.customer_id = redemptions_in_windows.customer_id
+            and closed_impressions.offer_id = redemptions_in_windows.offer_id
+            and closed_impressions.shown_at <= redemptions_in_windows.redeemed_at
+            and redemptions_in_windows.redeemed_date
+            <= closed_impressions.shown_date + {{ label_window_days }}
 
 ),
 

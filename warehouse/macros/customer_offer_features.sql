@@ -1,0 +1,206 @@
+{#-
+    Customer × offer interaction features for the pairs in the CTE named `pairs` (columns
+    as_of_date, customer_id, offer_id), as CTEs that end in one named customer_offer_features.
+
+    The one definition of these features: feat_customer_offer_daily computes them for
+    impressions and fct_scoring_candidates for the run date's candidates, each only for the
+    pairs it needs (a customer × offer × day table would be far larger than either). Every
+    feature uses orders of the lookback window [D - lookback_days, D) of its as-of date D, so
+    the cost follows the pairs and that window, never the whole history. A feature added here
+    must be documented, and flagged `meta: {feature: true}`, in feat_customer_offer_daily's YAML.
+-#}
+{% macro customer_offer_features(pairs) -%}
+{%- set lookback_days = var('lookback_days') -%}
+
+interaction_offers as (
+
+    select * from {{ ref('int_offers_joined_to_products') }}
+
+),
+
+interaction_customers as (
+
+    select * from {{ ref('stg_raw__customers') }}
+
+),
+
+interaction_customer_features as (
+
+    select * from {{ ref('feat_customer_daily') }}
+
+),
+
+interaction_customer_category_days as (
+
+    select * from {{ ref('int_order_items_summed_to_customer_category_days') }}
+
+),
+
+interaction_order_items as (
+
+    select * from {{ ref('int_order_items_joined') }}
+
+),
+
+pair_date_bounds as (
+
+    select
+        min({{ pairs }}.as_of_date) as first_as_of_date,
+        max({{ pairs }}.as_of_date) as last_as_of_date,
+        min({{ pairs }}.as_of_date) - {{ lookback_days }} as first_ordered_date,
+        max({{ pairs }}.as_of_date) as after_last_ordered_date
+    from {{ pairs }}
+
+),
+
+pair_offers as (
+
+    select
+        {{ pairs }}.as_of_date,
+        {{ pairs }}.customer_id,
+        {{ pairs }}.offer_id,
+        interaction_offers.product_id,
+        interaction_offers.category,
+        interaction_offers.discount_depth,
+        interaction_offers.target_business_type
+    from {{ pairs }}
+    inner join interaction_offers
+        on {{ pairs }}.offer_id = interaction_offers.offer_id
+
+),
+
+-- scalar bounds, so the planner filters the tables and views before joining them
+customer_features_in_bounds as (
+
+    select *
+    from interaction_customer_features
+    where
+        as_of_date >= (select pair_date_bounds.first_as_of_date from pair_date_bounds)
+        and as_of_date <= (select pair_date_bounds.last_as_of_date from pair_date_bounds)
+
+),
+
+category_days_in_bounds as (
+
+    select *
+    from interaction_customer_category_days
+    where
+        ordered_date >= (select pair_date_bounds.first_ordered_date from pair_date_bounds)
+        and ordered_date < (select pair_date_bounds.after_last_ordered_date from pair_date_bounds)
+
+),
+
+product_purchases_in_bounds as (
+
+    select distinct
+        customer_id,
+        product_id,
+        ordered_date
+    from interaction_order_items
+    where
+        ordered_date >= (select pair_date_bounds.first_ordered_date from pair_date_bounds)
+        and ordered_date < (select pair_date_bounds.after_last_ordered_date from pair_date_bounds)
+
+),
+
+needed_customer_categories as (
+
+    select distinct
+        as_of_date,
+        customer_id,
+        category
+    from pair_offers
+    where category is not null
+
+),
+
+customer_category_windows as (
+
+    select
+        needed_customer_categories.as_of_date,
+        needed_customer_categories.customer_id,
+        needed_customer_categories.category,
+        sum(category_days_in_bounds.spend_amount) as category_spend_amount,
+        max(category_days_in_bounds.ordered_date) as last_category_ordered_date
+    from needed_customer_categories
+    inner join category_days_in_bounds
+        on
+            needed_customer_categories.customer_id = category_days_in_bounds.customer_id
+            and needed_customer_categories.category = category_days_in_bounds.category
+            and category_days_in_bounds.ordered_date
+            >= needed_customer_categories.as_of_date - {{ lookback_days }}
+            and category_days_in_bounds.ordered_date < needed_customer_categories.as_of_date
+    group by
+        needed_customer_categories.as_of_date,
+        needed_customer_categories.customer_id,
+        needed_customer_categories.category
+
+),
+
+pairs_with_product_bought as (
+
+    select distinct
+        pair_offers.as_of_date,
+        pair_offers.customer_id,
+        pair_offers.offer_id
+    from pair_offers
+    inner join product_purchases_in_bounds
+        on
+            pair_offers.customer_id = product_purchases_in_bounds.customer_id
+            and pair_offers.product_id = product_purchases_in_bounds.product_id
+            and product_purchases_in_bounds.ordered_date
+            >= pair_offers.as_of_date - {{ lookback_days }}
+            and product_purchases_in_bounds.ordered_date < pair_offers.as_of_date
+
+),
+
+customer_offer_features as (
+
+    select
+        pair_offers.as_of_date,
+        pair_offers.customer_id,
+        pair_offers.offer_id,
+        case
+            when pairs_with_product_bought.offer_id is null then 0 else 1
+        end as bought_product_before,
+        (
+            pair_offers.as_of_date - customer_category_windows.last_category_ordered_date
+        )::integer as days_since_last_cat_purchase,
+        case
+            when customer_features_in_bounds.monetary > 0 and pair_offers.category is null then 1
+            when customer_features_in_bounds.monetary > 0
+                then
+                    coalesce(customer_category_windows.category_spend_amount, 0)
+                    / customer_features_in_bounds.monetary::numeric
+        end::double precision as category_affinity_score,
+        (
+            pair_offers.discount_depth - customer_features_in_bounds.usual_discount_depth
+        )::double precision as discount_depth_vs_usual,
+        (
+            customer_features_in_bounds.promo_affinity * pair_offers.discount_depth
+        )::double precision as price_sensitivity_match,
+        case
+            when pair_offers.target_business_type is null then 0.5
+            when pair_offers.target_business_type = interaction_customers.business_type then 1
+            else 0
+        end::double precision as business_type_match
+    from pair_offers
+    inner join interaction_customers
+        on pair_offers.customer_id = interaction_customers.customer_id
+    left join customer_features_in_bounds
+        on
+            pair_offers.as_of_date = customer_features_in_bounds.as_of_date
+            and pair_offers.customer_id = customer_features_in_bounds.customer_id
+    left join customer_category_windows
+        on
+            pair_offers.as_of_date = customer_category_windows.as_of_date
+            and pair_offers.customer_id = customer_category_windows.customer_id
+            and pair_offers.category = customer_category_windows.category
+    left join pairs_with_product_bought
+        on
+            pair_offers.as_of_date = pairs_with_product_bought.as_of_date
+            and pair_offers.customer_id = pairs_with_product_bought.customer_id
+            and pair_offers.offer_id = pairs_with_product_bought.offer_id
+
+)
+{%- endmacro %}

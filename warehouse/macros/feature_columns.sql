@@ -1,0 +1,34 @@
+{#-
+    The model features a feature mart declares, as a select list qualified by `relation_alias`.
+
+    A column is a model feature when its YAML says `config: {meta: {feature: true}}`: the one
+    place the feature list is declared. fct_training_examples and fct_scoring_candidates select
+    the features through this macro, and ml/features.py reads the same flags from the manifest,
+    so a documented, flagged column added to a feature mart reaches training and scoring with
+    no other edit.
+-#}
+{% macro feature_columns(model_name, relation_alias) -%}
+    {%- if execute -%}
+        {%- set features = [] -%}
+        {%- for node in graph.nodes.values()
+            if node.resource_type == 'model' and node.name == model_name -%}
+            {%- for column in node.columns.values() -%}
+                {%- set meta = column.get('meta') or {} -%}
+                {%- set config_meta = (column.get('config') or {}).get('meta') or {} -%}
+                {%- if meta.get('feature') or config_meta.get('feature') -%}
+                    {%- do features.append(relation_alias ~ '.' ~ column.name) -%}
+                {%- endif -%}
+            {%- endfor -%}
+        {%- endfor -%}
+        {%- if not features -%}
+            {{ exceptions.raise_compiler_error(
+                "model " ~ model_name ~ " declares no feature columns: flag them in its YAML"
+                ~ " with config: {meta: {feature: true}}"
+            ) }}
+        {%- endif -%}
+        {{ features | join(',\n        ') }}
+    {%- else -%}
+        {#- parsing renders models before the graph exists: a placeholder keeps the SQL whole -#}
+        {{ relation_alias }}.*
+    {%- endif -%}
+{%- endmacro %}
