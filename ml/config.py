@@ -22,6 +22,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 55432
 DEFAULT_USER = "postgres"
 DEFAULT_DATABASE = "offerrank"
+# Repeated in warehouse/dbt_project.yml and warehouse/macros/reader_role.sql.
+DEFAULT_READER_ROLE = "offerrank_reader"
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Settings:
     raw_schema: str = "raw"
     ml_schema: str = "ml"
     truth_schema: str = "truth"  # the simulator's ground truth; no dbt model may read it
+    reader_role: str = DEFAULT_READER_ROLE  # the NOLOGIN role BI logins join: SELECT on marts and ml only
     top_k: int = 5
 
     @property
@@ -90,6 +93,7 @@ def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> S
         raw_schema=env.get("OFFERRANK_RAW_SCHEMA", "raw"),
         ml_schema=env.get("OFFERRANK_ML_SCHEMA", "ml"),
         truth_schema=env.get("OFFERRANK_TRUTH_SCHEMA", "truth"),
+        reader_role=env.get("OFFERRANK_READER_ROLE", DEFAULT_READER_ROLE),
         top_k=int(env.get("OFFERRANK_TOP_K", 5)),
     )
 

@@ -48,9 +48,11 @@ def create_database(settings: Settings) -> None:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(db.dbname)))
 
 
-def _ddl(name: str, schema: str) -> sql.Composed:
+def _ddl(name: str, schema: str, **identifiers: str) -> sql.Composed:
+    """The SQL file `ml/sql/<name>` with `{schema}` and any other `{placeholder}` filled in, quoted."""
     template = resources.files("ml").joinpath("sql", name).read_text()
-    return sql.SQL(template).format(schema=sql.Identifier(schema))
+    names = {"schema": schema, **identifiers}
+    return sql.SQL(template).format(**{key: sql.Identifier(value) for key, value in names.items()})
 
 
 def copy_in(conn: psycopg.Connection, table: sql.Composable, frame: pd.DataFrame) -> int:
@@ -274,11 +276,29 @@ def read_relation(
 # --- ml output tables -----------------------------------------------------------------------------
 
 
-def ensure_ml_tables(conn: psycopg.Connection, schema: str) -> None:
-    """Create the ml schema and its tables where missing (idempotent)."""
+def ensure_reader_role(conn: psycopg.Connection, role: str) -> None:
+    """Create `role`, the NOLOGIN group role BI logins are granted, unless it exists.
+
+    A role belongs to the whole server, not to one database, so another database's run may create
+    it at the same moment: losing that race is fine. Where it exists already (say a DBA created it),
+    nothing is created and the connecting user needs no CREATEROLE. dbt does the same before it
+    applies its grants (warehouse/macros/reader_role.sql), so a plain `dbt build` works too.
+    """
+    if conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone() is not None:
+        return
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("create role {} nologin").format(sql.Identifier(role)))
+    except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+        pass  # created concurrently by another session
+
+
+def ensure_ml_tables(conn: psycopg.Connection, schema: str, reader_role: str) -> None:
+    """Create the ml schema and its tables where missing, readable by `reader_role` (idempotent)."""
+    ensure_reader_role(conn, reader_role)
     with conn.transaction():
         conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
-        conn.execute(_ddl("ml_tables.sql", schema))
+        conn.execute(_ddl("ml_tables.sql", schema, reader=reader_role))
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ def _read_examples(
 def recorded_dbt_build(stage: StageRun) -> Iterator[None]:
     """Log the dbt build wrapped by this block, with the size of the day it built."""
     with data.connect(stage.settings) as conn:
-        data.ensure_ml_tables(conn, stage.schema)
+        data.ensure_ml_tables(conn, stage.schema, stage.settings.reader_role)
         with data.recorded_stage(conn, stage.schema, stage.run_id, "dbt_build") as log:
             yield
             log.run_date = run_date(conn, stage.manifest)
@@ -108,7 +108,7 @@ def _model_id(algorithm: str, as_of: dt.date, model_text: str) -> str:
 def train_model(stage: StageRun, config: TrainingConfig) -> data.ModelRecord:
     """Train on the labelled impressions, register the model and make it champion."""
     with data.connect(stage.settings) as conn:
-        data.ensure_ml_tables(conn, stage.schema)
+        data.ensure_ml_tables(conn, stage.schema, stage.settings.reader_role)
         as_of = run_date(conn, stage.manifest)
         with data.recorded_stage(conn, stage.schema, stage.run_id, "train", as_of) as log:
             features = stage.manifest.feature_columns(TRAINING_MODEL)

@@ -1,4 +1,5 @@
--- Tables that offerrank's Python stages write. {schema} is the configured ml schema, quoted.
+-- Tables that offerrank's Python stages write. {schema} is the configured ml schema and {reader}
+-- the reader role, both quoted.
 -- Documented for BI in docs/output-tables.md and declared as dbt sources.
 create table if not exists {schema}.model_registry (
     model_id text primary key,
@@ -72,3 +73,9 @@ create table if not exists {schema}.pipeline_runs (
     message text,
     primary key (run_id, step)
 );
+
+-- BI reads every table here through the reader role ({reader}, OFFERRANK_READER_ROLE), SELECT
+-- only; default privileges extend that to tables a later version creates here as this same user.
+grant usage on schema {schema} to {reader};
+grant select on all tables in schema {schema} to {reader};
+alter default privileges in schema {schema} grant select on tables to {reader};

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from ml.config import DEFAULT_PORT, PROJECT_ROOT, load_settings
+from ml.config import DEFAULT_PORT, DEFAULT_READER_ROLE, PROJECT_ROOT, WAREHOUSE_DIR, load_settings
 
 
 def test_defaults_point_at_the_embedded_server():
@@ -28,6 +28,14 @@ def test_home_and_schemas_are_configurable(tmp_path: Path):
     )
     assert settings.pgdata == tmp_path / "pgdata"
     assert (settings.ml_schema, settings.top_k) == ("ranking", 3)
+
+
+def test_the_reader_role_is_configurable_and_dbt_has_the_same_default():
+    assert load_settings({}).reader_role == DEFAULT_READER_ROLE == "offerrank_reader"
+    assert load_settings({"OFFERRANK_READER_ROLE": "bi_read"}).reader_role == "bi_read"
+    default = f"env_var('OFFERRANK_READER_ROLE', '{DEFAULT_READER_ROLE}')"
+    for path in (WAREHOUSE_DIR / "dbt_project.yml", WAREHOUSE_DIR / "macros" / "reader_role.sql"):
+        assert default in path.read_text(), path
 
 
 def test_profiles_yml_has_the_same_defaults():

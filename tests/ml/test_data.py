@@ -16,7 +16,7 @@ from tests.conftest import use_database
 def conn(server):
     settings = use_database(server, "data_io")
     with data.connect(settings) as connection:
-        data.ensure_ml_tables(connection, settings.ml_schema)
+        data.ensure_ml_tables(connection, settings.ml_schema, settings.reader_role)
         yield connection
 
 
