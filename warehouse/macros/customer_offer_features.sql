@@ -30,12 +30,6 @@ interaction_customer_features as (
 
 ),
 
-interaction_customer_category_days as (
-
-    select * from {{ ref('int_order_items_summed_to_customer_category_days') }}
-
-),
-
 interaction_order_items as (
 
     select * from {{ ref('int_order_items_joined') }}
@@ -80,26 +74,31 @@ customer_features_in_bounds as (
 
 ),
 
-category_days_in_bounds as (
+-- the order lines of the pairs' customers in the pairs' lookback windows: the one scan of
+-- order history, hashed against the customers so the rest works on their lines alone
+pair_customers as (
 
-    select *
-    from interaction_customer_category_days
-    where
-        ordered_date >= (select pair_date_bounds.first_ordered_date from pair_date_bounds)
-        and ordered_date < (select pair_date_bounds.after_last_ordered_date from pair_date_bounds)
+    select distinct {{ pairs }}.customer_id
+    from {{ pairs }}
 
 ),
 
-product_purchases_in_bounds as (
+order_lines_in_bounds as (
 
-    select distinct
-        customer_id,
-        product_id,
-        ordered_date
+    select
+        interaction_order_items.customer_id,
+        interaction_order_items.product_id,
+        interaction_order_items.category,
+        interaction_order_items.ordered_date,
+        interaction_order_items.paid_amount
     from interaction_order_items
+    inner join pair_customers
+        on interaction_order_items.customer_id = pair_customers.customer_id
     where
-        ordered_date >= (select pair_date_bounds.first_ordered_date from pair_date_bounds)
-        and ordered_date < (select pair_date_bounds.after_last_ordered_date from pair_date_bounds)
+        interaction_order_items.ordered_date
+        >= (select pair_date_bounds.first_ordered_date from pair_date_bounds)
+        and interaction_order_items.ordered_date
+        < (select pair_date_bounds.after_last_ordered_date from pair_date_bounds)
 
 ),
 
@@ -120,16 +119,16 @@ customer_category_windows as (
         needed_customer_categories.as_of_date,
         needed_customer_categories.customer_id,
         needed_customer_categories.category,
-        sum(category_days_in_bounds.spend_amount) as category_spend_amount,
-        max(category_days_in_bounds.ordered_date) as last_category_ordered_date
+        sum(order_lines_in_bounds.paid_amount) as category_spend_amount,
+        max(order_lines_in_bounds.ordered_date) as last_category_ordered_date
     from needed_customer_categories
-    inner join category_days_in_bounds
+    inner join order_lines_in_bounds
         on
-            needed_customer_categories.customer_id = category_days_in_bounds.customer_id
-            and needed_customer_categories.category = category_days_in_bounds.category
-            and category_days_in_bounds.ordered_date
+            needed_customer_categories.customer_id = order_lines_in_bounds.customer_id
+            and needed_customer_categories.category = order_lines_in_bounds.category
+            and order_lines_in_bounds.ordered_date
             >= needed_customer_categories.as_of_date - {{ lookback_days }}
-            and category_days_in_bounds.ordered_date < needed_customer_categories.as_of_date
+            and order_lines_in_bounds.ordered_date < needed_customer_categories.as_of_date
     group by
         needed_customer_categories.as_of_date,
         needed_customer_categories.customer_id,
@@ -144,13 +143,12 @@ pairs_with_product_bought as (
         pair_offers.customer_id,
         pair_offers.offer_id
     from pair_offers
-    inner join product_purchases_in_bounds
+    inner join order_lines_in_bounds
         on
-            pair_offers.customer_id = product_purchases_in_bounds.customer_id
-            and pair_offers.product_id = product_purchases_in_bounds.product_id
-            and product_purchases_in_bounds.ordered_date
-            >= pair_offers.as_of_date - {{ lookback_days }}
-            and product_purchases_in_bounds.ordered_date < pair_offers.as_of_date
+            pair_offers.customer_id = order_lines_in_bounds.customer_id
+            and pair_offers.product_id = order_lines_in_bounds.product_id
+            and order_lines_in_bounds.ordered_date >= pair_offers.as_of_date - {{ lookback_days }}
+            and order_lines_in_bounds.ordered_date < pair_offers.as_of_date
 
 ),
 
