@@ -10,6 +10,9 @@ OFFERS ?= 80
 DAYS ?= 120
 SEED ?= 42
 
+# Python that ruff checks; warehouse/bouncer_checks are the project's own dbt-bouncer checks.
+PY_SOURCES := ml orchestration tests bench warehouse/bouncer_checks
+
 .PHONY: install demo test lint format dagster bench lock clean
 
 $(BIN)/python:
@@ -34,21 +37,24 @@ demo: install
 	@echo "Refresh the features by hand:    cd warehouse && ../$(BIN)/dbt build --profiles-dir ../profiles"
 	@echo "Stop the database:               $(OFFERRANK) db stop"
 
-# The suite lints the SQL too (tests/warehouse/test_lint.py): sqlfluff's dbt templater needs a server.
+# The suite lints the SQL (tests/warehouse/test_lint.py: sqlfluff's dbt templater needs a server)
+# and checks the dbt project's conventions (tests/warehouse/test_project_conventions.py).
 test: install
-	$(BIN)/ruff check ml orchestration tests bench
-	$(BIN)/ruff format --check ml orchestration tests bench
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check ml orchestration tests bench
-	$(BIN)/ruff format --check ml orchestration tests bench
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(OFFERRANK) db start
 	cd warehouse && ../$(BIN)/sqlfluff lint models tests
+	cd warehouse && ../$(BIN)/dbt docs generate --profiles-dir ../profiles --quiet && \
+	  COLUMNS=200 ../$(BIN)/dbt-bouncer run --config-file dbt-bouncer.yml --show-all-failures
 
 format: install
-	$(BIN)/ruff format ml orchestration tests bench
-	$(BIN)/ruff check --fix ml orchestration tests bench
+	$(BIN)/ruff format $(PY_SOURCES)
+	$(BIN)/ruff check --fix $(PY_SOURCES)
 
 # dagster dev from the repository root, with the run history of `offerrank run` (DAGSTER_HOME).
 dagster: install

@@ -85,6 +85,17 @@ def load_generated(settings: Settings, frames: dict, truth: dict | None = None) 
 
 
 @pytest.fixture(scope="session")
+def built_warehouse(server: Settings, generated_data) -> tuple[Settings, subprocess.CompletedProcess[str]]:
+    """Database `dbt_build` with the test world loaded and a plain `dbt build` run on it, once.
+
+    Returns its settings and the build's result (which may have failed: the tests say so). A
+    test that runs dbt on it again points the environment back at it (`PGDATABASE`)."""
+    settings = use_database(server, "dbt_build")
+    load_generated(settings, generated_data)
+    return settings, dbt("build", check=False)
+
+
+@pytest.fixture(scope="session")
 def dbt_manifest() -> Path:
     """A parsed dbt project: dagster-dbt and `ml.features` read target/manifest.json."""
     dbt("parse", "--quiet")
