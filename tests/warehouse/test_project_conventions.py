@@ -50,7 +50,7 @@ def documented_warehouse(built_warehouse) -> subprocess.CompletedProcess[str]:
     settings, _ = built_warehouse
     os.environ["PGDATABASE"] = settings.database.dbname
     with data.connect(settings) as conn:
-        data.ensure_ml_tables(conn, settings.ml_schema)
+        data.ensure_ml_tables(conn, settings.ml_schema, settings.reader_role)
     return dbt("docs", "generate", check=False)
 
 
@@ -182,7 +182,7 @@ ML_ROWS = {
 def _write_ml_rows(settings: Settings, written_at: pd.Timestamp) -> None:
     """The ml tables hold one row each, written by a run at `written_at`."""
     with data.connect(settings) as conn:
-        data.ensure_ml_tables(conn, settings.ml_schema)
+        data.ensure_ml_tables(conn, settings.ml_schema, settings.reader_role)
         with conn.transaction():
             for table, values in ML_ROWS.items():
                 relation = sql.Identifier(settings.ml_schema, table)

@@ -1,14 +1,22 @@
 -- One row per customer × offer pair to score on the run date, with every model feature as
--- of that date (data from before its 00:00 UTC only). The feature columns are those the
+-- of that date (data from before its 00:00 UTC only). The candidates are every customer who
+-- has signed up by then × every offer active that day, except offers targeted at another
+-- business type (they are never shown to that customer). The feature columns are those the
 -- feature marts' YAML flags `meta: {feature: true}` (macros/feature_columns.sql), the same
 -- as in fct_training_examples; the interaction features come from the same macro as
 -- feat_customer_offer_daily's, computed here for the candidates alone.
 
 with
 
-scoring_pairs as (
+customers as (
 
-    select * from {{ ref('int_scoring_pairs_enumerated') }}
+    select * from {{ ref('stg_raw__customers') }}
+
+),
+
+offers as (
+
+    select * from {{ ref('int_offers_joined_to_products') }}
 
 ),
 
@@ -29,6 +37,25 @@ run_dates as (
     select as_of_date
     from {{ ref('int_as_of_dates') }}
     where is_run_date
+
+),
+
+scoring_pairs as (
+
+    select
+        run_dates.as_of_date,
+        customers.customer_id,
+        offers.offer_id
+    from run_dates
+    inner join offers
+        on run_dates.as_of_date between offers.starts_on and offers.ends_on
+    inner join customers
+        on
+            run_dates.as_of_date >= coalesce(customers.signup_date, run_dates.as_of_date)
+            and (
+                offers.target_business_type is null
+                or offers.target_business_type = customers.business_type
+            )
 
 ),
 
@@ -56,10 +83,10 @@ scoring_candidates as (
     select
         scoring_pairs.as_of_date,
         scoring_pairs.customer_id,
-        scoring_pairs.offer_id,
-        {{ feature_columns('feat_customer_daily', 'customer_features_on_run_date') }},
-        {{ feature_columns('feat_offer_daily', 'offer_features_on_run_date') }},
-        {{ feature_columns('feat_customer_offer_daily', 'customer_offer_features') }}
+        scoring_pairs.offer_id
+        {{- feature_columns('feat_customer_daily', 'customer_features_on_run_date') }}
+        {{- feature_columns('feat_offer_daily', 'offer_features_on_run_date') }}
+        {{- feature_columns('feat_customer_offer_daily', 'customer_offer_features') }}
     from scoring_pairs
     left join customer_features_on_run_date
         on

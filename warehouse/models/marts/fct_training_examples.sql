@@ -107,10 +107,10 @@ training_examples as (
         impressions_to_add.offer_id,
         impressions_to_add.shown_at,
         impressions_to_add.shown_date,
-        impressions_to_add.label,
-        {{ feature_columns('feat_customer_daily', 'customer_features_on_shown_dates') }},
-        {{ feature_columns('feat_offer_daily', 'offer_features_on_shown_dates') }},
-        {{ feature_columns('feat_customer_offer_daily', 'customer_offer_features_on_shown_dates') }}
+        impressions_to_add.label
+        {{- feature_columns('feat_customer_daily', 'customer_features_on_shown_dates') }}
+        {{- feature_columns('feat_offer_daily', 'offer_features_on_shown_dates') }}
+        {{- feature_columns('feat_customer_offer_daily', 'customer_offer_features_on_shown_dates') }}
     from impressions_to_add
     left join customer_features_on_shown_dates
         on
