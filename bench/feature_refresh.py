@@ -63,7 +63,13 @@ def main() -> None:
         slowest = ", ".join(f"{model} {seconds:.1f}s" for model, seconds in timings[:4])
         print(f"{name:<20} {wall:7.1f}s wall, models {sum(s for _, s in timings):7.1f}s  ({slowest})")
     incremental, full = (sum(s for _, s in runs[name][1]) for name in runs)
-    print(f"one-day refresh / full rebuild (model time): {incremental / full:.0%}")
+    print(f"one-day refresh / full rebuild, model time of every model: {incremental / full:.0%}")
+    # fct_scoring_candidates and the views cost one day's work in both runs: the ratio that
+    # measures the incremental design is the one over the incremental models.
+    manifest = json.loads((WAREHOUSE_DIR / "target" / "manifest.json").read_text())
+    incremental_models = {n["name"] for n in manifest["nodes"].values() if n["config"]["materialized"] == "incremental"}
+    incremental, full = (sum(s for model, s in runs[name][1] if model in incremental_models) for name in runs)
+    print(f"one-day refresh / full rebuild, model time of the incremental models: {incremental / full:.0%}")
 
 
 if __name__ == "__main__":

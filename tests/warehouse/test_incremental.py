@@ -11,6 +11,8 @@ from tests.conftest import dbt, load_generated, use_database
 
 # The incremental models with their date keys, then the run date's tables rebuilt on every run.
 INCREMENTAL_TABLES = {
+    "intermediate.int_order_items_summed_to_customer_days": "ordered_date",
+    "intermediate.int_order_items_summed_to_customer_category_days": "ordered_date",
     "intermediate.int_impressions_labelled": "shown_date",
     "marts.feat_customer_daily": "as_of_date",
     "marts.feat_offer_daily": "as_of_date",

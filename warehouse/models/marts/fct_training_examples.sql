@@ -68,37 +68,6 @@ impressions_to_add as (
 
 ),
 
--- scalar bounds, so the planner reads the build's dates through the tables' indexes
-customer_features_on_shown_dates as (
-
-    select *
-    from customer_features
-    where
-        as_of_date >= (select build_dates.first_shown_date from build_dates)
-        and as_of_date <= (select build_dates.last_shown_date from build_dates)
-
-),
-
-offer_features_on_shown_dates as (
-
-    select *
-    from offer_features
-    where
-        as_of_date >= (select build_dates.first_shown_date from build_dates)
-        and as_of_date <= (select build_dates.last_shown_date from build_dates)
-
-),
-
-customer_offer_features_on_shown_dates as (
-
-    select *
-    from customer_offer_features
-    where
-        as_of_date >= (select build_dates.first_shown_date from build_dates)
-        and as_of_date <= (select build_dates.last_shown_date from build_dates)
-
-),
-
 training_examples as (
 
     select
@@ -108,23 +77,30 @@ training_examples as (
         impressions_to_add.shown_at,
         impressions_to_add.shown_date,
         impressions_to_add.label
-        {{- feature_columns('feat_customer_daily', 'customer_features_on_shown_dates') }}
-        {{- feature_columns('feat_offer_daily', 'offer_features_on_shown_dates') }}
-        {{- feature_columns('feat_customer_offer_daily', 'customer_offer_features_on_shown_dates') }}
+        {{- feature_columns('feat_customer_daily', 'customer_features') }}
+        {{- feature_columns('feat_offer_daily', 'offer_features') }}
+        {{- feature_columns('feat_customer_offer_daily', 'customer_offer_features') }}
     from impressions_to_add
-    left join customer_features_on_shown_dates
+    -- the scalar bounds let the planner read the build's dates alone, through the indexes
+    left join customer_features
         on
-            impressions_to_add.shown_date = customer_features_on_shown_dates.as_of_date
-            and impressions_to_add.customer_id = customer_features_on_shown_dates.customer_id
-    left join offer_features_on_shown_dates
+            impressions_to_add.shown_date = customer_features.as_of_date
+            and impressions_to_add.customer_id = customer_features.customer_id
+            and customer_features.as_of_date >= (select build_dates.first_shown_date from build_dates)
+            and customer_features.as_of_date <= (select build_dates.last_shown_date from build_dates)
+    left join offer_features
         on
-            impressions_to_add.shown_date = offer_features_on_shown_dates.as_of_date
-            and impressions_to_add.offer_id = offer_features_on_shown_dates.offer_id
-    left join customer_offer_features_on_shown_dates
+            impressions_to_add.shown_date = offer_features.as_of_date
+            and impressions_to_add.offer_id = offer_features.offer_id
+            and offer_features.as_of_date >= (select build_dates.first_shown_date from build_dates)
+            and offer_features.as_of_date <= (select build_dates.last_shown_date from build_dates)
+    left join customer_offer_features
         on
-            impressions_to_add.shown_date = customer_offer_features_on_shown_dates.as_of_date
-            and impressions_to_add.customer_id = customer_offer_features_on_shown_dates.customer_id
-            and impressions_to_add.offer_id = customer_offer_features_on_shown_dates.offer_id
+            impressions_to_add.shown_date = customer_offer_features.as_of_date
+            and impressions_to_add.customer_id = customer_offer_features.customer_id
+            and impressions_to_add.offer_id = customer_offer_features.offer_id
+            and customer_offer_features.as_of_date >= (select build_dates.first_shown_date from build_dates)
+            and customer_offer_features.as_of_date <= (select build_dates.last_shown_date from build_dates)
 
 )
 

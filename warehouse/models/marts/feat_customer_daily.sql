@@ -97,24 +97,120 @@ customer_category_days_in_window as (
 
 ),
 
-window_edges as (
+build_as_of_dates as (
 
-    select *
-    from (
-        values (1, 1), ({{ lookback_days + 1 }}, -1)
-    ) as window_edges (days_after_purchase, direction)
+    select as_of_dates.as_of_date
+    from as_of_dates
+    where as_of_dates.as_of_date >= (select build_dates.first_as_of_date from build_dates)
 
 ),
 
 customer_spine as (
 
     select
-        as_of_dates.as_of_date,
+        build_as_of_dates.as_of_date,
         customers.customer_id
-    from as_of_dates
+    from build_as_of_dates
     inner join customers
-        on as_of_dates.as_of_date >= coalesce(customers.signup_date, as_of_dates.as_of_date)
-    where as_of_dates.as_of_date >= (select build_dates.first_as_of_date from build_dates)
+        on build_as_of_dates.as_of_date >= coalesce(customers.signup_date, build_as_of_dates.as_of_date)
+
+),
+
+{% if is_incremental() %}
+-- An incremental run builds a few dates (one, daily): each date's window is summed directly,
+-- in one pass over the window's rows, instead of sorting them for running sums.
+
+build_spine_and_days as (
+
+    select
+        customer_spine.as_of_date,
+        customer_spine.customer_id,
+        customer_days_in_window.order_count,
+        customer_days_in_window.weekday_order_count,
+        customer_days_in_window.unit_count,
+        customer_days_in_window.spend_amount,
+        customer_days_in_window.promo_spend_amount,
+        customer_days_in_window.promo_list_amount,
+        customer_days_in_window.tier2_spend_amount,
+        customer_days_in_window.tier3_spend_amount,
+        customer_days_in_window.fresh_spend_amount,
+        customer_days_in_window.ordered_date
+    from customer_spine
+    left join customer_days_in_window
+        on
+            customer_spine.customer_id = customer_days_in_window.customer_id
+            and customer_spine.as_of_date - {{ lookback_days }} <= customer_days_in_window.ordered_date
+            and customer_spine.as_of_date > customer_days_in_window.ordered_date
+
+),
+
+category_window_totals as (
+
+    select
+        build_as_of_dates.as_of_date,
+        customer_category_days_in_window.customer_id,
+        sum(customer_category_days_in_window.spend_amount) as category_spend_amount
+    from build_as_of_dates
+    inner join customer_category_days_in_window
+        on
+            build_as_of_dates.as_of_date - {{ lookback_days }} <= customer_category_days_in_window.ordered_date
+            and build_as_of_dates.as_of_date > customer_category_days_in_window.ordered_date
+    group by
+        build_as_of_dates.as_of_date,
+        customer_category_days_in_window.customer_id,
+        customer_category_days_in_window.category
+
+),
+
+entropy_sums as (
+
+    select
+        as_of_date,
+        customer_id,
+        sum({{ spend_log_spend_micros('category_spend_amount') }}) as spend_log_spend_micros
+    from category_window_totals
+    group by
+        as_of_date,
+        customer_id
+
+),
+
+window_totals as (
+
+    select
+        build_spine_and_days.as_of_date,
+        build_spine_and_days.customer_id,
+        coalesce(sum(build_spine_and_days.order_count), 0) as order_count,
+        coalesce(sum(build_spine_and_days.weekday_order_count), 0) as weekday_order_count,
+        coalesce(sum(build_spine_and_days.unit_count), 0) as unit_count,
+        coalesce(sum(build_spine_and_days.spend_amount), 0) as spend_amount,
+        coalesce(sum(build_spine_and_days.promo_spend_amount), 0) as promo_spend_amount,
+        coalesce(sum(build_spine_and_days.promo_list_amount), 0) as promo_list_amount,
+        coalesce(sum(build_spine_and_days.tier2_spend_amount), 0) as tier2_spend_amount,
+        coalesce(sum(build_spine_and_days.tier3_spend_amount), 0) as tier3_spend_amount,
+        coalesce(sum(build_spine_and_days.fresh_spend_amount), 0) as fresh_spend_amount,
+        coalesce(max(entropy_sums.spend_log_spend_micros), 0) as spend_log_spend_micros,
+        max(build_spine_and_days.ordered_date) as last_ordered_date
+    from build_spine_and_days
+    left join entropy_sums
+        on
+            build_spine_and_days.as_of_date = entropy_sums.as_of_date
+            and build_spine_and_days.customer_id = entropy_sums.customer_id
+    group by
+        build_spine_and_days.as_of_date,
+        build_spine_and_days.customer_id
+
+),
+
+{% else %}
+-- A full build covers every date: window totals are running sums over all of them.
+
+window_edges as (
+
+    select *
+    from (
+        values (1, 1), ({{ lookback_days + 1 }}, -1)
+    ) as window_edges (days_after_purchase, direction)
 
 ),
 
@@ -173,16 +269,7 @@ category_entropy_terms as (
         customer_id,
         category,
         effective_date,
-        case
-            when category_spend_amount > 0
-                then
-                    round(
-                        1e6
-                        * category_spend_amount::double precision
-                        * ln(category_spend_amount::double precision)
-                    )::bigint
-            else 0
-        end as spend_log_spend_micros
+        {{ spend_log_spend_micros('category_spend_amount') }} as spend_log_spend_micros
     from category_window_totals
 
 ),
@@ -289,13 +376,35 @@ running_totals as (
 
 ),
 
-customer_features as (
+window_totals as (
 
     select
         effective_date as as_of_date,
         customer_id,
+        order_count,
+        weekday_order_count,
+        unit_count,
+        spend_amount,
+        promo_spend_amount,
+        promo_list_amount,
+        tier2_spend_amount,
+        tier3_spend_amount,
+        fresh_spend_amount,
+        spend_log_spend_micros,
+        last_ordered_date
+    from running_totals
+    where is_as_of_row
+
+),
+
+{% endif %}
+customer_features as (
+
+    select
+        as_of_date,
+        customer_id,
         case
-            when order_count > 0 then (effective_date - last_ordered_date)::integer
+            when order_count > 0 then (as_of_date - last_ordered_date)::integer
         end as recency_days,
         order_count::integer as frequency,
         spend_amount::double precision as monetary,
@@ -324,8 +433,7 @@ customer_features as (
         end::double precision as category_entropy,
         (1 - promo_spend_amount / nullif(promo_list_amount, 0))::double precision
             as usual_discount_depth
-    from running_totals
-    where is_as_of_row
+    from window_totals
 
 )
 
