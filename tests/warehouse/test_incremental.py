@@ -9,17 +9,22 @@ import pandas as pd
 from ml import data
 from tests.conftest import dbt, load_generated, use_database
 
-# The incremental models with their date keys, then the run date's tables rebuilt on every run.
+# The daily order totals: incremental over the days loaded, whatever the run date.
+DAILY_TOTALS = [
+    "intermediate.int_order_items_summed_to_customer_days",
+    "intermediate.int_order_items_summed_to_customer_category_days",
+    "intermediate.int_order_items_summed_to_customer_product_days",
+]
+# The incremental models built up to the run date, with their date keys.
 INCREMENTAL_TABLES = {
-    "intermediate.int_order_items_summed_to_customer_days": "ordered_date",
-    "intermediate.int_order_items_summed_to_customer_category_days": "ordered_date",
     "intermediate.int_impressions_labelled": "shown_date",
     "marts.feat_customer_daily": "as_of_date",
     "marts.feat_offer_daily": "as_of_date",
     "marts.feat_customer_offer_daily": "as_of_date",
     "marts.fct_training_examples": "shown_date",
 }
-BUILT_TABLES = [*INCREMENTAL_TABLES, "marts.fct_scoring_candidates", "marts.dim_run_date"]
+# And the run date's tables, rebuilt on every run.
+BUILT_TABLES = [*DAILY_TOTALS, *INCREMENTAL_TABLES, "marts.fct_scoring_candidates", "marts.dim_run_date"]
 
 
 def _checksums(settings) -> dict[str, tuple[int, str]]:

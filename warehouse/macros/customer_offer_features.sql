@@ -30,9 +30,9 @@ interaction_customer_features as (
 
 ),
 
-interaction_order_items as (
+interaction_customer_product_days as (
 
-    select * from {{ ref('int_order_items_joined') }}
+    select * from {{ ref('int_order_items_summed_to_customer_product_days') }}
 
 ),
 
@@ -74,8 +74,8 @@ customer_features_in_bounds as (
 
 ),
 
--- the order lines of the pairs' customers in the pairs' lookback windows: the one scan of
--- order history, hashed against the customers so the rest works on their lines alone
+-- the pairs' customers' purchases in the pairs' lookback windows, hashed against the customers
+-- so that the rest works on their rows alone
 pair_customers as (
 
     select distinct {{ pairs }}.customer_id
@@ -83,21 +83,16 @@ pair_customers as (
 
 ),
 
-order_lines_in_bounds as (
+product_days_in_bounds as (
 
-    select
-        interaction_order_items.customer_id,
-        interaction_order_items.product_id,
-        interaction_order_items.category,
-        interaction_order_items.ordered_date,
-        interaction_order_items.paid_amount
-    from interaction_order_items
+    select interaction_customer_product_days.*
+    from interaction_customer_product_days
     inner join pair_customers
-        on interaction_order_items.customer_id = pair_customers.customer_id
+        on interaction_customer_product_days.customer_id = pair_customers.customer_id
     where
-        interaction_order_items.ordered_date
+        interaction_customer_product_days.ordered_date
         >= (select pair_date_bounds.first_ordered_date from pair_date_bounds)
-        and interaction_order_items.ordered_date
+        and interaction_customer_product_days.ordered_date
         < (select pair_date_bounds.after_last_ordered_date from pair_date_bounds)
 
 ),
@@ -119,16 +114,16 @@ customer_category_windows as (
         needed_customer_categories.as_of_date,
         needed_customer_categories.customer_id,
         needed_customer_categories.category,
-        sum(order_lines_in_bounds.paid_amount) as category_spend_amount,
-        max(order_lines_in_bounds.ordered_date) as last_category_ordered_date
+        sum(product_days_in_bounds.spend_amount) as category_spend_amount,
+        max(product_days_in_bounds.ordered_date) as last_category_ordered_date
     from needed_customer_categories
-    inner join order_lines_in_bounds
+    inner join product_days_in_bounds
         on
-            needed_customer_categories.customer_id = order_lines_in_bounds.customer_id
-            and needed_customer_categories.category = order_lines_in_bounds.category
-            and order_lines_in_bounds.ordered_date
-            >= needed_customer_categories.as_of_date - {{ lookback_days }}
-            and order_lines_in_bounds.ordered_date < needed_customer_categories.as_of_date
+            needed_customer_categories.customer_id = product_days_in_bounds.customer_id
+            and needed_customer_categories.category = product_days_in_bounds.category
+            and needed_customer_categories.as_of_date - {{ lookback_days }}
+            <= product_days_in_bounds.ordered_date
+            and needed_customer_categories.as_of_date > product_days_in_bounds.ordered_date
     group by
         needed_customer_categories.as_of_date,
         needed_customer_categories.customer_id,
@@ -143,12 +138,12 @@ pairs_with_product_bought as (
         pair_offers.customer_id,
         pair_offers.offer_id
     from pair_offers
-    inner join order_lines_in_bounds
+    inner join product_days_in_bounds
         on
-            pair_offers.customer_id = order_lines_in_bounds.customer_id
-            and pair_offers.product_id = order_lines_in_bounds.product_id
-            and order_lines_in_bounds.ordered_date >= pair_offers.as_of_date - {{ lookback_days }}
-            and order_lines_in_bounds.ordered_date < pair_offers.as_of_date
+            pair_offers.customer_id = product_days_in_bounds.customer_id
+            and pair_offers.product_id = product_days_in_bounds.product_id
+            and product_days_in_bounds.ordered_date >= pair_offers.as_of_date - {{ lookback_days }}
+            and product_days_in_bounds.ordered_date < pair_offers.as_of_date
 
 ),
 

@@ -1,8 +1,8 @@
 -- Spend per customer, category and order day: the input of category entropy.
 --
--- Incremental by order day, up to the day before the run date: a daily run adds that one day's
--- orders, so the features' lookback windows are summed from these daily rows rather than from
--- every order line again.
+-- Incremental by order day: a daily run adds the days loaded since the last run, so the
+-- features' lookback windows are summed from these daily rows rather than from every order line
+-- again. Facts, not features: a feature as of D reads the days before D alone.
 
 {{ config(
     materialized='incremental',
@@ -18,31 +18,14 @@ order_items as (
 
 ),
 
-run_dates as (
-
-    select as_of_date
-    from {{ ref('int_as_of_dates') }}
-    where is_run_date
-
-),
-
-build_dates as (
-
-    select
-        {{ incremental_first_date('ordered_date', 'run_dates.as_of_date - 1') }} as first_ordered_date,
-        run_dates.as_of_date - 1 as last_ordered_date
-    from run_dates
-
-),
-
--- scalar bounds, so the planner reads the days to build alone
 order_items_to_add as (
 
     select *
     from order_items
-    where
-        ordered_date >= (select build_dates.first_ordered_date from build_dates)
-        and ordered_date <= (select build_dates.last_ordered_date from build_dates)
+    {% if is_incremental() -%}
+    -- the newest day again, in case its orders were still arriving when it was last built
+    where ordered_date >= (select max(built.ordered_date) as last_built_date from {{ this }} as built)
+    {%- endif %}
 
 ),
 
