@@ -59,9 +59,9 @@ def downsample_negatives(examples: pd.DataFrame, negatives_per_positive: float, 
     """Keep every positive and `negatives_per_positive` negatives per positive, weighted up to stand for all.
 
     The negatives kept are those with the smallest seeded hash of their impression_id: the same
-    seed and data keep the same rows in any row order, and an impression's fate does not change
-    as days are added. Adds a `sample_weight` column (n_negatives / n_kept for kept negatives, 1
-    for positives).
+    seed and data keep the same rows in any row order, and as days are added the kept set moves
+    only at its margin (the hash cut-off shifts), not wholesale. Adds a `sample_weight` column
+    (n_negatives / n_kept for kept negatives, 1 for positives).
     """
     negatives = np.flatnonzero(examples["label"].to_numpy() == 0)
     n_keep = min(len(negatives), int(np.ceil(negatives_per_positive * (len(examples) - len(negatives)))))
