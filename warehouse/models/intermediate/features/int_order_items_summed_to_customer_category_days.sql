@@ -22,10 +22,7 @@ order_items_to_add as (
 
     select *
     from order_items
-    {% if is_incremental() -%}
-    -- the newest day again, in case its orders were still arriving when it was last built
-    where ordered_date >= (select max(built.ordered_date) as last_built_date from {{ this }} as built)
-    {%- endif %}
+    {{ since_last_built_day('ordered_date') }}
 
 ),
 
