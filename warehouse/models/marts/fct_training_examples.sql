@@ -13,15 +13,7 @@
     indexes=[{'columns': ['shown_date']}, {'columns': ['impression_id'], 'unique': true}],
 ) }}
 
-{% set label_window_days = var('label_window_days') %}
-
 with
-
-as_of_dates as (
-
-    select * from {{ ref('int_as_of_dates') }}
-
-),
 
 impressions_labelled as (
 
@@ -49,12 +41,7 @@ customer_offer_features as (
 
 build_dates as (
 
-    select
-        {{ incremental_first_date('shown_date', 'as_of_dates.as_of_date - ' ~ (label_window_days + 1)) }}
-            as first_shown_date,
-        as_of_dates.as_of_date - {{ label_window_days + 1 }} as last_shown_date
-    from as_of_dates
-    where as_of_dates.is_run_date
+    {{ labelled_shown_dates('shown_date') }}
 
 ),
 

@@ -34,22 +34,9 @@ redemptions as (
 
 ),
 
-run_dates as (
-
-    select as_of_date as run_as_of_date
-    from {{ ref('int_as_of_dates') }}
-    where is_run_date
-
-),
-
 build_dates as (
 
-    select
-        {{ incremental_first_date('shown_date', 'run_dates.run_as_of_date - ' ~ (label_window_days + 1)) }}
-            as first_shown_date,
-        run_dates.run_as_of_date - {{ label_window_days + 1 }} as last_shown_date,
-        run_dates.run_as_of_date - 1 as last_redeemed_date
-    from run_dates
+    {{ labelled_shown_dates('shown_date') }}
 
 ),
 
@@ -70,7 +57,8 @@ redemptions_in_windows as (
     from redemptions
     where
         redeemed_date >= (select build_dates.first_shown_date from build_dates)
-        and redeemed_date <= (select build_dates.last_redeemed_date from build_dates)
+        and redeemed_date
+        <= (select build_dates.last_shown_date + {{ label_window_days }} as last_redeemed_date from build_dates)
 
 ),
 
