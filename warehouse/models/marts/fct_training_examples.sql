@@ -41,7 +41,7 @@ customer_offer_features as (
 
 build_dates as (
 
-    {{ labelled_shown_dates('shown_date') }}
+    {{ incremental_build_dates('shown_date', var('label_window_days') + 1) }}
 
 ),
 
@@ -50,8 +50,8 @@ impressions_to_add as (
     select *
     from impressions_labelled
     where
-        shown_date >= (select build_dates.first_shown_date from build_dates)
-        and shown_date <= (select build_dates.last_shown_date from build_dates)
+        shown_date >= (select build_dates.first_date from build_dates)
+        and shown_date <= (select build_dates.last_date from build_dates)
 
 ),
 
@@ -73,21 +73,21 @@ training_examples as (
         on
             impressions_to_add.shown_date = customer_features.as_of_date
             and impressions_to_add.customer_id = customer_features.customer_id
-            and customer_features.as_of_date >= (select build_dates.first_shown_date from build_dates)
-            and customer_features.as_of_date <= (select build_dates.last_shown_date from build_dates)
+            and customer_features.as_of_date >= (select build_dates.first_date from build_dates)
+            and customer_features.as_of_date <= (select build_dates.last_date from build_dates)
     left join offer_features
         on
             impressions_to_add.shown_date = offer_features.as_of_date
             and impressions_to_add.offer_id = offer_features.offer_id
-            and offer_features.as_of_date >= (select build_dates.first_shown_date from build_dates)
-            and offer_features.as_of_date <= (select build_dates.last_shown_date from build_dates)
+            and offer_features.as_of_date >= (select build_dates.first_date from build_dates)
+            and offer_features.as_of_date <= (select build_dates.last_date from build_dates)
     left join customer_offer_features
         on
             impressions_to_add.shown_date = customer_offer_features.as_of_date
             and impressions_to_add.customer_id = customer_offer_features.customer_id
             and impressions_to_add.offer_id = customer_offer_features.offer_id
-            and customer_offer_features.as_of_date >= (select build_dates.first_shown_date from build_dates)
-            and customer_offer_features.as_of_date <= (select build_dates.last_shown_date from build_dates)
+            and customer_offer_features.as_of_date >= (select build_dates.first_date from build_dates)
+            and customer_offer_features.as_of_date <= (select build_dates.last_date from build_dates)
 
 )
 

@@ -3,7 +3,7 @@
 -- window [D - 90, D) (orders placed on days D - 90 to D - 1).
 --
 -- Incremental by as-of date: a daily run builds the run date alone (macros/
--- incremental_first_date.sql), reading only the orders of its lookback window, so its cost
+-- incremental_build_dates.sql), reading only the orders of its lookback window, so its cost
 -- follows one day's customers and one window of orders, not the whole history.
 --
 -- A purchase day P lies in the window of D exactly when P + 1 <= D <= P + 90: it enters the
@@ -58,11 +58,7 @@ customer_category_days as (
 
 build_dates as (
 
-    select
-        {{ incremental_first_date('as_of_date', 'as_of_dates.as_of_date') }} as first_as_of_date,
-        as_of_dates.as_of_date as last_as_of_date
-    from as_of_dates
-    where as_of_dates.is_run_date
+    {{ incremental_build_dates('as_of_date') }}
 
 ),
 
@@ -70,8 +66,8 @@ build_dates as (
 order_bounds as (
 
     select
-        build_dates.first_as_of_date - {{ lookback_days }} as first_ordered_date,
-        build_dates.last_as_of_date as after_last_ordered_date
+        build_dates.first_date - {{ lookback_days }} as first_ordered_date,
+        build_dates.last_date as after_last_ordered_date
     from build_dates
 
 ),
@@ -101,7 +97,7 @@ build_as_of_dates as (
 
     select as_of_dates.as_of_date
     from as_of_dates
-    where as_of_dates.as_of_date >= (select build_dates.first_as_of_date from build_dates)
+    where as_of_dates.as_of_date >= (select build_dates.first_date from build_dates)
 
 ),
 

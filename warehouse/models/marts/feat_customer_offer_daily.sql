@@ -23,7 +23,7 @@ impressions_labelled as (
 
 build_dates as (
 
-    {{ labelled_shown_dates('as_of_date') }}
+    {{ incremental_build_dates('as_of_date', var('label_window_days') + 1) }}
 
 ),
 
@@ -36,8 +36,8 @@ impression_pairs as (
         offer_id
     from impressions_labelled
     where
-        shown_date >= (select build_dates.first_shown_date from build_dates)
-        and shown_date <= (select build_dates.last_shown_date from build_dates)
+        shown_date >= (select build_dates.first_date from build_dates)
+        and shown_date <= (select build_dates.last_date from build_dates)
 
 ),
 

@@ -40,11 +40,7 @@ impressions_labelled as (
 
 build_dates as (
 
-    select
-        {{ incremental_first_date('as_of_date', 'as_of_dates.as_of_date') }} as first_as_of_date,
-        as_of_dates.as_of_date as last_as_of_date
-    from as_of_dates
-    where as_of_dates.is_run_date
+    {{ incremental_build_dates('as_of_date') }}
 
 ),
 
@@ -52,8 +48,8 @@ build_dates as (
 shown_bounds as (
 
     select
-        build_dates.first_as_of_date - {{ lookback_days + label_window_days + 1 }} as first_shown_date,
-        build_dates.last_as_of_date - {{ label_window_days + 1 }} as last_shown_date
+        build_dates.first_date - {{ lookback_days + label_window_days + 1 }} as first_shown_date,
+        build_dates.last_date - {{ label_window_days + 1 }} as last_shown_date
     from build_dates
 
 ),
@@ -86,7 +82,7 @@ offer_spine as (
     from as_of_dates
     inner join offers
         on as_of_dates.as_of_date between offers.starts_on and offers.ends_on
-    where as_of_dates.as_of_date >= (select build_dates.first_as_of_date from build_dates)
+    where as_of_dates.as_of_date >= (select build_dates.first_date from build_dates)
 
 ),
 

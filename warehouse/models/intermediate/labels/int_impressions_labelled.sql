@@ -36,7 +36,7 @@ redemptions as (
 
 build_dates as (
 
-    {{ labelled_shown_dates('shown_date') }}
+    {{ incremental_build_dates('shown_date', var('label_window_days') + 1) }}
 
 ),
 
@@ -46,8 +46,8 @@ closed_impressions as (
     select *
     from impressions
     where
-        shown_date >= (select build_dates.first_shown_date from build_dates)
-        and shown_date <= (select build_dates.last_shown_date from build_dates)
+        shown_date >= (select build_dates.first_date from build_dates)
+        and shown_date <= (select build_dates.last_date from build_dates)
 
 ),
 
@@ -56,9 +56,9 @@ redemptions_in_windows as (
     select *
     from redemptions
     where
-        redeemed_date >= (select build_dates.first_shown_date from build_dates)
+        redeemed_date >= (select build_dates.first_date from build_dates)
         and redeemed_date
-        <= (select build_dates.last_shown_date + {{ label_window_days }} as last_redeemed_date from build_dates)
+        <= (select build_dates.last_date + {{ label_window_days }} as last_redeemed_date from build_dates)
 
 ),
 
