@@ -8,6 +8,7 @@ reads the same variables with the same defaults.
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,3 +137,71 @@ def load_training_config(environ: os._Environ[str] | dict[str, str] | None = Non
     if ratio and float(ratio) <= 0:
         raise ValueError(f"OFFERRANK_NEGATIVES_PER_POSITIVE must be a positive number, got {ratio!r}")
     return TrainingConfig(negatives_per_positive=float(ratio) if ratio else None)
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True)
+class ModelPolicy:
+    """When to retrain and when a newly trained model replaces the champion."""
+
+    # Retrain on these weekdays of the run date (0 = Monday, as date.weekday()); other days score
+    # with the champion. A run also retrains with no usable champion, when forced, or on drift.
+    retrain_weekdays: frozenset[int] = frozenset({0})
+    # A challenger is promoted only if it beats the champion's primary metric on the same fresh
+    # validation window by at least this much: noise alone should not swap models.
+    promotion_margin: float = 0.002
+    # Retrain when the drift signal (the largest per-feature drift of the day) exceeds this.
+    drift_threshold: float = 0.25
+
+
+def load_model_policy(environ: os._Environ[str] | dict[str, str] | None = None) -> ModelPolicy:
+    """The model policy: defaults above, overridden by OFFERRANK_RETRAIN_ON (comma-separated weekday
+    names, or `never`), OFFERRANK_PROMOTION_MARGIN and OFFERRANK_DRIFT_THRESHOLD."""
+    env = os.environ if environ is None else environ
+    defaults = ModelPolicy()
+    weekdays = defaults.retrain_weekdays
+    if text := env.get("OFFERRANK_RETRAIN_ON", "").strip().lower():
+        names = [] if text == "never" else [name.strip() for name in text.split(",")]
+        unknown = [name for name in names if name not in WEEKDAYS]
+        if unknown:
+            raise ValueError(
+                f"OFFERRANK_RETRAIN_ON: unknown weekday(s) {unknown}; use names like monday,thursday or never"
+            )
+        weekdays = frozenset(WEEKDAYS.index(name) for name in names)
+    return ModelPolicy(
+        retrain_weekdays=weekdays,
+        promotion_margin=_non_negative(env, "OFFERRANK_PROMOTION_MARGIN", defaults.promotion_margin),
+        drift_threshold=_non_negative(env, "OFFERRANK_DRIFT_THRESHOLD", defaults.drift_threshold),
+    )
+
+
+def _non_negative(env: os._Environ[str] | dict[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {text!r}")
+    return value
+
+
+def code_version(environ: os._Environ[str] | dict[str, str] | None = None) -> str:
+    """The offerrank version that trains a model: OFFERRANK_CODE_VERSION, else the git commit of
+    the checkout (with `+dirty` for uncommitted changes), else `unknown` (e.g. an installed wheel)."""
+    env = os.environ if environ is None else environ
+    if version := env.get("OFFERRANK_CODE_VERSION", "").strip():
+        return version
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}+dirty" if dirty else commit

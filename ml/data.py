@@ -298,7 +298,31 @@ def ensure_ml_tables(conn: psycopg.Connection, schema: str, reader_role: str) ->
     ensure_reader_role(conn, reader_role)
     with conn.transaction():
         conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+        _upgrade_eval_metrics(conn, schema)
         conn.execute(_ddl("ml_tables.sql", schema, reader=reader_role))
+
+
+def _upgrade_eval_metrics(conn: psycopg.Connection, schema: str) -> None:
+    """Set aside an `eval_metrics` of the layout before metrics were keyed by run date.
+
+    Its rows (keyed by the model whose windows were scored) cannot be mapped onto run dates
+    without guessing, so the table is renamed, not rewritten: nothing is lost, and ml_tables.sql
+    creates the current layout beside it.
+    """
+    old_layout = conn.execute(
+        "select 1 from information_schema.columns"
+        " where table_schema = %s and table_name = 'eval_metrics' and column_name = 'evaluated_model_id'",
+        (schema,),
+    ).fetchone()
+    if old_layout is not None:
+        conn.execute(
+            sql.SQL("alter index if exists {} rename to eval_metrics_by_model_grain").format(
+                sql.Identifier(schema, "eval_metrics_grain")
+            )
+        )
+        conn.execute(
+            sql.SQL("alter table {} rename to eval_metrics_by_model").format(sql.Identifier(schema, "eval_metrics"))
+        )
 
 
 @dataclass(frozen=True)
@@ -317,12 +341,20 @@ class ModelRecord:
     metrics: dict[str, float]
     model_text: str
     status: str = "candidate"
+    categorical_features: list[str] = field(default_factory=list)
+    tune_start_date: dt.date | None = None
+    tune_end_date: dt.date | None = None
+    calibration: dict[str, object] | None = None  # None: models registered before calibration existed
+    manifest_hash: str | None = None
+    code_version: str | None = None
 
 
 _REGISTRY_COLUMNS = (
     "model_id", "algorithm", "trained_for_date", "features", "params", "train_start_date", "train_end_date",
-    "valid_start_date", "valid_end_date", "metrics", "model_text", "status",
+    "valid_start_date", "valid_end_date", "metrics", "model_text", "status", "categorical_features",
+    "tune_start_date", "tune_end_date", "calibration", "manifest_hash", "code_version",
 )  # fmt: skip
+_JSON_COLUMNS = ("params", "metrics", "calibration")
 
 
 def register_model(conn: psycopg.Connection, schema: str, record: ModelRecord) -> None:
@@ -331,8 +363,8 @@ def register_model(conn: psycopg.Connection, schema: str, record: ModelRecord) -
     A re-run keeps the row's created_at and status, so registering is idempotent.
     """
     values = {name: getattr(record, name) for name in _REGISTRY_COLUMNS}
-    values["params"] = json.dumps(record.params, sort_keys=True)
-    values["metrics"] = json.dumps(record.metrics, sort_keys=True)
+    for name in _JSON_COLUMNS:
+        values[name] = None if values[name] is None else json.dumps(values[name], sort_keys=True)
     updated = [c for c in _REGISTRY_COLUMNS if c not in ("model_id", "status")]
     statement = sql.SQL(
         "insert into {table} ({columns}) values ({values}) on conflict (model_id) do update set {updates}"
@@ -345,31 +377,101 @@ def register_model(conn: psycopg.Connection, schema: str, record: ModelRecord) -
     conn.execute(statement, values)
 
 
-def promote_model(conn: psycopg.Connection, schema: str, model_id: str) -> None:
-    """Make `model_id` the champion and retire the previous one, in one transaction."""
+PROMOTION_ACTIONS = ("promote", "manual_promote", "rollback")
+
+
+def promote_model(
+    conn: psycopg.Connection,
+    schema: str,
+    model_id: str,
+    *,
+    action: str = "promote",
+    reason: str,
+    run_date: dt.date | None = None,
+) -> bool:
+    """Make `model_id` the champion, retire the previous one and log the change, in one transaction.
+
+    A crash anywhere inside leaves the old champion in place. Returns False, changing nothing,
+    when `model_id` is the champion already.
+    """
+    if action not in PROMOTION_ACTIONS:
+        raise ValueError(f"promotion action must be one of {PROMOTION_ACTIONS}, got {action!r}")
     table = sql.Identifier(schema, "model_registry")
     with conn.transaction():
         # Serialise promotions; the partial unique index makes a second champion impossible anyway.
         conn.execute(sql.SQL("lock table {} in share row exclusive mode").format(table))
-        found = conn.execute(sql.SQL("select 1 from {} where model_id = %s").format(table), (model_id,)).fetchone()
+        found = conn.execute(sql.SQL("select status from {} where model_id = %s").format(table), (model_id,)).fetchone()
         if found is None:
             raise LookupError(f"no model {model_id!r} in the registry")
-        conn.execute(
-            sql.SQL("update {} set status = 'retired' where status = 'champion' and model_id <> %s").format(table),
-            (model_id,),
-        )
+        if found[0] == "champion":
+            return False
+        previous = conn.execute(sql.SQL("select model_id from {} where status = 'champion'").format(table)).fetchone()
+        conn.execute(sql.SQL("update {} set status = 'retired' where status = 'champion'").format(table))
         conn.execute(sql.SQL("update {} set status = 'champion' where model_id = %s").format(table), (model_id,))
+        conn.execute(
+            sql.SQL(
+                "insert into {} (model_id, previous_model_id, action, reason, run_date) values (%s, %s, %s, %s, %s)"
+            ).format(sql.Identifier(schema, "model_promotions")),
+            (model_id, previous[0] if previous else None, action, reason, run_date),
+        )
+    return True
+
+
+def _model_records(
+    conn: psycopg.Connection, schema: str, where: sql.Composable, params: QueryParams
+) -> list[ModelRecord]:
+    columns = sql.SQL(", ").join(map(sql.Identifier, _REGISTRY_COLUMNS))
+    rows = conn.execute(
+        sql.SQL("select {} from {} where {}").format(columns, sql.Identifier(schema, "model_registry"), where), params
+    ).fetchall()
+    return [ModelRecord(**dict(zip(_REGISTRY_COLUMNS, row, strict=True))) for row in rows]
 
 
 def champion_model(conn: psycopg.Connection, schema: str) -> ModelRecord | None:
     """The current champion, or None when no model has been promoted."""
-    columns = sql.SQL(", ").join(map(sql.Identifier, _REGISTRY_COLUMNS))
-    row = conn.execute(
-        sql.SQL("select {} from {} where status = 'champion'").format(columns, sql.Identifier(schema, "model_registry"))
-    ).fetchone()
-    if row is None:
-        return None
-    return ModelRecord(**dict(zip(_REGISTRY_COLUMNS, row, strict=True)))
+    records = _model_records(conn, schema, sql.SQL("status = 'champion'"), None)
+    return records[0] if records else None
+
+
+def registered_model(conn: psycopg.Connection, schema: str, model_id: str) -> ModelRecord | None:
+    """One registered model, or None when there is no such model_id."""
+    records = _model_records(conn, schema, sql.SQL("model_id = %s"), (model_id,))
+    return records[0] if records else None
+
+
+def _small_query(conn: psycopg.Connection, query: sql.Composable, params: QueryParams = None) -> pd.DataFrame:
+    """A few rows for a person to read (the registry, its history): no COPY needed."""
+    with conn.cursor() as cur:
+        cur.execute(query, params)
+        return pd.DataFrame(cur.fetchall(), columns=[column.name for column in cur.description])
+
+
+def list_models(conn: psycopg.Connection, schema: str) -> pd.DataFrame:
+    """Every registered model without its text, newest first."""
+    return _small_query(
+        conn,
+        sql.SQL(
+            "select model_id, algorithm, trained_for_date, status, metrics, valid_start_date, valid_end_date,"
+            " code_version, created_at from {} order by trained_for_date desc, created_at desc, model_id"
+        ).format(sql.Identifier(schema, "model_registry")),
+    )
+
+
+def promotion_history(conn: psycopg.Connection, schema: str) -> pd.DataFrame:
+    """Every change of champion, oldest first."""
+    return _small_query(
+        conn,
+        sql.SQL(
+            "select promoted_at, model_id, previous_model_id, action, reason, run_date from {} order by promoted_at"
+        ).format(sql.Identifier(schema, "model_promotions")),
+    )
+
+
+def replace_feature_importance(conn: psycopg.Connection, schema: str, model_id: str, frame: pd.DataFrame) -> int:
+    """Replace one model's global feature importance rows (call inside the registering transaction)."""
+    table = sql.Identifier(schema, "feature_importance")
+    conn.execute(sql.SQL("delete from {} where model_id = %s").format(table), (model_id,))
+    return copy_in(conn, table, frame)
 
 
 def replace_offer_scores(
@@ -391,8 +493,8 @@ def replace_recommendations(conn: psycopg.Connection, schema: str, score_date: d
         conn.execute(sql.SQL("delete from {} where score_date = %s").format(recommendations), (score_date,))
         cursor = conn.execute(
             sql.SQL(
-                "insert into {recommendations} (score_date, customer_id, rank, offer_id, score, model_id)"
-                " select score_date, customer_id, rank, offer_id, score, model_id"
+                "insert into {recommendations} (score_date, customer_id, rank, offer_id, score, model_id, ranked_by)"
+                " select score_date, customer_id, rank, offer_id, score, model_id, ranked_by"
                 " from {scores} where score_date = %s and rank <= %s"
             ).format(recommendations=recommendations, scores=sql.Identifier(schema, "offer_scores")),
             (score_date, top_k),
@@ -400,27 +502,38 @@ def replace_recommendations(conn: psycopg.Connection, schema: str, score_date: d
     return cursor.rowcount
 
 
-def replace_eval_metrics(conn: psycopg.Connection, schema: str, model_id: str, metrics: pd.DataFrame) -> int:
-    """Replace the evaluation rows on a model's rows (its own and the oracle's) in one transaction."""
+def replace_eval_metrics(conn: psycopg.Connection, schema: str, as_of_date: dt.date, metrics: pd.DataFrame) -> int:
+    """Replace the run date's rows of the scorers in `metrics`, atomically; other scorers' rows stay."""
     table = sql.Identifier(schema, "eval_metrics")
+    scorers = sorted(metrics["model_id"].unique().tolist())
     with conn.transaction():
-        conn.execute(sql.SQL("delete from {} where evaluated_model_id = %s").format(table), (model_id,))
-        return copy_in(conn, table, metrics)
+        conn.execute(
+            sql.SQL("delete from {} where as_of_date = %s and model_id = any(%s)").format(table), (as_of_date, scorers)
+        )
+        return copy_in(conn, table, metrics.assign(as_of_date=as_of_date))
 
 
-def validation_metrics(conn: psycopg.Connection, schema: str, evaluated_model_id: str) -> dict[str, dict[str, float]]:
-    """{scorer model_id: {metric name: value}} on the validation rows of `evaluated_model_id`."""
+def validation_metrics(conn: psycopg.Connection, schema: str, as_of_date: dt.date) -> dict[str, dict[str, float]]:
+    """{scorer model_id: {metric name: value}} on the validation window of one run date."""
     rows = conn.execute(
         sql.SQL(
             "select model_id, metric, k, value from {}"
-            " where evaluated_model_id = %s and split = 'valid' order by model_id, metric, k"
+            " where as_of_date = %s and split = 'valid' order by model_id, metric, k"
         ).format(sql.Identifier(schema, "eval_metrics")),
-        (evaluated_model_id,),
+        (as_of_date,),
     ).fetchall()
     metrics: dict[str, dict[str, float]] = {}
     for model_id, metric, k, value in rows:
         metrics.setdefault(model_id, {})[metric_label(metric, k)] = value
     return metrics
+
+
+def replace_explanations(conn: psycopg.Connection, schema: str, score_date: dt.date, frame: pd.DataFrame) -> int:
+    """Replace one date's recommendation explanations in one transaction."""
+    table = sql.Identifier(schema, "recommendation_explanations")
+    with conn.transaction():
+        conn.execute(sql.SQL("delete from {} where score_date = %s").format(table), (score_date,))
+        return copy_in(conn, table, frame)
 
 
 @dataclass
@@ -429,6 +542,8 @@ class StageLog:
 
     run_date: dt.date | None
     counts: dict[str, int] = field(default_factory=dict)
+    message: str | None = None  # what the stage decided, e.g. why it did not retrain
+    failed: bool = False  # set by a stage that handled its own failure and lets the run go on
 
 
 _STAGE_COUNTS = ("active_offers", "candidate_pairs", "recommendations_written", "rows_written")
@@ -440,7 +555,8 @@ def recorded_stage(
 ) -> Iterator[StageLog]:
     """Log a pipeline stage to `pipeline_runs`: 'running' at once, then 'success' or 'failed' with the error.
 
-    The stage may set `run_date` once it knows it and fills `counts` (keys from _STAGE_COUNTS).
+    The stage may set `run_date` once it knows it, fills `counts` (keys from _STAGE_COUNTS) and
+    may leave a `message`; one that recovers from its own failure sets `failed` and does not raise.
     """
     table = sql.Identifier(schema, "pipeline_runs")
     conn.execute(
@@ -455,7 +571,7 @@ def recorded_stage(
     status, message = "failed", None
     try:
         yield log
-        status = "success"
+        status, message = ("failed" if log.failed else "success"), log.message
     except BaseException as err:
         message = f"{type(err).__name__}: {err}"[:2000]
         raise
@@ -503,8 +619,11 @@ def output_row_counts(conn: psycopg.Connection, schema: str, score_date: dt.date
 # The ml tables and the date column that keys a day's rows (None: not keyed by date).
 OUTPUT_TABLES: dict[str, str | None] = {
     "model_registry": None,
-    "eval_metrics": None,
+    "model_promotions": None,
+    "feature_importance": None,
+    "eval_metrics": "as_of_date",
     "offer_scores": "score_date",
     "recommendations": "score_date",
+    "recommendation_explanations": "score_date",
     "pipeline_runs": "run_date",
 }

@@ -3,22 +3,52 @@
 -- Documented for BI in docs/output-tables.md and declared as dbt sources.
 create table if not exists {schema}.model_registry (
     model_id text primary key,
-    algorithm text not null,
+    algorithm text not null,                 -- logreg, lgbm_binary or lgbm_lambdarank
     trained_for_date date not null,          -- the as-of date whose run trained it
     features text[] not null,                -- model input columns, in order
     params jsonb not null,
     train_start_date date not null,          -- impressions shown on these dates (inclusive) trained it
     train_end_date date not null,
-    valid_start_date date not null,          -- and these validated it (early stopping, metrics)
+    valid_start_date date not null,          -- and these validated it (selection, metrics)
     valid_end_date date not null,
     metrics jsonb not null,                  -- validation metrics, also in eval_metrics
     status text not null check (status in ('champion', 'candidate', 'retired')),
     created_at timestamptz not null default now(),
-    model_text text not null                 -- LightGBM model text: scoring needs nothing else
+    model_text text not null                 -- the model (LightGBM text or logreg JSON): scoring needs nothing else
 );
+-- Added by the champion/challenger registry; rows of older versions keep nulls there.
+alter table {schema}.model_registry
+    add column if not exists categorical_features text[] not null default '{{}}',
+    add column if not exists tune_start_date date,      -- held-out slice: early stopping and calibration
+    add column if not exists tune_end_date date,
+    add column if not exists calibration jsonb,         -- maps the raw score to a probability; null: sigmoid
+    add column if not exists manifest_hash text,        -- sha256 of the dbt manifest's feature definitions
+    add column if not exists code_version text;         -- git commit of offerrank that trained it
 -- At most one champion, enforced by the database.
 create unique index if not exists model_registry_single_champion
     on {schema}.model_registry (status) where status = 'champion';
+
+-- Every change of champion, newest last: who held the title when, and why.
+create table if not exists {schema}.model_promotions (
+    promoted_at timestamptz not null default clock_timestamp(),
+    model_id text not null references {schema}.model_registry (model_id),
+    previous_model_id text references {schema}.model_registry (model_id),
+    action text not null check (action in ('promote', 'manual_promote', 'rollback')),
+    reason text not null,
+    run_date date,                           -- the as-of date of the run that promoted it (null: by hand)
+    primary key (promoted_at, model_id)
+);
+
+-- Global importance of each feature per model: gain and split counts for LightGBM, mean
+-- |contribution| for logistic regression.
+create table if not exists {schema}.feature_importance (
+    model_id text not null references {schema}.model_registry (model_id),
+    feature text not null,
+    importance_type text not null,
+    importance double precision not null,
+    importance_rank integer not null,        -- 1 = most important within (model_id, importance_type)
+    primary key (model_id, importance_type, feature)
+);
 
 create table if not exists {schema}.offer_scores (
     score_date date not null,
@@ -29,6 +59,10 @@ create table if not exists {schema}.offer_scores (
     rank integer not null,                   -- 1 = best offer for the customer on score_date
     primary key (score_date, customer_id, offer_id)
 );
+alter table {schema}.offer_scores
+    add column if not exists raw_score double precision,              -- the ranker's own score, before calibration
+    add column if not exists ranked_by text not null default 'model'  -- 'model', or 'heuristic' (no usable model)
+        check (ranked_by in ('model', 'heuristic'));
 
 create table if not exists {schema}.recommendations (
     score_date date not null,
@@ -39,24 +73,39 @@ create table if not exists {schema}.recommendations (
     model_id text not null,
     primary key (score_date, customer_id, rank)
 );
+alter table {schema}.recommendations
+    add column if not exists ranked_by text not null default 'model' check (ranked_by in ('model', 'heuristic'));
 
+-- Why each recommendation: its top features by |contribution| to the raw score (TreeSHAP for
+-- LightGBM, coefficient x standardised value for logistic regression, log factors for the heuristic).
+create table if not exists {schema}.recommendation_explanations (
+    score_date date not null,
+    customer_id bigint not null,
+    offer_id bigint not null,
+    feature text not null,
+    model_id text not null,
+    contribution double precision not null,  -- additive, in the raw score's units
+    contribution_rank integer not null,      -- 1 = largest |contribution|
+    feature_value text,                      -- the feature's value for the pair, as text
+    primary key (score_date, customer_id, offer_id, feature)
+);
+
+-- Offline metrics per run date: every scorer (trained candidates, the champion, the heuristic
+-- and the oracle) on the same validation window of labelled impressions.
 create table if not exists {schema}.eval_metrics (
-    model_id text not null,                  -- the scorer: a registered model, or 'oracle' (true probabilities)
-    evaluated_model_id text not null,        -- whose training/validation rows were scored
-    split text not null check (split in ('train', 'valid')),
+    as_of_date date not null,                -- the run date whose validation window was scored
+    model_id text not null,                  -- a registered model, 'heuristic' or 'oracle' (true probabilities)
+    split text not null check (split in ('train', 'tune', 'valid')),
     metric text not null,
     k integer,                               -- list cutoff for @k metrics, null otherwise
-    value double precision not null,
+    value double precision,                  -- null where undefined (e.g. AUC with one class)
     n_rows bigint not null,                  -- examples evaluated
-    n_groups bigint                          -- customer groups evaluated, for per-customer metrics
+    n_groups bigint,                         -- customer groups evaluated, for per-customer metrics
+    window_start_date date not null,         -- impression dates scored (inclusive)
+    window_end_date date not null
 );
--- Tables made before the oracle had no evaluated_model_id: every row there scored its own model.
-alter table {schema}.eval_metrics add column if not exists evaluated_model_id text;
-update {schema}.eval_metrics set evaluated_model_id = model_id where evaluated_model_id is null;
-alter table {schema}.eval_metrics alter column evaluated_model_id set not null;
-alter table {schema}.eval_metrics drop constraint if exists eval_metrics_model_id_split_metric_k_key;
-create unique index if not exists eval_metrics_grain
-    on {schema}.eval_metrics (model_id, evaluated_model_id, split, metric, k) nulls not distinct;
+create unique index if not exists eval_metrics_as_of_grain
+    on {schema}.eval_metrics (as_of_date, model_id, split, metric, k) nulls not distinct;
 
 create table if not exists {schema}.pipeline_runs (
     run_id text not null,                    -- the Dagster run id
