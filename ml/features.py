@@ -8,6 +8,7 @@ feature mart's SQL, with no Python edit.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property
@@ -47,6 +48,23 @@ class DbtManifest:
             return self._nodes[name]
         except KeyError:
             raise ManifestError(f"dbt model {name!r} is not in {self.path}") from None
+
+    def content_hash(self) -> str:
+        """A sha256 of every model's SQL checksum and its columns' feature flags.
+
+        The same SQL and YAML flags give the same hash whenever and wherever `dbt parse` ran
+        (unlike the manifest file, which records its own time), so the registry can tell which
+        feature definitions trained a model.
+        """
+        definitions = sorted(
+            (
+                name,
+                node["checksum"]["checksum"],
+                sorted((column, _is_feature(spec)) for column, spec in node["columns"].items()),
+            )
+            for name, node in self._nodes.items()
+        )
+        return hashlib.sha256(json.dumps(definitions).encode()).hexdigest()
 
     def relation(self, model: str) -> sql.Identifier:
         """The schema-qualified table a model builds, quoted."""

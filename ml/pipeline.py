@@ -1,8 +1,11 @@
-"""The daily stages after dbt: train, evaluate, score, recommend.
+"""The daily stages after dbt: train and select, evaluate, score, recommend, explain.
 
-Each stage reads the dbt marts, calls the pure functions of `train`, `evaluate` and `score`, writes
-its `ml` table through `data`, and logs itself to `ml.pipeline_runs`. Dagster assets call these;
-nothing here imports Dagster.
+Each stage reads the dbt marts, calls the pure functions of `train`, `models`, `calibrate`,
+`evaluate`, `registry`, `score` and `explain`, writes its `ml` tables through `data`, and logs
+itself to `ml.pipeline_runs`. Dagster assets call these; nothing here imports Dagster.
+
+Training never blocks scoring: when it is skipped by the retraining policy or fails, the
+champion scores the day, and with no usable champion the heuristic ranking does.
 """
 
 from __future__ import annotations
@@ -13,20 +16,41 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import lightgbm as lgb
+import numpy as np
 import pandas as pd
 import psycopg
 from psycopg import sql
 
-from ml import data
-from ml.config import Settings, TrainingConfig
-from ml.evaluate import metric_label, ranking_metrics
+from ml import data, heuristic
+from ml.calibrate import Calibrator, fit_calibrator
+from ml.config import ModelPolicy, Settings, TrainingConfig, code_version
+from ml.evaluate import metric_label, select_best, window_metrics
+from ml.explain import top_contributions
 from ml.features import CANDIDATES_MODEL, RUN_DATE_MODEL, TRAINING_MODEL, DbtManifest
+from ml.models import FeatureSpec, RankingModel, fit_model, load_model
+from ml.registry import Decision, promotion_decision, retrain_decision
 from ml.score import score_frame
-from ml.train import predict, temporal_split, train_binary
+from ml.train import NotEnoughDataError, temporal_split
 
-EXAMPLE_KEYS = ["impression_id", "customer_id", "offer_id", "shown_date", "label"]
+EXAMPLE_KEYS = ["impression_id", "customer_id", "offer_id", "shown_date", "label", "relevance"]
 CANDIDATE_KEYS = ["as_of_date", "customer_id", "offer_id"]
+ORACLE_MODEL_ID = "oracle"
+EVAL_COLUMNS = [
+    "model_id",
+    "split",
+    "metric",
+    "k",
+    "value",
+    "n_rows",
+    "n_groups",
+    "window_start_date",
+    "window_end_date",
+]
+TOP_CONTRIBUTIONS = 3
+EXPLANATION_COLUMNS = [
+    "score_date", "customer_id", "offer_id", "feature", "model_id",
+    "contribution", "contribution_rank", "feature_value",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -40,10 +64,6 @@ class StageRun:
     @property
     def schema(self) -> str:
         return self.settings.ml_schema
-
-
-class NoChampionError(RuntimeError):
-    """Scoring was asked for, but the registry holds no champion model."""
 
 
 def run_date(conn: psycopg.Connection, manifest: DbtManifest) -> dt.date:
@@ -61,7 +81,7 @@ def _run_dates(conn: psycopg.Connection, manifest: DbtManifest) -> tuple[dt.date
     return row
 
 
-def _read_examples(
+def read_examples(
     conn: psycopg.Connection,
     manifest: DbtManifest,
     features: list[str],
@@ -76,7 +96,7 @@ def _read_examples(
     return data.read_relation(
         conn,
         manifest.relation(TRAINING_MODEL),
-        [*EXAMPLE_KEYS, *features],
+        list(dict.fromkeys([*EXAMPLE_KEYS, *features])),
         where=sql.SQL("shown_date between %s and %s"),
         params=(shown_dates[0], min(shown_dates[1], last_labelled_shown_date)),
         order_by=["impression_id"],
@@ -100,99 +120,278 @@ def recorded_dbt_build(stage: StageRun) -> Iterator[None]:
             log.counts.update(active_offers=active_offers, candidate_pairs=candidate_pairs)
 
 
+# --- models as the registry holds them ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A registered model ready to score: its ranker and the calibration of its raw scores."""
+
+    record: data.ModelRecord
+    model: RankingModel
+    calibrator: Calibrator
+
+    @classmethod
+    def from_record(cls, record: data.ModelRecord) -> Scorer:
+        features = FeatureSpec(tuple(record.features), tuple(record.categorical_features or ()))
+        calibrator = (
+            Calibrator.from_dict(record.calibration)
+            if record.calibration is not None
+            # Registered before calibration existed: a binary model's raw score is its log-odds.
+            else Calibrator.identity_platt()
+        )
+        return cls(record, load_model(record.algorithm, record.model_text, features), calibrator)
+
+    @property
+    def model_id(self) -> str:
+        return self.record.model_id
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The champion as today's run sees it: the scorer, or why there is none."""
+
+    scorer: Scorer | None
+    model_id: str | None
+    problem: str | None  # why the champion cannot score today (None: it can, or there is none)
+
+
+def _champion(conn: psycopg.Connection, stage: StageRun) -> Champion:
+    """Load the champion and check it can score today's candidates (its features still exist)."""
+    record = data.champion_model(conn, stage.schema)
+    if record is None:
+        return Champion(None, None, None)
+    available = set(stage.manifest.feature_columns(CANDIDATES_MODEL))
+    missing = [name for name in record.features if name not in available]
+    if missing:
+        return Champion(None, record.model_id, f"features no longer in the marts: {missing}")
+    try:
+        return Champion(Scorer.from_record(record), record.model_id, None)
+    except Exception as err:  # a model text this version cannot read is a reason to retrain, not to stop
+        return Champion(None, record.model_id, f"cannot load its model: {type(err).__name__}: {err}")
+
+
 def _model_id(algorithm: str, as_of: dt.date, model_text: str) -> str:
     # Content-addressed: re-training on the same data gives the same model and the same id.
     return f"{algorithm}_{as_of:%Y%m%d}_{hashlib.sha256(model_text.encode()).hexdigest()[:10]}"
 
 
-def train_model(stage: StageRun, config: TrainingConfig) -> data.ModelRecord:
-    """Train on the labelled impressions, register the model and make it champion."""
+# --- training, selection and promotion ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What the training stage did and why; it never raises for a failed or skipped training."""
+
+    status: str  # 'trained', 'skipped' or 'failed'
+    reason: str
+    candidates: list[data.ModelRecord]
+    champion_id: str | None  # after the stage
+    promoted: bool
+
+
+def train_models(
+    stage: StageRun,
+    config: TrainingConfig,
+    policy: ModelPolicy,
+    *,
+    forced: bool = False,
+    drift: float | None = None,
+) -> TrainingOutcome:
+    """Retrain if the policy says so: fit every configured algorithm, calibrate, compare them, the
+    champion, the heuristic and the oracle on one validation window, register all candidates and
+    promote the best one if it beats the champion by the margin.
+
+    `drift` is the hook for the drift signal (the day's largest feature drift): above the policy's
+    threshold it triggers retraining.
+    """
     with data.connect(stage.settings) as conn:
         data.ensure_ml_tables(conn, stage.schema, stage.settings.reader_role)
         as_of = run_date(conn, stage.manifest)
         with data.recorded_stage(conn, stage.schema, stage.run_id, "train", as_of) as log:
-            features = stage.manifest.feature_columns(TRAINING_MODEL)
-            examples = _read_examples(conn, stage.manifest, features)
-            split = temporal_split(examples, "shown_date", config.valid_days)
-            booster = train_binary(split, features, config)
-            valid_metrics = ranking_metrics(
-                split.valid["customer_id"].to_numpy(),
-                split.valid["label"].to_numpy(),
-                predict(booster, split.valid, features),
-                config.eval_k,
+            champion = _champion(conn, stage)
+            decision = retrain_decision(
+                policy,
+                as_of,
+                champion_id=champion.model_id,
+                champion_usable=champion.scorer is not None,
+                forced=forced,
+                drift=drift,
             )
-            model_text = booster.model_to_string()
-            record = data.ModelRecord(
-                model_id=_model_id("lgbm_binary", as_of, model_text),
-                algorithm="lgbm_binary",
-                trained_for_date=as_of,
-                features=features,
-                params={
-                    **config.lgbm_params,
-                    "seed": config.seed,
-                    "negatives_per_positive": config.negatives_per_positive,
-                    "best_iteration": booster.best_iteration,
-                },
-                train_start_date=split.train_start_date,
-                train_end_date=split.train_end_date,
-                valid_start_date=split.valid_start_date,
-                valid_end_date=split.valid_end_date,
-                metrics={metric_label(row["metric"], row["k"]): row["value"] for row in valid_metrics},
-                model_text=model_text,
-            )
-            with conn.transaction():
-                data.register_model(conn, stage.schema, record)
-                data.promote_model(conn, stage.schema, record.model_id)
-            log.counts["rows_written"] = 1
-    return record
+            if not decision.yes:
+                log.message = f"skipped: {decision.reason}"
+                return TrainingOutcome("skipped", decision.reason, [], champion.model_id, False)
+            try:
+                outcome = _train_and_select(conn, stage, config, policy, as_of, champion, decision)
+            except NotEnoughDataError as err:
+                log.message = f"skipped: {err}"
+                return TrainingOutcome("skipped", str(err), [], champion.model_id, False)
+            except Exception as err:  # training must not stop the day's scoring: the champion stays
+                log.failed, log.message = True, f"{type(err).__name__}: {err}"[:2000]
+                return TrainingOutcome("failed", log.message, [], champion.model_id, False)
+            log.message = outcome.reason
+            log.counts["rows_written"] = len(outcome.candidates)
+    return outcome
 
 
-ORACLE_MODEL_ID = "oracle"
-EVAL_COLUMNS = ["model_id", "evaluated_model_id", "split", "metric", "k", "value", "n_rows", "n_groups"]
+def _train_and_select(
+    conn: psycopg.Connection,
+    stage: StageRun,
+    config: TrainingConfig,
+    policy: ModelPolicy,
+    as_of: dt.date,
+    champion: Champion,
+    decision: Decision,
+) -> TrainingOutcome:
+    features = FeatureSpec(
+        tuple(stage.manifest.feature_columns(TRAINING_MODEL)),
+        tuple(stage.manifest.categorical_feature_columns(TRAINING_MODEL)),
+    )
+    examples = read_examples(conn, stage.manifest, list(features.names))
+    split = temporal_split(examples, "shown_date", config.valid_days, config.tune_days)
+    provenance = {"manifest_hash": stage.manifest.content_hash(), "code_version": code_version()}
+    candidates: list[tuple[data.ModelRecord, RankingModel]] = []
+    results: dict[str, list[dict[str, object]]] = {}
+    for algorithm in config.algorithms:
+        model = fit_model(algorithm, split, features, config)
+        calibrator = fit_calibrator(config.calibration, model.raw_scores(split.tune), split.tune["label"].to_numpy())
+        valid_raw = model.raw_scores(split.valid)
+        valid_metrics = _metric_rows(split.valid, valid_raw, calibrator.predict(valid_raw), config)
+        text = model.to_text()
+        record = data.ModelRecord(
+            model_id=_model_id(algorithm, as_of, text),
+            algorithm=algorithm,
+            trained_for_date=as_of,
+            features=list(features.names),
+            categorical_features=list(features.categorical),
+            params={**model.params, "seed": config.seed, "negatives_per_positive": config.negatives_per_positive},
+            train_start_date=split.train_start_date,
+            train_end_date=split.train_end_date,
+            tune_start_date=split.tune_start_date,
+            tune_end_date=split.tune_end_date,
+            valid_start_date=split.valid_start_date,
+            valid_end_date=split.valid_end_date,
+            metrics=_by_label(valid_metrics),
+            calibration=calibrator.to_dict(),
+            model_text=text,
+            **provenance,
+        )
+        candidates.append((record, model))
+        results[record.model_id] = valid_metrics
+    if champion.scorer is not None and champion.model_id not in results:
+        results[champion.model_id] = _scorer_rows(champion.scorer, split.valid, config)
+    results.update(reference_metrics(conn, stage.settings, split.valid, config))
+
+    primary = config.primary_metric
+    best_id = select_best(
+        {record.model_id: record.metrics for record, _ in candidates}, primary, config.tiebreak_metric
+    )
+    champion_value = _by_label(results[champion.model_id])[primary] if champion.scorer is not None else None
+    promotion = promotion_decision(policy, primary, _by_label(results[best_id])[primary], champion_value)
+    window = (split.valid_start_date, split.valid_end_date)
+    with conn.transaction():  # the registry, its metrics and the promotion land together or not at all
+        for record, model in candidates:
+            data.register_model(conn, stage.schema, record)
+            data.replace_feature_importance(conn, stage.schema, record.model_id, _importance_rows(record, model))
+        data.replace_eval_metrics(conn, stage.schema, as_of, _eval_frame(results, window))
+        promoted = promotion.yes and data.promote_model(
+            conn, stage.schema, best_id, action="promote", reason=promotion.reason, run_date=as_of
+        )
+    reason = (
+        f"trained because {decision.reason}: {len(candidates)} candidates, best {best_id}; "
+        f"{'promoted' if promoted else 'not promoted'}: {promotion.reason}"
+    )
+    return TrainingOutcome(
+        "trained", reason, [record for record, _ in candidates], best_id if promoted else champion.model_id, promoted
+    )
+
+
+def _by_label(rows: list[dict[str, object]]) -> dict[str, float]:
+    return {metric_label(row["metric"], row["k"]): row["value"] for row in rows}
+
+
+def _metric_rows(
+    examples: pd.DataFrame, raw_scores: np.ndarray, probabilities: np.ndarray | None, config: TrainingConfig
+) -> list[dict[str, object]]:
+    """A scorer's metrics on labelled examples: ranking metrics over customers, and calibration
+    metrics where it gives probabilities."""
+    return window_metrics(
+        examples["customer_id"].to_numpy(), examples["label"].to_numpy(), raw_scores, config.eval_k, probabilities
+    )
+
+
+def _scorer_rows(scorer: Scorer, examples: pd.DataFrame, config: TrainingConfig) -> list[dict[str, object]]:
+    raw = scorer.model.raw_scores(examples)
+    return _metric_rows(examples, raw, scorer.calibrator.predict(raw), config)
+
+
+def reference_metrics(
+    conn: psycopg.Connection, settings: Settings, examples: pd.DataFrame, config: TrainingConfig
+) -> dict[str, list[dict[str, object]]]:
+    """The yardsticks on the same examples: the heuristic ranking (what serving would fall back
+    to) and, where the simulator's ground truth covers them, the oracle (the best possible)."""
+    prior = float(examples[heuristic.RATE].mean()) if examples[heuristic.RATE].notna().any() else 0.0
+    results = {heuristic.HEURISTIC_ID: _metric_rows(examples, heuristic.raw_scores(examples, prior), None, config)}
+    truth = data.read_true_probabilities(conn, settings.truth_schema, examples["impression_id"])
+    if truth is not None:
+        probabilities = examples["impression_id"].map(truth).to_numpy()
+        results[ORACLE_MODEL_ID] = _metric_rows(examples, probabilities, probabilities, config)
+    return results
+
+
+def _eval_frame(results: dict[str, list[dict[str, object]]], window: tuple[dt.date, dt.date]) -> pd.DataFrame:
+    rows = [
+        {"model_id": model_id, "split": "valid", **row, "window_start_date": window[0], "window_end_date": window[1]}
+        for model_id, metric_rows in results.items()
+        for row in metric_rows
+    ]
+    return pd.DataFrame(rows, columns=EVAL_COLUMNS).astype({"k": "Int64", "n_groups": "Int64"})
+
+
+def _importance_rows(record: data.ModelRecord, model: RankingModel) -> pd.DataFrame:
+    importance = model.feature_importance().sort_values(
+        ["importance_type", "importance", "feature"], ascending=[True, False, True]
+    )
+    ranks = importance.groupby("importance_type").cumcount() + 1
+    return importance.assign(model_id=record.model_id, importance_rank=ranks)[
+        ["model_id", "feature", "importance_type", "importance", "importance_rank"]
+    ]
+
+
+# --- evaluation of the serving model ----------------------------------------------------------------
 
 
 def evaluate_champion(stage: StageRun, config: TrainingConfig) -> pd.DataFrame:
-    """Write the champion's metrics on its training and validation windows to `eval_metrics`.
+    """Write the metrics of the champion, the heuristic and the oracle on the run date's
+    validation window (the last `valid_days` labelled impression dates) to `eval_metrics`.
 
-    Where the simulator's ground truth covers those impressions, the oracle (ranking by the true
-    redemption probability) is scored on exactly the same rows, as model `oracle` with
-    `evaluated_model_id` = the champion: the best any model could do on them.
+    Dates the champion was fitted on (up to its tune window's end) are left out, so a replay of
+    an earlier date never scores a model on its own training data.
     """
     with data.connect(stage.settings) as conn:
-        champion = _require_champion(conn, stage.schema)
-        as_of = run_date(conn, stage.manifest)
+        data.ensure_ml_tables(conn, stage.schema, stage.settings.reader_role)
+        as_of, last_labelled = _run_dates(conn, stage.manifest)
         with data.recorded_stage(conn, stage.schema, stage.run_id, "evaluate", as_of) as log:
-            booster = lgb.Booster(model_str=champion.model_text)
-            examples = _read_examples(
-                conn, stage.manifest, champion.features, (champion.train_start_date, champion.valid_end_date)
-            )
-            examples["model_score"] = predict(booster, examples, champion.features)
-            truth = data.read_true_probabilities(conn, stage.settings.truth_schema, examples["impression_id"])
-            scorers = {champion.model_id: examples["model_score"]}
-            if truth is not None:
-                scorers[ORACLE_MODEL_ID] = examples["impression_id"].map(truth)
-            in_valid = pd.to_datetime(examples["shown_date"]).dt.date >= champion.valid_start_date
-            rows = [
-                {"model_id": model_id, "evaluated_model_id": champion.model_id, "split": split_name, **row}
-                for model_id, scores in scorers.items()
-                for split_name, rows_in_split in (("train", ~in_valid), ("valid", in_valid))
-                for row in ranking_metrics(
-                    examples.loc[rows_in_split, "customer_id"].to_numpy(),
-                    examples.loc[rows_in_split, "label"].to_numpy(),
-                    scores[rows_in_split].to_numpy(),
-                    config.eval_k,
-                )
-            ]
-            metrics = pd.DataFrame(rows, columns=EVAL_COLUMNS).astype({"k": "Int64", "n_groups": "Int64"})
-            log.counts["rows_written"] = data.replace_eval_metrics(conn, stage.schema, champion.model_id, metrics)
+            champion = _champion(conn, stage)
+            start = last_labelled - dt.timedelta(days=config.valid_days - 1)
+            features = list(heuristic.FEATURES)
+            if champion.scorer is not None:
+                record = champion.scorer.record
+                start = max(start, (record.tune_end_date or record.valid_end_date) + dt.timedelta(days=1))
+                features = [*record.features, *features]
+            examples = read_examples(conn, stage.manifest, list(dict.fromkeys(features)), (start, last_labelled))
+            if examples.empty:
+                log.message = f"no labelled impressions from {start} to {last_labelled} the champion was not fitted on"
+                return pd.DataFrame(columns=EVAL_COLUMNS)
+            results = reference_metrics(conn, stage.settings, examples, config)
+            if champion.scorer is not None:
+                results = {champion.model_id: _scorer_rows(champion.scorer, examples, config), **results}
+            metrics = _eval_frame(results, (start, last_labelled))
+            log.counts["rows_written"] = data.replace_eval_metrics(conn, stage.schema, as_of, metrics)
     return metrics
 
 
-def _require_champion(conn: psycopg.Connection, schema: str) -> data.ModelRecord:
-    champion = data.champion_model(conn, schema)
-    if champion is None:
-        raise NoChampionError("the model registry has no champion: train a model first")
-    return champion
+# --- scoring, recommendations and their explanations ------------------------------------------------
 
 
 def _customer_chunks(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -212,26 +411,58 @@ def _customer_chunks(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         yield carry
 
 
-def score_candidates(stage: StageRun) -> dict[str, int]:
-    """Score every candidate pair of the run date with the champion and replace that date's scores.
+def _prior_rate(conn: psycopg.Connection, stage: StageRun, as_of: dt.date) -> float:
+    """The heuristic's rate for offers never shown: the mean rate of the day's candidates."""
+    (prior,) = conn.execute(
+        sql.SQL("select coalesce(avg({}), 0) from {} where as_of_date = %s").format(
+            sql.Identifier(heuristic.RATE), stage.manifest.relation(CANDIDATES_MODEL)
+        ),
+        (as_of,),
+    ).fetchone()
+    return float(prior)
 
-    Candidates stream in chunks of whole customers, so memory does not grow with their number;
-    all chunks are written in one transaction on a second connection.
+
+def score_candidates(stage: StageRun) -> dict[str, int]:
+    """Score every candidate pair of the run date and replace that date's scores.
+
+    The champion scores when it can; otherwise the heuristic ranks, and its rows say so
+    (`ranked_by = 'heuristic'`). Candidates stream in chunks of whole customers, so memory does
+    not grow with their number; all chunks are written in one transaction on a second connection.
     """
     with data.connect(stage.settings) as reader, data.connect(stage.settings) as writer:
-        champion = _require_champion(reader, stage.schema)
+        data.ensure_ml_tables(writer, stage.schema, stage.settings.reader_role)
         as_of = run_date(reader, stage.manifest)
         with data.recorded_stage(writer, stage.schema, stage.run_id, "score", as_of) as log:
-            booster = lgb.Booster(model_str=champion.model_text)
-            relation = stage.manifest.relation(CANDIDATES_MODEL)
+            champion = _champion(reader, stage)
+            if champion.scorer is not None:
+                scorer = champion.scorer
+                columns = scorer.record.features
+
+                def scored(chunk: pd.DataFrame) -> pd.DataFrame:
+                    raw = scorer.model.raw_scores(chunk)
+                    return score_frame(chunk, raw, scorer.calibrator.predict(raw), scorer.model_id, ranked_by="model")
+
+                log.message = f"ranked by champion {scorer.model_id}"
+            else:
+                prior = _prior_rate(reader, stage, as_of)
+                columns = list(heuristic.FEATURES)
+
+                def scored(chunk: pd.DataFrame) -> pd.DataFrame:
+                    return score_frame(
+                        chunk,
+                        heuristic.raw_scores(chunk, prior),
+                        heuristic.rates(chunk, prior),
+                        heuristic.HEURISTIC_ID,
+                        ranked_by="heuristic",
+                    )
+
+                log.message = f"ranked by the heuristic: {champion.problem or 'there is no champion'}"
             query = sql.SQL("select {} from {} where as_of_date = %s order by customer_id, offer_id").format(
-                sql.SQL(", ").join(map(sql.Identifier, [*CANDIDATE_KEYS, *champion.features])), relation
+                sql.SQL(", ").join(map(sql.Identifier, dict.fromkeys([*CANDIDATE_KEYS, *columns]))),
+                stage.manifest.relation(CANDIDATES_MODEL),
             )
-            scored_chunks = (
-                score_frame(chunk, predict(booster, chunk, champion.features), champion.model_id)
-                for chunk in _customer_chunks(data.iter_copy_out(reader, query, (as_of,)))
-            )
-            written = data.replace_offer_scores(writer, stage.schema, as_of, scored_chunks)
+            chunks = (scored(chunk) for chunk in _customer_chunks(data.iter_copy_out(reader, query, (as_of,))))
+            written = data.replace_offer_scores(writer, stage.schema, as_of, chunks)
             log.counts["candidate_pairs"] = written
             log.counts["rows_written"] = written
     return log.counts
@@ -248,15 +479,75 @@ def write_recommendations(stage: StageRun) -> dict[str, int]:
     return log.counts
 
 
+def explain_recommendations(stage: StageRun) -> dict[str, int]:
+    """Replace the run date's explanations: each recommendation's top features by |contribution|.
+
+    Contributions come from the model that ranked the offer: TreeSHAP (LightGBM's pred_contrib)
+    or coefficient x standardised value (logistic regression); for the heuristic, its two log
+    factors.
+    """
+    with data.connect(stage.settings) as conn:
+        as_of = run_date(conn, stage.manifest)
+        with data.recorded_stage(conn, stage.schema, stage.run_id, "explain", as_of) as log:
+            frames = [
+                _explanations(conn, stage, as_of, model_id)
+                for (model_id,) in conn.execute(
+                    sql.SQL("select distinct model_id from {} where score_date = %s order by model_id").format(
+                        sql.Identifier(stage.schema, "recommendations")
+                    ),
+                    (as_of,),
+                ).fetchall()
+            ]
+            explanations = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=EXPLANATION_COLUMNS)
+            written = data.replace_explanations(conn, stage.schema, as_of, explanations)
+            log.counts["rows_written"] = written
+    return log.counts
+
+
+def _explanations(conn: psycopg.Connection, stage: StageRun, as_of: dt.date, model_id: str) -> pd.DataFrame:
+    """The explanation rows of the recommendations `model_id` ranked on `as_of`."""
+    if model_id == heuristic.HEURISTIC_ID:
+        record, columns = None, list(heuristic.FEATURES)
+    else:
+        record = data.registered_model(conn, stage.schema, model_id)
+        if record is None:
+            raise LookupError(f"recommendations of {as_of} name model {model_id!r}, which is not in the registry")
+        columns = record.features
+    query = sql.SQL(
+        "select {columns} from {candidates} as candidates inner join {recommendations} as recommendations"
+        " on candidates.as_of_date = recommendations.score_date"
+        " and candidates.customer_id = recommendations.customer_id and candidates.offer_id = recommendations.offer_id"
+        " where recommendations.score_date = %s and recommendations.model_id = %s"
+        " order by candidates.customer_id, candidates.offer_id"
+    ).format(
+        columns=sql.SQL(", ").join(
+            sql.Identifier("candidates", column) for column in dict.fromkeys([*CANDIDATE_KEYS, *columns])
+        ),
+        candidates=stage.manifest.relation(CANDIDATES_MODEL),
+        recommendations=sql.Identifier(stage.schema, "recommendations"),
+    )
+    frame = data.copy_out(conn, query, (as_of, model_id))
+    if record is None:
+        contributions = heuristic.log_factors(frame, _prior_rate(conn, stage, as_of))
+    else:
+        contributions = Scorer.from_record(record).model.contributions(frame)[:, :-1]  # drop the bias column
+    keys = frame[CANDIDATE_KEYS].rename(columns={"as_of_date": "score_date"})
+    top = top_contributions(keys, contributions, frame[columns], TOP_CONTRIBUTIONS)
+    return top.assign(model_id=model_id)[EXPLANATION_COLUMNS]
+
+
+# --- the run summary ---------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """What a run wrote, for the end of `offerrank run`."""
 
     run_date: dt.date | None
-    stages: list[tuple[str, str, float | None]]  # step, status, seconds
+    stages: list[dict[str, object]]  # step, status, seconds, message
     table_rows: dict[str, int]  # rows of the run date in each output table
     champion_id: str | None
-    validation_metrics: dict[str, dict[str, float]]  # scorer (champion, 'oracle') -> metric -> value
+    validation_metrics: dict[str, dict[str, float]]  # scorer -> metric -> value, on the run date's window
 
 
 def run_summary(settings: Settings, run_id: str) -> RunSummary:
@@ -268,8 +559,8 @@ def run_summary(settings: Settings, run_id: str) -> RunSummary:
         champion = data.champion_model(conn, settings.ml_schema)
         return RunSummary(
             run_date=as_of,
-            stages=[(row["step"], row["status"], row["seconds"]) for row in stages],
+            stages=stages,
             table_rows=data.output_row_counts(conn, settings.ml_schema, as_of),
             champion_id=champion.model_id if champion else None,
-            validation_metrics=data.validation_metrics(conn, settings.ml_schema, champion.model_id) if champion else {},
+            validation_metrics=data.validation_metrics(conn, settings.ml_schema, as_of) if as_of else {},
         )

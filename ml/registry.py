@@ -10,6 +10,8 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
+import pandas as pd
+
 from ml.config import WEEKDAYS, ModelPolicy
 
 
@@ -70,3 +72,11 @@ def promotion_decision(
         beats,
         f"{metric} {challenger:.4f} {verdict} the champion's {champion:.4f} by the margin {policy.promotion_margin}",
     )
+
+
+def rollback_target(history: pd.DataFrame, champion_id: str | None) -> str | None:
+    """The model the current champion replaced (from `model_promotions`, oldest first), or None."""
+    if champion_id is None:
+        return None
+    promotions = history[history["model_id"] == champion_id]
+    return None if promotions.empty else promotions["previous_model_id"].iloc[-1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-SCORE_COLUMNS = ["score_date", "customer_id", "offer_id", "model_id", "score", "rank"]
+SCORE_COLUMNS = ["score_date", "customer_id", "offer_id", "model_id", "score", "raw_score", "rank", "ranked_by"]
 
 
 def rank_within_customer(customer_ids: np.ndarray, offer_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -19,8 +19,14 @@ def rank_within_customer(customer_ids: np.ndarray, offer_ids: np.ndarray, scores
     return ranks
 
 
-def score_frame(candidates: pd.DataFrame, scores: np.ndarray, model_id: str) -> pd.DataFrame:
-    """The `offer_scores` rows for scored candidates (columns as_of_date, customer_id, offer_id)."""
+def score_frame(
+    candidates: pd.DataFrame, raw_scores: np.ndarray, scores: np.ndarray, model_id: str, *, ranked_by: str
+) -> pd.DataFrame:
+    """The `offer_scores` rows for scored candidates (columns as_of_date, customer_id, offer_id).
+
+    Ranks follow the raw score: calibration is monotone, but isotonic calibration maps whole
+    ranges of raw scores to one probability and would turn them into ties.
+    """
     customer_ids = candidates["customer_id"].to_numpy()
     offer_ids = candidates["offer_id"].to_numpy()
     return pd.DataFrame(
@@ -30,7 +36,9 @@ def score_frame(candidates: pd.DataFrame, scores: np.ndarray, model_id: str) -> 
             "offer_id": offer_ids,
             "model_id": model_id,
             "score": scores,
-            "rank": rank_within_customer(customer_ids, offer_ids, scores),
+            "raw_score": raw_scores,
+            "rank": rank_within_customer(customer_ids, offer_ids, raw_scores),
+            "ranked_by": ranked_by,
         },
         columns=SCORE_COLUMNS,
     )

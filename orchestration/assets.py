@@ -6,7 +6,7 @@ Assets stay thin: each calls one `ml.pipeline` stage and reports what it wrote a
 import datetime as dt
 import json
 
-from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, asset
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, Config, MaterializeResult, asset, multi_asset
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -17,7 +17,7 @@ from dagster_dbt import (
 from pydantic import field_validator
 
 from ml import pipeline
-from ml.config import load_training_config
+from ml.config import load_model_policy, load_training_config
 from ml.evaluate import metric_label
 from ml.features import CANDIDATES_MODEL, RUN_DATE_MODEL, TRAINING_MODEL, DbtManifest
 from orchestration.project import warehouse_project
@@ -79,38 +79,66 @@ TRAINING_EXAMPLES = _model_key(TRAINING_MODEL)
 SCORING_CANDIDATES = _model_key(CANDIDATES_MODEL)
 
 
-@asset(key=["ml", "model_registry"], deps=[TRAINING_EXAMPLES, RUN_DATE], group_name="ml")
-def model_registry(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    """Trains a LightGBM model on the labelled impressions and promotes it to champion."""
-    record = pipeline.train_model(_stage(context, warehouse), load_training_config())
-    context.log.info(f"trained {record.model_id}: {record.metrics}")
-    return MaterializeResult(
-        metadata={
-            "model_id": record.model_id,
-            "train_window": f"{record.train_start_date} .. {record.train_end_date}",
-            "valid_window": f"{record.valid_start_date} .. {record.valid_end_date}",
-            **{f"valid_{name}": value for name, value in record.metrics.items()},
-        }
+class TrainConfig(Config):
+    """Run-time options of training."""
+
+    retrain: bool = False
+    """Train new models today whatever the retraining policy says (OFFERRANK_RETRAIN_ON etc.)."""
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            ["ml", "model_registry"],
+            deps=[TRAINING_EXAMPLES, RUN_DATE],
+            description="Every trained model with its windows, features, provenance, calibration and metrics.",
+        ),
+        AssetSpec(["ml", "model_promotions"], description="Every change of champion, with its reason."),
+        AssetSpec(["ml", "feature_importance"], description="Gain and split importance (LightGBM) per model."),
+    ],
+    group_name="ml",
+)
+def model_registry(context: AssetExecutionContext, warehouse: WarehouseResource, config: TrainConfig):
+    """Retrains when the policy says so (no usable champion, a retraining weekday, drift, or asked
+    for): fits logistic regression, LightGBM binary and LambdaRank, compares them with the
+    champion on the same validation window and promotes the best by the margin. Training that
+    fails or is skipped is logged and leaves the champion (or the heuristic) serving."""
+    outcome = pipeline.train_models(
+        _stage(context, warehouse), load_training_config(), load_model_policy(), forced=config.retrain
     )
+    context.log.info(f"training {outcome.status}: {outcome.reason}")
+    metadata = {
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "champion": outcome.champion_id or "none (heuristic ranking)",
+        "promoted": outcome.promoted,
+        "candidates": [record.model_id for record in outcome.candidates],
+    }
+    for spec_key in (["ml", "model_registry"], ["ml", "model_promotions"], ["ml", "feature_importance"]):
+        yield MaterializeResult(asset_key=spec_key, metadata=metadata)
 
 
-@asset(key=["ml", "eval_metrics"], deps=[model_registry.key, TRAINING_EXAMPLES, RUN_DATE], group_name="ml")
+MODEL_REGISTRY = AssetKey(["ml", "model_registry"])
+
+
+@asset(key=["ml", "eval_metrics"], deps=[MODEL_REGISTRY, TRAINING_EXAMPLES, RUN_DATE], group_name="ml")
 def eval_metrics(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    """The champion's ROC AUC and NDCG@k on its training and validation windows."""
+    """The champion's, the heuristic's and the oracle's metrics on the run date's validation window."""
     metrics = pipeline.evaluate_champion(_stage(context, warehouse), load_training_config())
-    # The champion's metrics as `valid_roc_auc`; the oracle's, on the same rows, as `oracle_valid_roc_auc`.
+    # `<scorer>/<metric>`: the champion's id, 'heuristic' and 'oracle'
     values = {
-        ("oracle_" if row.model_id == pipeline.ORACLE_MODEL_ID else "")
-        + f"{row.split}_{metric_label(row.metric, row.k)}": float(row.value)
+        f"{row.model_id}/{metric_label(row.metric, row.k)}": float(row.value)
         for row in metrics.itertuples()
+        if row.value == row.value  # undefined metrics (NaN) are left out of the metadata
     }
     context.log.info("evaluated: " + ", ".join(f"{name} {value:.4f}" for name, value in values.items()))
     return MaterializeResult(metadata=values)
 
 
-@asset(key=["ml", "offer_scores"], deps=[model_registry.key, SCORING_CANDIDATES, RUN_DATE], group_name="ml")
+@asset(key=["ml", "offer_scores"], deps=[MODEL_REGISTRY, SCORING_CANDIDATES, RUN_DATE], group_name="ml")
 def offer_scores(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    """The champion's score and rank for every candidate customer x offer pair of the day."""
+    """Every candidate customer x offer pair of the day, scored by the champion (calibrated
+    probability) or, with no usable model, ranked by the heuristic."""
     counts = pipeline.score_candidates(_stage(context, warehouse))
     context.log.info(f"scored {counts['candidate_pairs']:,} candidate pairs")
     return MaterializeResult(metadata=counts)
@@ -121,4 +149,12 @@ def recommendations(context: AssetExecutionContext, warehouse: WarehouseResource
     """Each customer's top-K offers of the day."""
     counts = pipeline.write_recommendations(_stage(context, warehouse))
     context.log.info(f"wrote {counts['recommendations_written']:,} recommendations")
+    return MaterializeResult(metadata=counts)
+
+
+@asset(key=["ml", "recommendation_explanations"], deps=[recommendations.key, SCORING_CANDIDATES], group_name="ml")
+def recommendation_explanations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """The top 3 feature contributions of every recommendation."""
+    counts = pipeline.explain_recommendations(_stage(context, warehouse))
+    context.log.info(f"wrote {counts['rows_written']:,} explanation rows")
     return MaterializeResult(metadata=counts)

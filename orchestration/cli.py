@@ -11,9 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from ml import data, embedded_db, load
 from ml.config import PROJECT_ROOT, Settings, load_settings
 from ml.generate import GeneratorParams, generate_all
+from ml.pipeline import ORACLE_MODEL_ID, RunSummary
+from ml.registry import rollback_target
 
 
 def _ensure_database(settings: Settings) -> None:
@@ -112,7 +116,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     from dagster import DagsterInstance
 
-    from ml.pipeline import ORACLE_MODEL_ID, run_summary
+    from ml.pipeline import run_summary
     from orchestration.project import warehouse_project
 
     warehouse_project.preparer.prepare(warehouse_project)
@@ -125,7 +129,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                     "as_of_date": args.date.isoformat() if args.date else None,
                     "full_refresh": args.full_refresh,
                 }
-            }
+            },
+            "model_registry": {"config": {"retrain": args.retrain}},
         },
         "loggers": {"console": {"config": {"log_level": "INFO"}}},
     }
@@ -141,20 +146,71 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"\nrun {result.run_id} for {summary.run_date}: {'success' if result.success else 'FAILED'}")
     print(f"dbt output: {log_path}")
     print("stages:")
-    for step, status, seconds in summary.stages:
-        print(f"  {step:<12} {status:<8} {seconds or 0:7.1f}s")
+    for stage in summary.stages:
+        message = f"  {stage['message']}" if stage["message"] else ""
+        print(f"  {stage['step']:<12} {stage['status']:<8} {stage['seconds'] or 0:7.1f}s{message}")
     print(f"tables in schema {settings.ml_schema!r} (rows for {summary.run_date} where keyed by date):")
     for table, rows in summary.table_rows.items():
-        print(f"  {table:<16} {rows:>10,}")
-    model_metrics = summary.validation_metrics.get(summary.champion_id or "", {})
-    oracle_metrics = summary.validation_metrics.get(ORACLE_MODEL_ID, {})
-    if model_metrics:
-        print(f"champion {summary.champion_id}, validation window:")
-        print(f"  {'metric':<10} {'model':>8} {'oracle':>8} {'gap':>8}")
-    for metric, value in model_metrics.items():
-        oracle = oracle_metrics.get(metric, float("nan"))  # no truth (your own data): no oracle
-        print(f"  {metric:<10} {value:8.4f} {oracle:8.4f} {oracle - value:8.4f}")
+        print(f"  {table:<28} {rows:>10,}")
+    _print_metrics(summary)
     return 0 if result.success else 1
+
+
+def _print_metrics(summary: RunSummary) -> None:
+    """The validation window's metrics of every scorer of the run date, champion first, oracle last."""
+    if not summary.validation_metrics:
+        return
+    scorers = sorted(
+        summary.validation_metrics,
+        key=lambda name: (name != summary.champion_id, name == ORACLE_MODEL_ID, name),
+    )
+    metrics = list(dict.fromkeys(m for name in scorers for m in summary.validation_metrics[name]))
+    print(f"validation window of {summary.run_date} (champion: {summary.champion_id or 'none, heuristic ranking'}):")
+    print(f"  {'scorer':<34}" + "".join(f"{metric:>10}" for metric in metrics))
+    for name in scorers:
+        values = summary.validation_metrics[name]
+        cells = "".join(f"{_cell(values.get(metric)):>10}" for metric in metrics)
+        print(f"  {name + (' *' if name == summary.champion_id else ''):<34}{cells}")
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.4f}"
+
+
+def cmd_model(args: argparse.Namespace, settings: Settings) -> int:
+    _ensure_database(settings)
+    schema = settings.ml_schema
+    with data.connect(settings) as conn:
+        data.ensure_ml_tables(conn, schema, settings.reader_role)
+        if args.action == "list":
+            models = data.list_models(conn, schema)
+            with pd.option_context("display.width", 200, "display.max_columns", None, "display.max_colwidth", 60):
+                print(models.to_string(index=False) if not models.empty else "no models registered")
+                history = data.promotion_history(conn, schema)
+                if not history.empty:
+                    print("\npromotions:")
+                    print(history.to_string(index=False))
+            return 0
+        champion = data.champion_model(conn, schema)
+        champion_id = champion.model_id if champion else None
+        target = args.model_id
+        if args.action == "rollback" and target is None:
+            target = rollback_target(data.promotion_history(conn, schema), champion_id)
+            if target is None:
+                print(f"offerrank model rollback: champion {champion_id} replaced no earlier model", file=sys.stderr)
+                return 1
+        if target is None:
+            print("offerrank model promote: name the MODEL_ID to promote", file=sys.stderr)
+            return 1
+        action = "manual_promote" if args.action == "promote" else "rollback"
+        reason = args.reason or f"{args.action} by hand"
+        try:
+            changed = data.promote_model(conn, schema, target, action=action, reason=reason)
+        except LookupError as err:
+            print(f"offerrank model {args.action}: {err}", file=sys.stderr)
+            return 1
+        print(f"{target} {'is now' if changed else 'was already'} the champion (previously {champion_id})")
+        return 0
 
 
 def _date(text: str) -> dt.date:
@@ -202,7 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="rebuild the incremental feature marts over all history (after new raw data or a feature change)",
     )
+    run.add_argument(
+        "--retrain", action="store_true", help="train new models today whatever the retraining policy says"
+    )
     run.set_defaults(handler=cmd_run)
+
+    model = commands.add_parser("model", help="list the registered models, promote one, or roll back")
+    model.add_argument("action", choices=["list", "promote", "rollback"])
+    model.add_argument(
+        "model_id", nargs="?", help="the model to promote or roll back to (rollback default: the previous champion)"
+    )
+    model.add_argument("--reason", help="why, kept in ml.model_promotions")
+    model.set_defaults(handler=cmd_model)
     return parser
 
 

@@ -2,13 +2,20 @@
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
-from orchestration.assets import eval_metrics, model_registry, offer_scores, recommendations, warehouse_models
+from orchestration.assets import (
+    eval_metrics,
+    model_registry,
+    offer_scores,
+    recommendation_explanations,
+    recommendations,
+    warehouse_models,
+)
 from orchestration.resources import build_resources
 
 DAILY_JOB = "daily_run"
 
 defs = Definitions(
-    assets=[warehouse_models, model_registry, eval_metrics, offer_scores, recommendations],
+    assets=[warehouse_models, model_registry, eval_metrics, offer_scores, recommendations, recommendation_explanations],
     jobs=[
         define_asset_job(
             DAILY_JOB,

@@ -20,9 +20,13 @@ def test_score_frame_ranks_are_a_permutation_per_customer():
     candidates = pd.DataFrame(
         {"as_of_date": "2026-06-30", "customer_id": rng.integers(0, 300, n), "offer_id": rng.permutation(n)}
     )
-    frame = score_frame(candidates, rng.random(n), "m1")
+    raw = rng.normal(size=n)
+    # a calibration with ties (isotonic steps): the ranks still follow the raw score
+    frame = score_frame(candidates, raw, np.round(1 / (1 + np.exp(-raw)), 1), "m1", ranked_by="model")
+    assert set(frame["ranked_by"]) == {"model"}
     for _, group in frame.groupby("customer_id"):
         assert sorted(group["rank"]) == list(range(1, len(group) + 1))
+        assert group.sort_values("rank")["raw_score"].is_monotonic_decreasing
         assert group.sort_values("rank")["score"].is_monotonic_decreasing
 
 
