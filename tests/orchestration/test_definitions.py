@@ -12,7 +12,16 @@ def test_definitions_load_with_the_whole_graph(dbt_manifest):
     graph = defs.resolve_asset_graph()
     keys = set(graph.get_all_asset_keys())
     ml_assets = {
-        AssetKey(["ml", name]) for name in ("model_registry", "eval_metrics", "offer_scores", "recommendations")
+        AssetKey(["ml", name])
+        for name in (
+            "model_registry",
+            "model_promotions",
+            "feature_importance",
+            "eval_metrics",
+            "offer_scores",
+            "recommendations",
+            "recommendation_explanations",
+        )
     }
     assert ml_assets <= keys
     assert any(key.path[-1] == "fct_training_examples" for key in keys)
@@ -23,6 +32,7 @@ def test_definitions_load_with_the_whole_graph(dbt_manifest):
     assert {"fct_training_examples", "dim_run_date"} <= upstream("model_registry")
     assert {"model_registry", "fct_scoring_candidates"} <= upstream("offer_scores")
     assert "offer_scores" in upstream("recommendations")
+    assert {"recommendations", "fct_scoring_candidates"} <= upstream("recommendation_explanations")
     assert defs.resolve_job_def(DAILY_JOB) is not None
 
 

@@ -1,26 +1,31 @@
-"""The whole daily run through Dagster on generated data: tables, grains, metrics, idempotency."""
+"""The whole daily run through Dagster on generated data: tables, grains, metrics, selection,
+explanations, idempotency."""
 
 from __future__ import annotations
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 from psycopg import sql
-from sklearn.metrics import ndcg_score, roc_auc_score
+from sklearn.metrics import brier_score_loss, log_loss, ndcg_score, roc_auc_score
 
 from ml import data
-from ml.config import Settings
+from ml.config import ALGORITHMS, Settings, load_training_config
+from ml.evaluate import select_best
 from ml.features import TRAINING_MODEL, DbtManifest
+from ml.pipeline import Scorer
 from orchestration import cli
 from tests.conftest import load_generated, use_database
 
 # Output table -> the columns of its grain.
 GRAINS = {
     "model_registry": ["model_id"],
+    "model_promotions": ["promoted_at", "model_id"],
+    "feature_importance": ["model_id", "importance_type", "feature"],
     "offer_scores": ["score_date", "customer_id", "offer_id"],
     "recommendations": ["score_date", "customer_id", "rank"],
-    "eval_metrics": ["model_id", "evaluated_model_id", "split", "metric", "k"],
+    "recommendation_explanations": ["score_date", "customer_id", "offer_id", "feature"],
+    "eval_metrics": ["as_of_date", "model_id", "split", "metric", "k"],
     "pipeline_runs": ["run_id", "step"],
 }
 
@@ -45,7 +50,8 @@ def demo_run(server: Settings, generated_world, dbt_manifest) -> dict:
     load_generated(settings, *generated_world)
     assert cli.main(["run"]) == 0
     first = _checksums(settings)
-    assert cli.main(["run"]) == 0
+    # forced: the re-run retrains too, whatever the weekday, and must find the same models
+    assert cli.main(["run", "--retrain"]) == 0
     return {"settings": settings, "first": first, "second": _checksums(settings)}
 
 
@@ -65,6 +71,15 @@ def test_every_output_table_is_written_with_its_grain(demo_run):
             assert duplicates == 0, table
 
 
+def _table(conn, settings: Settings, table: str, columns: list[str], where: str | None = None) -> pd.DataFrame:
+    return data.read_relation(
+        conn,
+        sql.Identifier(settings.ml_schema, table),
+        columns,
+        where=sql.SQL(where) if where else None,
+    )
+
+
 def test_scores_cover_every_candidate_and_recommendations_are_the_top_k(demo_run):
     settings = demo_run["settings"]
     manifest = DbtManifest.load()
@@ -72,75 +87,133 @@ def test_scores_cover_every_candidate_and_recommendations_are_the_top_k(demo_run
         candidates = data.read_relation(
             conn, manifest.relation("fct_scoring_candidates"), ["as_of_date", "customer_id", "offer_id"]
         )
-        scores = data.read_relation(
-            conn, sql.Identifier(settings.ml_schema, "offer_scores"), ["customer_id", "offer_id", "score", "rank"]
+        scores = _table(
+            conn, settings, "offer_scores", ["customer_id", "offer_id", "score", "raw_score", "rank", "ranked_by"]
         )
-        recommendations = data.read_relation(
-            conn, sql.Identifier(settings.ml_schema, "recommendations"), ["customer_id", "offer_id", "rank", "score"]
+        recommendations = _table(
+            conn, settings, "recommendations", ["customer_id", "offer_id", "rank", "score", "ranked_by"]
         )
-        champions = conn.execute(
-            sql.SQL("select count(*) from {} where status = 'champion'").format(
-                sql.Identifier(settings.ml_schema, "model_registry")
-            )
-        ).fetchone()[0]
-    assert champions == 1
+        champion = data.champion_model(conn, settings.ml_schema)
     assert len(scores) == len(candidates)
+    assert set(scores["ranked_by"]) == {"model"}
+    assert scores["score"].between(0, 1).all()
     expected = scores[scores["rank"] <= settings.top_k].sort_values(["customer_id", "rank"]).reset_index(drop=True)
     actual = recommendations.sort_values(["customer_id", "rank"]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(actual[expected.columns], expected, check_dtype=False)
+    pd.testing.assert_frame_equal(actual, expected[actual.columns], check_dtype=False)
     per_customer = candidates.groupby("customer_id").size().clip(upper=settings.top_k)
     assert (recommendations.groupby("customer_id").size() == per_customer).all()
+    assert champion is not None
+
+
+def test_three_models_are_registered_and_the_best_on_the_primary_metric_is_champion(demo_run):
+    settings = demo_run["settings"]
+    config = load_training_config()
+    with data.connect(settings) as conn:
+        champion = data.champion_model(conn, settings.ml_schema)
+        models = data.list_models(conn, settings.ml_schema)
+        history = data.promotion_history(conn, settings.ml_schema)
+        importance = _table(conn, settings, "feature_importance", ["model_id", "importance_type", "importance_rank"])
+    assert sorted(models["algorithm"]) == sorted(ALGORITHMS)
+    assert (models["status"] == "champion").sum() == 1
+    best = select_best(
+        {row.model_id: row.metrics for row in models.itertuples()}, config.primary_metric, config.tiebreak_metric
+    )
+    assert champion.model_id == best
+    # provenance and calibration are recorded for the model that scores
+    assert champion.manifest_hash == DbtManifest.load().content_hash()
+    assert champion.code_version and champion.calibration["method"] == config.calibration
+    assert champion.tune_start_date > champion.train_end_date and champion.valid_start_date > champion.tune_end_date
+    # one promotion, by the first run; the re-run found the same champion
+    assert history[["model_id", "previous_model_id", "action"]].values.tolist() == [[best, None, "promote"]]
+    assert set(importance["model_id"]) == set(models["model_id"])
+    lightgbm_types = importance[importance["model_id"].str.startswith("lgbm")]["importance_type"]
+    assert {"gain", "split"} <= set(lightgbm_types)
 
 
 def test_reported_metrics_equal_sklearn_on_the_same_predictions(demo_run):
     settings = demo_run["settings"]
     with data.connect(settings) as conn:
         champion = data.champion_model(conn, settings.ml_schema)
-        reported = data.read_relation(
+        reported = _table(
             conn,
-            sql.Identifier(settings.ml_schema, "eval_metrics"),
-            ["split", "metric", "k", "value", "n_groups"],
-            where=sql.SQL("model_id = %s and split = 'valid'"),
-            params=(champion.model_id,),
+            settings,
+            "eval_metrics",
+            ["model_id", "metric", "k", "value", "n_groups", "window_start_date", "window_end_date"],
         )
+        reported = reported[reported["model_id"] == champion.model_id]
+        start, end = reported["window_start_date"].iloc[0], reported["window_end_date"].iloc[0]
         valid = data.read_relation(
             conn,
             DbtManifest.load().relation(TRAINING_MODEL),
             ["customer_id", "label", *champion.features],
             where=sql.SQL("shown_date between %s and %s"),
-            params=(champion.valid_start_date, champion.valid_end_date),
+            params=(start, end),
         )
-    scores = lgb.Booster(model_str=champion.model_text).predict(valid[champion.features].to_numpy(dtype=float))
+    assert (start, end) == (champion.valid_start_date, champion.valid_end_date)
+    scorer = Scorer.from_record(champion)
+    raw = scorer.model.raw_scores(valid)
+    probabilities = scorer.calibrator.predict(raw)
     labels = valid["label"].to_numpy()
-    auc_row = reported[reported["metric"] == "roc_auc"]
-    assert auc_row["value"].item() == pytest.approx(roc_auc_score(labels, scores), rel=1e-9)
-    per_customer = [
-        ndcg_score([labels[mask]], [scores[mask]], k=10) if mask.sum() > 1 else 1.0
-        for customer in np.unique(valid["customer_id"])
-        if labels[mask := (valid["customer_id"] == customer).to_numpy()].sum() > 0
-    ]
-    ndcg_row = reported[(reported["metric"] == "ndcg") & (reported["k"] == 10)]
-    assert ndcg_row["value"].item() == pytest.approx(np.mean(per_customer), rel=1e-9)
-    assert ndcg_row["n_groups"].item() == len(per_customer)
+
+    def value(metric: str, k: int | None = None) -> float:
+        rows = reported[(reported["metric"] == metric) & (reported["k"].isna() if k is None else reported["k"] == k)]
+        return rows["value"].item()
+
+    assert value("roc_auc") == pytest.approx(roc_auc_score(labels, raw), rel=1e-9)
+    assert value("log_loss") == pytest.approx(log_loss(labels, probabilities), rel=1e-6)
+    assert value("brier") == pytest.approx(brier_score_loss(labels, probabilities), rel=1e-9)
+    for k in (5, 10):
+        per_customer = [
+            ndcg_score([labels[mask]], [raw[mask]], k=k) if mask.sum() > 1 else 1.0
+            for customer in np.unique(valid["customer_id"])
+            if labels[mask := (valid["customer_id"] == customer).to_numpy()].sum() > 0
+        ]
+        assert value("ndcg", k) == pytest.approx(np.mean(per_customer), rel=1e-9)
     # The model has learnt something real from the generated signal.
-    assert auc_row["value"].item() > 0.6
+    assert value("roc_auc") > 0.6
 
 
-def test_the_oracle_is_scored_on_the_models_rows_and_ranks_better(demo_run):
+def test_candidates_champion_heuristic_and_oracle_share_one_window(demo_run):
     settings = demo_run["settings"]
     with data.connect(settings) as conn:
         champion = data.champion_model(conn, settings.ml_schema)
-        metrics = data.validation_metrics(conn, settings.ml_schema, champion.model_id)
-        rows = conn.execute(
-            sql.SQL("select model_id, n_rows from {} where evaluated_model_id = %s and metric = 'roc_auc'").format(
-                sql.Identifier(settings.ml_schema, "eval_metrics")
-            ),
-            (champion.model_id,),
-        ).fetchall()
-    assert set(metrics) == {champion.model_id, "oracle"}
-    # Exactly the same rows for both scorers, in each split.
-    assert sorted(n for m, n in rows if m == "oracle") == sorted(n for m, n in rows if m == champion.model_id)
-    assert metrics["oracle"]["roc_auc"] > metrics[champion.model_id]["roc_auc"]
+        metrics = data.validation_metrics(conn, settings.ml_schema, champion.trained_for_date)
+        rows = _table(conn, settings, "eval_metrics", ["model_id", "metric", "n_rows", "window_start_date"])
+    assert len(metrics) == len(ALGORITHMS) + 2  # the candidates, the heuristic and the oracle
+    assert {"heuristic", "oracle", champion.model_id} <= set(metrics)
+    auc_rows = rows[rows["metric"] == "roc_auc"]
+    assert auc_rows["n_rows"].nunique() == 1 and auc_rows["window_start_date"].nunique() == 1
+    assert metrics["oracle"]["ndcg@5"] > metrics[champion.model_id]["ndcg@5"] > metrics["heuristic"]["ndcg@5"]
+
+
+def test_every_recommendation_is_explained_by_its_top_contributions(demo_run):
+    settings = demo_run["settings"]
+    manifest = DbtManifest.load()
+    with data.connect(settings) as conn:
+        champion = data.champion_model(conn, settings.ml_schema)
+        explanations = _table(
+            conn,
+            settings,
+            "recommendation_explanations",
+            ["customer_id", "offer_id", "feature", "model_id", "contribution", "contribution_rank"],
+        )
+        recommendations = _table(conn, settings, "recommendations", ["customer_id", "offer_id"])
+        candidates = data.read_relation(
+            conn, manifest.relation("fct_scoring_candidates"), ["customer_id", "offer_id", *champion.features]
+        )
+    explained = explanations.groupby(["customer_id", "offer_id"])
+    assert explained.ngroups == len(recommendations)
+    assert (explained.size() == 3).all()
+    assert set(explanations["model_id"]) == {champion.model_id}
+    # the top 3 of the model's own per-feature contributions (TreeSHAP for LightGBM), recomputed
+    pair = recommendations.iloc[0]
+    row = candidates[(candidates["customer_id"] == pair.customer_id) & (candidates["offer_id"] == pair.offer_id)]
+    contributions = Scorer.from_record(champion).model.contributions(row)[0, :-1]
+    top = np.argsort(-np.abs(contributions), kind="stable")[:3]
+    mine = explanations[(explanations["customer_id"] == pair.customer_id) & (explanations["offer_id"] == pair.offer_id)]
+    mine = mine.sort_values("contribution_rank")
+    assert mine["feature"].tolist() == [champion.features[i] for i in top]
+    np.testing.assert_allclose(mine["contribution"], contributions[top], rtol=1e-9)
 
 
 def test_rerunning_a_date_leaves_identical_rows(demo_run):
@@ -160,6 +233,6 @@ def test_every_stage_is_logged(demo_run):
     for _, steps, all_succeeded in runs:
         # evaluate and score both follow train, in either order
         assert steps[:2] == ["dbt_build", "train"]
-        assert sorted(steps[2:]) == ["evaluate", "recommend", "score"]
-        assert steps.index("recommend") > steps.index("score")
+        assert sorted(steps[2:]) == ["evaluate", "explain", "recommend", "score"]
+        assert steps.index("explain") > steps.index("recommend") > steps.index("score")
         assert all_succeeded

@@ -1,0 +1,163 @@
+"""A model's life in the registry: the heuristic before any model, the first promotion, the
+challenger margin, a failed training, an unusable champion, and the `offerrank model` commands.
+
+The tests run in file order on one database, like the days of a deployment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+
+import pandas as pd
+import pytest
+from psycopg import sql
+
+from ml import data, pipeline
+from ml.config import ModelPolicy, Settings, load_training_config
+from ml.features import DbtManifest
+from orchestration import cli
+from tests.conftest import load_generated, use_database
+
+NEVER = ModelPolicy(retrain_weekdays=frozenset())
+
+
+@pytest.fixture(scope="module")
+def world(server: Settings, generated_world, dbt_manifest) -> dict:
+    settings = use_database(server, "model_lifecycle")
+    load_generated(settings, *generated_world)
+    first_shown = pd.to_datetime(generated_world[0]["impressions"]["shown_at"]).min().date()
+    return {"settings": settings, "too_early": first_shown + dt.timedelta(days=20)}
+
+
+def _stage(settings: Settings) -> pipeline.StageRun:
+    return pipeline.StageRun(settings, f"test-{uuid.uuid4()}", DbtManifest.load())
+
+
+def _rows(settings: Settings, table: str, columns: list[str]) -> pd.DataFrame:
+    with data.connect(settings) as conn:
+        return data.read_relation(conn, sql.Identifier(settings.ml_schema, table), columns)
+
+
+def _champion_id(settings: Settings) -> str | None:
+    with data.connect(settings) as conn:
+        champion = data.champion_model(conn, settings.ml_schema)
+    return champion.model_id if champion else None
+
+
+def _train_message(settings: Settings, run_id: str) -> tuple[str, str]:
+    with data.connect(settings) as conn:
+        return conn.execute(
+            sql.SQL("select status, message from {} where run_id = %s and step = 'train'").format(
+                sql.Identifier(settings.ml_schema, "pipeline_runs")
+            ),
+            (run_id,),
+        ).fetchone()
+
+
+def test_with_too_little_history_the_heuristic_ranks_and_says_so(world):
+    settings = world["settings"]
+    assert cli.main(["run", "--full-refresh", "--date", world["too_early"].isoformat()]) == 0
+    assert _champion_id(settings) is None
+    scores = _rows(settings, "offer_scores", ["model_id", "ranked_by", "score"])
+    recommendations = _rows(settings, "recommendations", ["model_id", "ranked_by"])
+    explanations = _rows(settings, "recommendation_explanations", ["model_id", "feature"])
+    assert len(scores) > 0 and set(scores["ranked_by"]) == {"heuristic"} and set(scores["model_id"]) == {"heuristic"}
+    assert scores["score"].between(0, 1).all()
+    assert set(recommendations["ranked_by"]) == {"heuristic"}
+    assert set(explanations["feature"]) <= {"historical_redemption_rate", "discount_depth"}
+    with data.connect(settings) as conn:
+        steps = dict(
+            conn.execute(
+                sql.SQL("select step, message from {} where run_date = %s").format(
+                    sql.Identifier(settings.ml_schema, "pipeline_runs")
+                ),
+                (world["too_early"],),
+            ).fetchall()
+        )
+    assert steps["train"].startswith("skipped:")
+    assert "heuristic" in steps["score"]
+
+
+def test_the_first_trained_model_is_promoted(world):
+    settings = world["settings"]
+    assert cli.main(["run", "--full-refresh"]) == 0
+    champion_id = _champion_id(settings)
+    history = _rows(settings, "model_promotions", ["model_id", "previous_model_id", "action", "reason"])
+    assert history[["model_id", "previous_model_id", "action"]].values.tolist() == [[champion_id, None, "promote"]]
+    assert "no usable champion" in history["reason"].item()
+    assert set(_rows(settings, "offer_scores", ["ranked_by"])["ranked_by"]) == {"model"}
+
+
+def test_off_the_retraining_days_the_champion_scores_without_training(world):
+    settings = world["settings"]
+    stage = _stage(settings)
+    outcome = pipeline.train_models(stage, load_training_config(), NEVER)
+    assert outcome.status == "skipped" and "is current" in outcome.reason
+    assert _train_message(settings, stage.run_id) == ("success", f"skipped: {outcome.reason}")
+
+
+def test_a_challenger_needs_the_margin(world):
+    settings = world["settings"]
+    champion_id = _champion_id(settings)
+    only_logreg = dataclasses.replace(load_training_config(), algorithms=("logreg",))
+    if champion_id.startswith("logreg"):
+        only_logreg = dataclasses.replace(only_logreg, algorithms=("lgbm_binary",))
+    out_of_reach = dataclasses.replace(NEVER, promotion_margin=1.0)
+    outcome = pipeline.train_models(_stage(settings), only_logreg, out_of_reach, forced=True)
+    assert outcome.status == "trained" and not outcome.promoted
+    assert "does not beat" in outcome.reason and _champion_id(settings) == champion_id
+    # a negative margin lets any challenger through: the registry keeps one champion and the history
+    anything_goes = dataclasses.replace(NEVER, promotion_margin=-1.0)
+    outcome = pipeline.train_models(_stage(settings), only_logreg, anything_goes, forced=True)
+    assert outcome.promoted and _champion_id(settings) == outcome.candidates[0].model_id != champion_id
+    history = _rows(settings, "model_promotions", ["model_id", "previous_model_id", "action"])
+    assert history.values.tolist()[-1] == [outcome.candidates[0].model_id, champion_id, "promote"]
+
+
+def test_model_commands_list_promote_and_roll_back(world, capsys):
+    settings = world["settings"]
+    history = _rows(settings, "model_promotions", ["model_id", "previous_model_id"])
+    current, previous = history.iloc[-1]
+    assert cli.main(["model", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert current in listing and "promotions:" in listing
+    assert cli.main(["model", "rollback", "--reason", "test"]) == 0
+    assert _champion_id(settings) == previous
+    assert cli.main(["model", "promote", current]) == 0
+    assert _champion_id(settings) == current
+    assert cli.main(["model", "promote", current]) == 0
+    assert "was already" in capsys.readouterr().out
+    assert cli.main(["model", "promote", "no-such-model"]) == 1
+    actions = _rows(settings, "model_promotions", ["action", "reason"])
+    assert actions["action"].tolist()[-2:] == ["rollback", "manual_promote"]
+    assert actions["reason"].tolist()[-2] == "test"
+
+
+def test_a_failed_training_leaves_the_champion_scoring(world):
+    settings = world["settings"]
+    champion_id = _champion_id(settings)
+    broken = dataclasses.replace(load_training_config(), algorithms=("no_such_algorithm",))
+    stage = _stage(settings)
+    outcome = pipeline.train_models(stage, broken, NEVER, forced=True)
+    assert outcome.status == "failed" and _champion_id(settings) == champion_id
+    assert _train_message(settings, stage.run_id)[0] == "failed"
+    pipeline.score_candidates(stage)
+    assert set(_rows(settings, "offer_scores", ["model_id"])["model_id"]) == {champion_id}
+
+
+def test_an_unusable_champion_falls_back_to_the_heuristic_and_forces_retraining(world):
+    settings = world["settings"]
+    with data.connect(settings) as conn:
+        record = data.champion_model(conn, settings.ml_schema)
+        stale = dataclasses.replace(record, model_id="stale", features=[*record.features, "dropped_feature"])
+        data.register_model(conn, settings.ml_schema, stale)
+        data.promote_model(conn, settings.ml_schema, "stale", action="manual_promote", reason="test")
+    stage = _stage(settings)
+    counts = pipeline.score_candidates(stage)
+    scores = _rows(settings, "offer_scores", ["ranked_by"])
+    assert counts["rows_written"] == len(scores) and set(scores["ranked_by"]) == {"heuristic"}
+    outcome = pipeline.train_models(_stage(settings), load_training_config(), NEVER)
+    assert outcome.status == "trained" and "cannot score today's candidates" in outcome.reason
+    assert outcome.promoted and _champion_id(settings) != "stale"
