@@ -443,7 +443,8 @@ def _small_query(conn: psycopg.Connection, query: sql.Composable, params: QueryP
     """A few rows for a person to read (the registry, its history): no COPY needed."""
     with conn.cursor() as cur:
         cur.execute(query, params)
-        return pd.DataFrame(cur.fetchall(), columns=[column.name for column in cur.description])
+        frame = pd.DataFrame(cur.fetchall(), columns=[column.name for column in cur.description], dtype=object)
+        return frame.where(frame.notna(), None)  # SQL nulls stay None, not NaN
 
 
 def list_models(conn: psycopg.Connection, schema: str) -> pd.DataFrame:

@@ -1,6 +1,10 @@
 """COPY in and out, the raw contract and the registry, against the embedded server."""
 
 import datetime as dt
+import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -61,21 +65,32 @@ def _record(model_id: str) -> data.ModelRecord:
     )  # fmt: skip
 
 
-def test_promotion_keeps_exactly_one_champion(conn, server):
-    schema = server.ml_schema
-    for model_id in ("m1", "m2"):
-        data.register_model(conn, schema, _record(model_id))
-    data.promote_model(conn, schema, "m1")
-    data.promote_model(conn, schema, "m2")
-    statuses = dict(
+def _statuses(conn, schema: str) -> dict[str, str]:
+    return dict(
         conn.execute(
             sql.SQL("select model_id, status from {}").format(sql.Identifier(schema, "model_registry"))
         ).fetchall()
     )
-    assert statuses == {"m1": "retired", "m2": "champion"}
+
+
+def test_promotion_keeps_exactly_one_champion_and_its_history(conn, server):
+    schema = server.ml_schema
+    for model_id in ("m1", "m2"):
+        data.register_model(conn, schema, _record(model_id))
+    assert data.promote_model(conn, schema, "m1", reason="first")
+    assert data.promote_model(conn, schema, "m2", reason="better", run_date=dt.date(2026, 6, 2))
+    assert not data.promote_model(conn, schema, "m2", reason="again")  # already champion: nothing changes
+    assert _statuses(conn, schema) == {"m1": "retired", "m2": "champion"}
     assert data.champion_model(conn, schema).model_id == "m2"
+    history = data.promotion_history(conn, schema)
+    assert history[["model_id", "previous_model_id", "action", "reason"]].values.tolist() == [
+        ["m1", None, "promote", "first"],
+        ["m2", "m1", "promote", "better"],
+    ]
     with pytest.raises(LookupError):
-        data.promote_model(conn, schema, "no-such-model")
+        data.promote_model(conn, schema, "no-such-model", reason="x")
+    with pytest.raises(ValueError, match="action"):
+        data.promote_model(conn, schema, "m1", action="crown", reason="x")
     # The database itself refuses a second champion.
     with pytest.raises(psycopg.errors.UniqueViolation):
         conn.execute(
@@ -83,6 +98,60 @@ def test_promotion_keeps_exactly_one_champion(conn, server):
                 sql.Identifier(schema, "model_registry")
             )
         )
+
+
+# Runs `promote_model` in another process and SIGKILLs it after its last statement, before commit.
+CRASHING_PROMOTION = """
+import os, signal, sys
+import psycopg
+from ml import data
+from ml.config import load_settings
+
+execute = psycopg.Connection.execute
+def execute_then_die(self, query, *args, **kwargs):
+    result = execute(self, query, *args, **kwargs)
+    if "model_promotions" in query.as_string(self):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return result
+psycopg.Connection.execute = execute_then_die
+settings = load_settings()
+with data.connect(settings) as conn:
+    data.promote_model(conn, sys.argv[1], sys.argv[2], reason="crash")
+"""
+
+
+def test_a_promotion_killed_before_commit_leaves_the_old_champion(conn, server, monkeypatch):
+    schema = server.ml_schema
+    data.register_model(conn, schema, _record("m3"))
+    before = (_statuses(conn, schema), data.promotion_history(conn, schema))
+    monkeypatch.setenv("PGDATABASE", conn.info.dbname)
+    result = subprocess.run([sys.executable, "-c", CRASHING_PROMOTION, schema, "m3"], env=os.environ, check=False)
+    assert result.returncode == -signal.SIGKILL
+    assert _statuses(conn, schema) == before[0]
+    pd.testing.assert_frame_equal(data.promotion_history(conn, schema), before[1])
+
+
+def test_an_eval_metrics_table_of_the_old_layout_is_kept_aside(conn):
+    schema = "old_layout"
+    conn.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
+    conn.execute(
+        sql.SQL(
+            "create table {} (model_id text, evaluated_model_id text, split text, metric text, k int, value float8,"
+            " n_rows bigint, n_groups bigint)"
+        ).format(sql.Identifier(schema, "eval_metrics"))
+    )
+    conn.execute(
+        sql.SQL("insert into {} values ('m', 'm', 'valid', 'roc_auc', null, 0.7, 10, null)").format(
+            sql.Identifier(schema, "eval_metrics")
+        )
+    )
+    data.ensure_ml_tables(conn, schema, "offerrank_reader")
+    data.ensure_ml_tables(conn, schema, "offerrank_reader")  # idempotent
+    kept = conn.execute(
+        sql.SQL("select model_id, value from {}").format(sql.Identifier(schema, "eval_metrics_by_model"))
+    )
+    assert kept.fetchall() == [("m", 0.7)]
+    assert data.validation_metrics(conn, schema, dt.date(2026, 6, 1)) == {}
 
 
 def test_failed_stage_is_logged_with_its_error(conn, server):
