@@ -128,7 +128,8 @@ def test_conventions_catch_violations(documented_warehouse, tmp_path):
 
 # Every source with a freshness, and its status when its newest rows are that old
 # (models/staging/*/_*__sources.yml): events warn after 2 days and error after 4, sparse
-# redemptions after 4 and 8, the ml tables after 2 and 4 (the registry and its metrics 2 and 7).
+# redemptions after 4 and 8, the ml tables after 2 and 4 (the weekly-retrained registry and its
+# feature importance after 8 and 15; promotions have none).
 FRESH_SOURCES = [
     "raw.orders",
     "raw.order_items",
@@ -136,15 +137,18 @@ FRESH_SOURCES = [
     "raw.redemptions",
     "raw.interaction_events",
     "ml.model_registry",
+    "ml.feature_importance",
     "ml.offer_scores",
     "ml.recommendations",
+    "ml.recommendation_explanations",
     "ml.eval_metrics",
     "ml.pipeline_runs",
 ]
+WEEKLY = {"ml.model_registry": "pass", "ml.feature_importance": "pass"}
 FRESHNESS_CASES = {
     "half a day": (pd.Timedelta(hours=12), {}),
-    "three days": (pd.Timedelta(days=3), {"raw.redemptions": "pass"}),
-    "ten days": (pd.Timedelta(days=10), {}),
+    "three days": (pd.Timedelta(days=3), {"raw.redemptions": "pass", **WEEKLY}),
+    "ten days": (pd.Timedelta(days=10), {"ml.model_registry": "warn", "ml.feature_importance": "warn"}),
 }
 DEFAULT_STATUS = {"half a day": "pass", "three days": "warn", "ten days": "error"}
 
@@ -170,8 +174,10 @@ ML_ROWS = {
         " values ('m', 'lgbm_binary', %(day)s, '{}', '{}', %(day)s, %(day)s, %(day)s, %(day)s, '{}',"
         " 'champion', %(at)s, '')"
     ),
-    "eval_metrics": "values ('m', 'm', 'valid', 'roc_auc', null, 0.5, 1, null)",
+    "feature_importance": "values ('m', 'f', 'gain', 1.0, 1)",
+    "eval_metrics": "values (%(day)s, 'm', 'valid', 'roc_auc', null, 0.5, 1, null, %(day)s, %(day)s)",
     "offer_scores": "(score_date, customer_id, offer_id, model_id, score, rank) values (%(day)s, 1, 1, 'm', 0.5, 1)",
+    "recommendation_explanations": "values (%(day)s, 1, 1, 'f', 'm', 0.5, 1, '1')",
     "recommendations": (
         "(score_date, customer_id, rank, offer_id, score, model_id) values (%(day)s, 1, 1, 1, 0.5, 'm')"
     ),
@@ -186,7 +192,7 @@ def _write_ml_rows(settings: Settings, written_at: pd.Timestamp) -> None:
         with conn.transaction():
             for table, values in ML_ROWS.items():
                 relation = sql.Identifier(settings.ml_schema, table)
-                conn.execute(sql.SQL("truncate {}").format(relation))
+                conn.execute(sql.SQL("truncate {} cascade").format(relation))
                 conn.execute(
                     sql.SQL("insert into {} {}").format(relation, sql.SQL(values)),
                     {"day": written_at.date(), "at": written_at},
