@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ml import data, pipeline
-from ml.config import PROFILES_DIR, WAREHOUSE_DIR, TrainingConfig
+from ml.config import PROFILES_DIR, WAREHOUSE_DIR, ModelPolicy, TrainingConfig
 from ml.features import CANDIDATES_MODEL, TRAINING_MODEL, DbtManifest
 from tests.conftest import load_generated, use_database
 
@@ -63,6 +64,9 @@ def test_a_documented_column_added_in_sql_becomes_a_model_feature(server, genera
             frame = data.read_relation(conn, manifest.relation(model), [NEW_FEATURE])
             assert frame[NEW_FEATURE].notna().any(), model
 
-    record = pipeline.train_model(pipeline.StageRun(settings, "feature-list", manifest), TrainingConfig())
+    config = dataclasses.replace(TrainingConfig(), algorithms=("lgbm_binary",))
+    outcome = pipeline.train_models(pipeline.StageRun(settings, "feature-list", manifest), config, ModelPolicy())
+    assert outcome.status == "trained", outcome.reason
+    (record,) = outcome.candidates
     assert NEW_FEATURE in record.features
     assert NEW_FEATURE in record.model_text  # the booster was trained on it

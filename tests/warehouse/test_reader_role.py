@@ -16,7 +16,7 @@ import pytest
 from psycopg import sql
 
 from ml import data, pipeline
-from ml.config import Settings, TrainingConfig
+from ml.config import ModelPolicy, Settings, TrainingConfig
 from ml.features import DbtManifest
 from tests.conftest import dbt, load_generated, use_database
 
@@ -79,10 +79,12 @@ def warehouse(server: Settings, generated_world, dbt_manifest) -> Iterator[Wareh
     stage = pipeline.StageRun(settings, run_id="reader-role-test", manifest=DbtManifest.load())
     with pipeline.recorded_dbt_build(stage):
         dbt("run")
-    pipeline.train_model(stage, TrainingConfig())
+    outcome = pipeline.train_models(stage, TrainingConfig(), ModelPolicy())
+    assert outcome.promoted, outcome.reason
     pipeline.evaluate_champion(stage, TrainingConfig())
     pipeline.score_candidates(stage)
     pipeline.write_recommendations(stage)
+    pipeline.explain_recommendations(stage)
     with data.connect(settings) as owner:
         owner.execute(
             sql.SQL("create role {} login in role {}").format(
