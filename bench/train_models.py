@@ -1,0 +1,112 @@
+"""Benchmark: the three candidate models on the simulator's data, next to the heuristic and the oracle.
+
+    .venv/bin/python bench/train_models.py --customers 45000
+
+Generates a world into the configured warehouse (the embedded server by default: start it with
+`offerrank db start`; this replaces its raw tables), builds the dbt marts, reads the labelled
+impressions and splits them as training does (train / tune / valid). Then, for each algorithm of
+the training config, prints the wall seconds of fitting (on 2 threads), the size of the saved
+model text, and its validation metrics after calibration, next to the heuristic and the oracle
+(the ranking by true probability) on the same rows, with each scorer's gap to the oracle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ml.calibrate import fit_calibrator
+from ml.models import FeatureSpec, fit_model
+
+from ml import data, pipeline
+from ml.config import PROFILES_DIR, WAREHOUSE_DIR, load_settings, load_training_config
+from ml.evaluate import metric_label, window_metrics
+from ml.features import TRAINING_MODEL, DbtManifest
+from ml.generate import GeneratorParams, generate_all
+from ml.train import temporal_split
+
+COLUMNS = ("ndcg@5", "ndcg@10", "roc_auc", "log_loss", "brier", "ece")
+
+
+def _build_marts(as_of_date: str) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "run", "--full-refresh", "--quiet", "--profiles-dir",
+         str(PROFILES_DIR), "--vars", json.dumps({"as_of_date": as_of_date})],
+        cwd=WAREHOUSE_DIR,
+        check=True,
+    )  # fmt: skip
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = GeneratorParams()
+    parser.add_argument("--customers", type=int, default=45_000)
+    parser.add_argument("--products", type=int, default=1_000)
+    parser.add_argument("--offers", type=int, default=200)
+    parser.add_argument("--days", type=int, default=defaults.days)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    args = parser.parse_args()
+    params = GeneratorParams(
+        customers=args.customers, products=args.products, offers=args.offers, days=args.days, seed=args.seed
+    )
+    settings = load_settings()
+    config = load_training_config()
+    frames, truth = generate_all(params)
+    with data.connect(settings) as conn, conn.transaction():
+        data.replace_raw_tables(conn, settings.raw_schema, frames)
+        data.replace_truth_tables(conn, settings.truth_schema, truth)
+    as_of = (params.end_date + dt.timedelta(days=1)).isoformat()
+    print(f"{params}: dbt marts built in {_build_marts(as_of):.1f} s")
+
+    manifest = DbtManifest.load()
+    features = FeatureSpec(
+        tuple(manifest.feature_columns(TRAINING_MODEL)), tuple(manifest.categorical_feature_columns(TRAINING_MODEL))
+    )
+    with data.connect(settings) as conn:
+        examples = pipeline.read_examples(conn, manifest, list(features.names))
+        split = temporal_split(examples, "shown_date", config.valid_days, config.tune_days)
+        references = pipeline.reference_metrics(conn, settings, split.valid, config)
+    print(
+        f"{len(examples):,} labelled impressions, {len(features.names)} features: train {len(split.train):,}"
+        f" ({split.train_start_date}..{split.train_end_date}), tune {len(split.tune):,}, valid {len(split.valid):,}"
+        f" ({split.valid['customer_id'].nunique():,} customers)"
+    )
+    results: dict[str, dict[str, float]] = {}
+    print(f"\n{'model':<18}{'fit s':>8}{'size MB':>9}")
+    for algorithm in config.algorithms:
+        started = time.perf_counter()
+        model = fit_model(algorithm, split, features, config)
+        seconds = time.perf_counter() - started
+        size_mb = len(model.to_text().encode()) / 1e6
+        calibrator = fit_calibrator(config.calibration, model.raw_scores(split.tune), split.tune["label"].to_numpy())
+        raw = model.raw_scores(split.valid)
+        rows = window_metrics(
+            split.valid["customer_id"].to_numpy(),
+            split.valid["label"].to_numpy(),
+            raw,
+            config.eval_k,
+            calibrator.predict(raw),
+        )
+        results[algorithm] = {metric_label(row["metric"], row["k"]): row["value"] for row in rows}
+        print(f"{algorithm:<18}{seconds:8.1f}{size_mb:9.2f}")
+    for name, rows in references.items():
+        results[name] = {metric_label(row["metric"], row["k"]): row["value"] for row in rows}
+
+    oracle = results.get(pipeline.ORACLE_MODEL_ID, {})
+    print(f"\nvalidation window, {config.calibration} calibration; gap = oracle - scorer")
+    print(f"{'scorer':<18}" + "".join(f"{column:>10}" for column in COLUMNS) + f"{'gap@5':>10}")
+    for name, metrics in results.items():
+        cells = "".join(f"{metrics.get(column, float('nan')):10.4f}" for column in COLUMNS)
+        gap = oracle.get("ndcg@5", float("nan")) - metrics.get("ndcg@5", float("nan"))
+        print(f"{name:<18}{cells}{gap:10.4f}")
+
+
+if __name__ == "__main__":
+    main()
