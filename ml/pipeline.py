@@ -128,7 +128,7 @@ def train_model(stage: StageRun, config: TrainingConfig) -> data.ModelRecord:
                 trained_for_date=as_of,
                 features=features,
                 params={
-                    **config.lgbm_params,
+                    **config.lgbm_binary_params,
                     "seed": config.seed,
                     "negatives_per_positive": config.negatives_per_positive,
                     "best_iteration": booster.best_iteration,

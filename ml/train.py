@@ -89,7 +89,7 @@ def train_binary(split: TemporalSplit, features: list[str], config: TrainingConf
     With `config.negatives_per_positive` set, the training window's negatives are downsampled
     first (`downsample_negatives`); the validation window is used whole.
     """
-    params = {**config.lgbm_params, "seed": config.seed}
+    params = {**config.lgbm_binary_params, "seed": config.seed}
     train = split.train
     if config.negatives_per_positive is not None:
         train = downsample_negatives(train, config.negatives_per_positive, config.seed)
