@@ -113,7 +113,7 @@ def train_model(stage: StageRun, config: TrainingConfig) -> data.ModelRecord:
         with data.recorded_stage(conn, stage.schema, stage.run_id, "train", as_of) as log:
             features = stage.manifest.feature_columns(TRAINING_MODEL)
             examples = _read_examples(conn, stage.manifest, features)
-            split = temporal_split(examples, "shown_date", config.valid_days)
+            split = temporal_split(examples, "shown_date", config.valid_days, config.tune_days)
             booster = train_binary(split, features, config)
             valid_metrics = ranking_metrics(
                 split.valid["customer_id"].to_numpy(),
