@@ -99,44 +99,109 @@ def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> S
     )
 
 
+ALGORITHMS = ("logreg", "lgbm_binary", "lgbm_lambdarank")
+CALIBRATION_METHODS = ("platt", "isotonic")
+CLASS_WEIGHTINGS = ("none", "balanced")
+
+# Shared by both LightGBM objectives. The last four make re-runs idempotent: same data, same
+# model, byte for byte.
+_LGBM_PARAMS: dict[str, object] = {
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 50,
+    "feature_fraction": 0.9,
+    "lambda_l2": 1.0,
+    "num_threads": 2,
+    "deterministic": True,
+    "force_col_wise": True,
+    "verbosity": -1,
+}
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
-    """How models are trained and judged; one place for every knob."""
+    """How models are trained, calibrated and judged; one place for every knob.
 
-    valid_days: int = 14  # the last days of labelled impressions form the validation window
+    Invalid values raise ValueError here, so a bad environment variable fails before any training.
+    """
+
+    valid_days: int = 14  # the last days of labelled impressions: evaluation and model selection only
+    tune_days: int = 7  # the days before those: early stopping and calibration
     num_boost_round: int = 500
     early_stopping_rounds: int = 50
-    eval_k: tuple[int, ...] = (10,)
+    eval_k: tuple[int, ...] = (5, 10)
     seed: int = 7  # LightGBM's seed and the negative sampler's
     # Keep this many negatives per positive in the training window (None: keep all). Kept negatives
-    # are weighted up by the inverse of their sampling rate, so predicted probabilities stay
-    # calibrated; the validation window is never sampled.
+    # are weighted up by the inverse of their sampling rate; the tune and validation windows are
+    # never sampled.
     negatives_per_positive: float | None = None
-    lgbm_params: dict[str, object] = field(
+    algorithms: tuple[str, ...] = ALGORITHMS  # the candidates trained each run
+    primary_metric: str = "ndcg@5"  # the champion is the candidate best on this validation metric
+    tiebreak_metric: str = "roc_auc"
+    calibration: str = "platt"  # how raw scores become probabilities, fitted on the tune window
+    class_weighting: str = "balanced"  # for the binary objectives; lambdarank ranks within a customer
+    lgbm_binary_params: dict[str, object] = field(
+        default_factory=lambda: {"objective": "binary", "metric": "auc", **_LGBM_PARAMS}
+    )
+    lgbm_lambdarank_params: dict[str, object] = field(
         default_factory=lambda: {
-            "objective": "binary",
-            "metric": "auc",
-            "learning_rate": 0.05,
-            "num_leaves": 31,
-            "min_data_in_leaf": 50,
-            "feature_fraction": 0.9,
-            "lambda_l2": 1.0,
-            "num_threads": 2,
-            # Same data, same model, byte for byte: re-runs are idempotent.
-            "deterministic": True,
-            "force_col_wise": True,
-            "verbosity": -1,
+            "objective": "lambdarank",
+            "metric": "ndcg",
+            "eval_at": [5],
+            # gain 2^grade - 1 for grades 0..3 (none, view, click, redeem), as ml.evaluate's NDCG
+            "label_gain": [0.0, 1.0, 3.0, 7.0],
+            **_LGBM_PARAMS,
         }
     )
+    logreg_params: dict[str, object] = field(default_factory=lambda: {"C": 1.0, "max_iter": 1000, "tol": 1e-6})
+
+    def __post_init__(self) -> None:
+        for name in ("valid_days", "tune_days"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.negatives_per_positive is not None and self.negatives_per_positive <= 0:
+            raise ValueError(
+                "negatives_per_positive (OFFERRANK_NEGATIVES_PER_POSITIVE) must be a positive number,"
+                f" got {self.negatives_per_positive!r}"
+            )
+        unknown = [a for a in self.algorithms if a not in ALGORITHMS]
+        if not self.algorithms or unknown or len(set(self.algorithms)) < len(self.algorithms):
+            raise ValueError(
+                f"algorithms (OFFERRANK_ALGORITHMS) must be distinct names from {', '.join(ALGORITHMS)};"
+                f" got {', '.join(self.algorithms) or 'none'}"
+            )
+        _check_choice("calibration (OFFERRANK_CALIBRATION)", self.calibration, CALIBRATION_METHODS)
+        _check_choice("class_weighting (OFFERRANK_CLASS_WEIGHTING)", self.class_weighting, CLASS_WEIGHTINGS)
+        # Selection takes the highest value, so only metrics where higher is better can decide it.
+        selectable = ("roc_auc", *(f"ndcg@{k}" for k in self.eval_k))
+        _check_choice("primary_metric (OFFERRANK_PRIMARY_METRIC)", self.primary_metric, selectable)
+        _check_choice("tiebreak_metric", self.tiebreak_metric, selectable)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def load_training_config(environ: os._Environ[str] | dict[str, str] | None = None) -> TrainingConfig:
     """Training settings: the defaults above, with the ones the environment overrides."""
     env = os.environ if environ is None else environ
-    ratio = env.get("OFFERRANK_NEGATIVES_PER_POSITIVE", "").strip()
-    if ratio and float(ratio) <= 0:
-        raise ValueError(f"OFFERRANK_NEGATIVES_PER_POSITIVE must be a positive number, got {ratio!r}")
-    return TrainingConfig(negatives_per_positive=float(ratio) if ratio else None)
+    overrides: dict[str, object] = {}
+    if ratio := env.get("OFFERRANK_NEGATIVES_PER_POSITIVE", "").strip():
+        try:
+            overrides["negatives_per_positive"] = float(ratio)
+        except ValueError:
+            raise ValueError(f"OFFERRANK_NEGATIVES_PER_POSITIVE must be a positive number, got {ratio!r}") from None
+    if algorithms := env.get("OFFERRANK_ALGORITHMS", "").strip():
+        overrides["algorithms"] = tuple(name.strip() for name in algorithms.split(","))
+    for variable, name in (
+        ("OFFERRANK_CALIBRATION", "calibration"),
+        ("OFFERRANK_CLASS_WEIGHTING", "class_weighting"),
+        ("OFFERRANK_PRIMARY_METRIC", "primary_metric"),
+    ):
+        if value := env.get(variable, "").strip():
+            overrides[name] = value
+    return TrainingConfig(**overrides)
 
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

@@ -1,4 +1,8 @@
-"""Offline metrics of a ranking, on arrays: no database, no globals.
+"""Offline metrics of a ranking model, and the choice between candidates, on arrays: no database, no globals.
+
+Ranking is judged on raw scores (ROC AUC, NDCG@k over customers); calibration on the
+probabilities a calibrator makes of them (log loss, Brier score, expected calibration error).
+The champion is the candidate with the best validation ranking metric (`select_best`).
 
 NDCG convention (the one LightGBM's lambdarank uses): gain 2^relevance - 1, discount
 1 / log2(position + 1) with positions from 1, tied scores share the average gain of their
@@ -9,6 +13,8 @@ left out of the mean and `n_groups` says how many counted.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,3 +91,74 @@ def ranking_metrics(
         ndcg = ndcg_at_k(groups, labels, scores, k)
         rows.append({"metric": "ndcg", "k": k, "value": ndcg.value, "n_rows": n_rows, "n_groups": ndcg.n_groups})
     return rows
+
+
+def log_loss(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean negative log-likelihood, probabilities clipped one float epsilon from 0 and 1 (as scikit-learn)."""
+    y = np.asarray(labels, dtype=np.float64)
+    eps = np.finfo(np.float64).eps
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), eps, 1 - eps)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+
+def brier_score(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean squared difference between probability and outcome."""
+    return float(np.mean((np.asarray(probabilities, dtype=np.float64) - np.asarray(labels)) ** 2))
+
+
+def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, n_bins: int = 10) -> float:
+    """Mean over equal-width probability bins of |mean probability - redemption rate|, weighted by rows.
+
+    Bins are [0, 1/n), [1/n, 2/n), ..., with the last closed at 1.
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    rows = np.bincount(bins, minlength=n_bins)
+    gap = np.abs(np.bincount(bins, weights=p, minlength=n_bins) - np.bincount(bins, weights=y, minlength=n_bins))
+    # sum over bins of rows/n * |sum_p/rows - sum_y/rows| = sum over bins of |sum_p - sum_y| / n
+    return float(gap[rows > 0].sum() / len(p))
+
+
+def window_metrics(
+    groups: np.ndarray,
+    labels: np.ndarray,
+    raw_scores: np.ndarray,
+    ks: tuple[int, ...],
+    probabilities: np.ndarray | None = None,
+) -> list[dict[str, object]]:
+    """The metric rows of one model on one window: ranking metrics of its raw scores, calibration of its probabilities.
+
+    Rows have keys metric, k, value, n_rows, n_groups; the probability metrics (log_loss, brier,
+    ece) come only when `probabilities` are given, with k and n_groups None.
+    """
+    rows = ranking_metrics(groups, labels, raw_scores, ks)
+    if probabilities is not None:
+        rows += [
+            {"metric": name, "k": None, "value": metric(labels, probabilities), "n_rows": len(labels), "n_groups": None}
+            for name, metric in (("log_loss", log_loss), ("brier", brier_score), ("ece", expected_calibration_error))
+        ]
+    return rows
+
+
+TIE_TOLERANCE = 1e-12
+
+
+def select_best(metrics: Mapping[str, Mapping[str, float]], primary: str, tiebreak: str) -> str:
+    """The candidate with the highest `primary` metric; near-ties go to `tiebreak`, then to the name.
+
+    `metrics` maps candidate name -> metric label (`metric_label`'s, such as 'ndcg@5') -> value;
+    every candidate must report both metrics. Values within TIE_TOLERANCE tie; NaN is worst.
+    """
+    if not metrics:
+        raise ValueError("there are no candidates to select from")
+    candidates = sorted(metrics)
+    for metric in (primary, tiebreak):
+        candidates = _within_tolerance_of_best(candidates, {name: metrics[name][metric] for name in candidates})
+    return candidates[0]
+
+
+def _within_tolerance_of_best(candidates: list[str], values: Mapping[str, float]) -> list[str]:
+    scores = {name: -math.inf if math.isnan(value) else value for name, value in values.items()}
+    best = max(scores.values())
+    return [name for name in candidates if scores[name] >= best - TIE_TOLERANCE]

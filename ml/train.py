@@ -1,11 +1,10 @@
-"""Temporal split and LightGBM training, on DataFrames: no database, no globals."""
+"""The temporal split and the training window models are fitted on, on DataFrames: no database, no globals."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -14,12 +13,19 @@ from ml.config import TrainingConfig
 
 @dataclass(frozen=True)
 class TemporalSplit:
-    """Examples split by impression date: everything in `valid` was shown after everything in `train`."""
+    """Examples split by impression date into train < tune < valid.
+
+    Models fit on `train`; `tune` is held out for early stopping and calibration; `valid` is seen
+    by nothing that fits, only by evaluation and model selection.
+    """
 
     train: pd.DataFrame
+    tune: pd.DataFrame
     valid: pd.DataFrame
     train_start_date: dt.date
     train_end_date: dt.date
+    tune_start_date: dt.date
+    tune_end_date: dt.date
     valid_start_date: dt.date
     valid_end_date: dt.date
 
@@ -28,27 +34,38 @@ class NotEnoughDataError(ValueError):
     """The labelled examples cannot support a temporal split and a model."""
 
 
-def temporal_split(examples: pd.DataFrame, date_column: str, valid_days: int) -> TemporalSplit:
-    """Hold out the last `valid_days` impression dates for validation; train on the dates before."""
-    dates = pd.to_datetime(examples[date_column]).dt.date
+def temporal_split(examples: pd.DataFrame, date_column: str, valid_days: int, tune_days: int) -> TemporalSplit:
+    """Hold out the last `valid_days` impression dates for validation and the `tune_days` before them for tuning.
+
+    Windows are calendar days counted back from the last shown date, so a day without impressions
+    still uses up a day of its window. Training takes every earlier date.
+    """
     if examples.empty:
         raise NotEnoughDataError("there are no labelled training examples")
-    last = dates.max()
-    valid_start = last - dt.timedelta(days=valid_days - 1)
+    dates = pd.to_datetime(examples[date_column]).dt.date
+    valid_end = dates.max()
+    valid_start = valid_end - dt.timedelta(days=valid_days - 1)
+    tune_start = valid_start - dt.timedelta(days=tune_days)
     in_valid = (dates >= valid_start).to_numpy()
-    train, valid = examples[~in_valid], examples[in_valid]
-    for name, part in (("training", train), ("validation", valid)):
+    in_tune = (dates >= tune_start).to_numpy() & ~in_valid
+    in_train = ~in_valid & ~in_tune
+    train, tune, valid = examples[in_train], examples[in_tune], examples[in_valid]
+    train_dates = dates[in_train]
+    for name, part in (("training", train), ("tune", tune), ("validation", valid)):
         if part.empty or part["label"].nunique() < 2:
             raise NotEnoughDataError(
                 f"the {name} window has {len(part)} examples and needs both redeemed and unredeemed ones"
             )
     return TemporalSplit(
         train=train,
+        tune=tune,
         valid=valid,
-        train_start_date=dates[~in_valid].min(),
-        train_end_date=dates[~in_valid].max(),
+        train_start_date=train_dates.min(),
+        train_end_date=train_dates.max(),
+        tune_start_date=tune_start,
+        tune_end_date=valid_start - dt.timedelta(days=1),
         valid_start_date=valid_start,
-        valid_end_date=last,
+        valid_end_date=valid_end,
     )
 
 
@@ -83,37 +100,46 @@ def _seeded_hash(values: np.ndarray, seed: int) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-def train_binary(split: TemporalSplit, features: list[str], config: TrainingConfig) -> lgb.Booster:
-    """A LightGBM binary classifier of redemption, early-stopped on the validation window.
+@dataclass(frozen=True)
+class TrainingWindow:
+    """The training rows an algorithm fits on, the weight of each, and how both were chosen."""
 
-    With `config.negatives_per_positive` set, the training window's negatives are downsampled
-    first (`downsample_negatives`); the validation window is used whole.
+    rows: pd.DataFrame
+    weights: np.ndarray
+    params: dict[str, object]  # negatives_per_positive, class_weighting, class_weight: for the model's params
+
+
+def training_window(split: TemporalSplit, config: TrainingConfig, class_weighting: str) -> TrainingWindow:
+    """The training window with its negatives downsampled (when configured) and its rows weighted.
+
+    A row's weight is its sampling weight times its class's weight (`class_weights`), so every
+    algorithm weights the same rows the same way.
     """
-    params = {**config.lgbm_params, "seed": config.seed}
-    train = split.train
+    rows = split.train
+    sample_weight = np.ones(len(rows))
     if config.negatives_per_positive is not None:
-        train = downsample_negatives(train, config.negatives_per_positive, config.seed)
-    train_set = lgb.Dataset(
-        _matrix(train, features), label=train["label"], weight=train.get(SAMPLE_WEIGHT), feature_name=features
+        rows = downsample_negatives(rows, config.negatives_per_positive, config.seed)
+        sample_weight = rows[SAMPLE_WEIGHT].to_numpy()
+    labels = rows["label"].to_numpy()
+    weight_of = class_weights(labels, sample_weight, class_weighting)
+    return TrainingWindow(
+        rows=rows,
+        weights=sample_weight * np.where(labels == 1, weight_of[1], weight_of[0]),
+        params={
+            "negatives_per_positive": config.negatives_per_positive,
+            "class_weighting": class_weighting,
+            "class_weight": {str(c): w for c, w in weight_of.items()},
+        },
     )
-    valid_set = lgb.Dataset(_matrix(split.valid, features), label=split.valid["label"], reference=train_set)
-    return lgb.train(
-        params,
-        train_set,
-        num_boost_round=config.num_boost_round,
-        valid_sets=[valid_set],
-        valid_names=["valid"],
-        callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
-    )
 
 
-def predict(booster: lgb.Booster, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
-    """Predicted probabilities of redemption for the rows of `frame`."""
-    return booster.predict(_matrix(frame, features))
+def class_weights(labels: np.ndarray, sample_weight: np.ndarray, class_weighting: str) -> dict[int, float]:
+    """The weight of each class's rows: 1, or under 'balanced' total / (2 * class total).
 
-
-def _matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
-    missing = [f for f in features if f not in frame.columns]
-    if missing:
-        raise KeyError(f"feature columns missing from the data: {missing}")
-    return frame[features].to_numpy(dtype=np.float64, na_value=np.nan)
+    scikit-learn's 'balanced' counts rows; this sums sample weight, so downsampled negatives still
+    count as all the negatives they stand for. Balanced, both classes carry equal total weight.
+    """
+    if class_weighting == "none":
+        return {0: 1.0, 1: 1.0}
+    totals = {c: float(sample_weight[labels == c].sum()) for c in (0, 1)}
+    return {c: (totals[0] + totals[1]) / (2 * total) for c, total in totals.items()}

@@ -1,6 +1,18 @@
+import re
 from pathlib import Path
 
-from ml.config import DEFAULT_PORT, DEFAULT_READER_ROLE, PROJECT_ROOT, WAREHOUSE_DIR, load_settings
+import pytest
+
+from ml.config import (
+    ALGORITHMS,
+    DEFAULT_PORT,
+    DEFAULT_READER_ROLE,
+    PROJECT_ROOT,
+    WAREHOUSE_DIR,
+    TrainingConfig,
+    load_settings,
+    load_training_config,
+)
 
 
 def test_defaults_point_at_the_embedded_server():
@@ -43,3 +55,39 @@ def test_profiles_yml_has_the_same_defaults():
     for default in ("env_var('PGHOST', '127.0.0.1')", f"env_var('PGPORT', '{DEFAULT_PORT}')",
                     "env_var('PGUSER', 'postgres')", "env_var('PGDATABASE', 'offerrank')"):  # fmt: skip
         assert default in profile
+
+
+def test_training_defaults_and_environment_overrides():
+    assert load_training_config({}) == TrainingConfig()
+    assert TrainingConfig().algorithms == ALGORITHMS
+    config = load_training_config(
+        {
+            "OFFERRANK_ALGORITHMS": " logreg, lgbm_lambdarank ",
+            "OFFERRANK_CALIBRATION": "isotonic",
+            "OFFERRANK_CLASS_WEIGHTING": "none",
+            "OFFERRANK_PRIMARY_METRIC": "roc_auc",
+            "OFFERRANK_NEGATIVES_PER_POSITIVE": "4",
+        }
+    )
+    assert config.algorithms == ("logreg", "lgbm_lambdarank")
+    assert (config.calibration, config.class_weighting, config.primary_metric) == ("isotonic", "none", "roc_auc")
+    assert config.negatives_per_positive == 4.0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("OFFERRANK_ALGORITHMS", "logreg,xgboost", "OFFERRANK_ALGORITHMS"),
+        ("OFFERRANK_ALGORITHMS", "logreg,logreg", "distinct"),
+        ("OFFERRANK_ALGORITHMS", "logreg,", "OFFERRANK_ALGORITHMS"),
+        ("OFFERRANK_CALIBRATION", "beta", "(OFFERRANK_CALIBRATION) must be one of platt, isotonic"),
+        ("OFFERRANK_CLASS_WEIGHTING", "auto", "(OFFERRANK_CLASS_WEIGHTING) must be one of none, balanced"),
+        ("OFFERRANK_PRIMARY_METRIC", "log_loss", "(OFFERRANK_PRIMARY_METRIC) must be one of roc_auc, ndcg@5"),
+        ("OFFERRANK_PRIMARY_METRIC", "ndcg@3", "ndcg@5, ndcg@10"),
+        ("OFFERRANK_NEGATIVES_PER_POSITIVE", "0", "positive number"),
+        ("OFFERRANK_NEGATIVES_PER_POSITIVE", "many", "positive number"),
+    ],
+)
+def test_invalid_training_overrides_fail_with_the_variable_named(variable, value, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_training_config({variable: value})

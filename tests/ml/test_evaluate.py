@@ -1,10 +1,23 @@
 """The metrics offerrank reports agree with scikit-learn's reference implementations."""
 
+import math
+
 import numpy as np
 import pytest
-from sklearn.metrics import ndcg_score, roc_auc_score
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import brier_score_loss, ndcg_score, roc_auc_score
+from sklearn.metrics import log_loss as sklearn_log_loss
 
-from ml.evaluate import ndcg_at_k, ranking_metrics, roc_auc
+from ml.evaluate import (
+    brier_score,
+    expected_calibration_error,
+    log_loss,
+    ndcg_at_k,
+    ranking_metrics,
+    roc_auc,
+    select_best,
+    window_metrics,
+)
 
 
 def _random_groups(seed: int, n_groups: int = 200, tie_decimals: int = 1):
@@ -68,3 +81,71 @@ def test_ranking_metrics_rows():
     rows = ranking_metrics(groups, labels, scores, (5, 10))
     assert [(r["metric"], r["k"]) for r in rows] == [("roc_auc", None), ("ndcg", 5), ("ndcg", 10)]
     assert all(r["n_rows"] == len(labels) for r in rows)
+
+
+def _probabilities(seed: int, n: int = 2000):
+    rng = np.random.default_rng(seed)
+    probabilities = rng.beta(1, 4, n)
+    labels = (rng.random(n) < probabilities * 1.2).astype(int)  # slightly under-confident
+    return labels, probabilities
+
+
+def test_log_loss_and_brier_match_sklearn():
+    labels, probabilities = _probabilities(0)
+    assert log_loss(labels, probabilities) == pytest.approx(sklearn_log_loss(labels, probabilities), rel=1e-12)
+    assert brier_score(labels, probabilities) == pytest.approx(brier_score_loss(labels, probabilities), rel=1e-12)
+    # certain and wrong: clipped, finite, as scikit-learn
+    extreme = np.array([0.0, 1.0])
+    assert log_loss(np.array([1, 0]), extreme) == pytest.approx(sklearn_log_loss([1, 0], extreme, labels=[0, 1]))
+
+
+def test_ece_matches_the_weighted_gaps_of_sklearns_calibration_curve():
+    labels, probabilities = _probabilities(1)
+    rate, mean_probability = calibration_curve(labels, probabilities, n_bins=10, strategy="uniform")
+    occupied = np.bincount(np.minimum((probabilities * 10).astype(int), 9), minlength=10)
+    weights = occupied[occupied > 0] / len(labels)
+    expected = float(np.sum(weights * np.abs(mean_probability - rate)))
+    assert expected_calibration_error(labels, probabilities) == pytest.approx(expected, rel=1e-12)
+
+
+def test_ece_hand_worked_example():
+    # bin [0.1, 0.2): p 0.1, 0.1, y 0, 1 -> gap 0.4, weight 1/2; bin [0.9, 1]: p 1.0, 0.9, y 1, 1 -> gap 0.05
+    labels = np.array([0, 1, 1, 1])
+    assert expected_calibration_error(labels, np.array([0.1, 0.1, 1.0, 0.9])) == pytest.approx(0.5 * 0.4 + 0.5 * 0.05)
+
+
+def test_window_metrics_adds_calibration_rows_when_probabilities_are_given():
+    groups, labels, scores = _random_groups(5)
+    assert window_metrics(groups, labels, scores, (5,)) == ranking_metrics(groups, labels, scores, (5,))
+    rows = window_metrics(groups, labels, scores, (5, 10), probabilities=np.clip(scores, 0.01, 0.99))
+    assert [(r["metric"], r["k"]) for r in rows] == [
+        ("roc_auc", None),
+        ("ndcg", 5),
+        ("ndcg", 10),
+        ("log_loss", None),
+        ("brier", None),
+        ("ece", None),
+    ]
+    assert all(r["n_rows"] == len(labels) for r in rows)
+    assert all(r["n_groups"] is None for r in rows[3:])
+
+
+def test_select_best_takes_the_primary_metric_then_the_tiebreak_then_the_name():
+    metrics = {
+        "logreg": {"ndcg@5": 0.60, "roc_auc": 0.80},
+        "lgbm_binary": {"ndcg@5": 0.62, "roc_auc": 0.70},
+        "lgbm_lambdarank": {"ndcg@5": 0.62 + 1e-13, "roc_auc": 0.75},
+    }
+    assert select_best(metrics, "ndcg@5", "roc_auc") == "lgbm_lambdarank"  # ndcg tied within 1e-12
+    assert select_best(metrics, "roc_auc", "ndcg@5") == "logreg"
+    tied = {name: {"ndcg@5": 0.5, "roc_auc": 0.7} for name in ("b_model", "a_model")}
+    assert select_best(tied, "ndcg@5", "roc_auc") == "a_model"
+
+
+def test_select_best_counts_nan_as_worst():
+    metrics = {"a": {"ndcg@5": math.nan, "roc_auc": 0.9}, "b": {"ndcg@5": 0.1, "roc_auc": 0.5}}
+    assert select_best(metrics, "ndcg@5", "roc_auc") == "b"
+    all_nan = {"a": {"ndcg@5": math.nan, "roc_auc": 0.5}, "b": {"ndcg@5": math.nan, "roc_auc": 0.6}}
+    assert select_best(all_nan, "ndcg@5", "roc_auc") == "b"
+    with pytest.raises(ValueError, match="no candidates"):
+        select_best({}, "ndcg@5", "roc_auc")

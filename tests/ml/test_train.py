@@ -5,14 +5,16 @@ import pandas as pd
 import pytest
 
 from ml.config import TrainingConfig
+from ml.models import FeatureSpec, fit_model
 from ml.train import (
     SAMPLE_WEIGHT,
     NotEnoughDataError,
     downsample_negatives,
-    predict,
     temporal_split,
-    train_binary,
+    training_window,
 )
+
+FEATURES = FeatureSpec(("signal", "noise"))
 
 
 def _examples(n_days: int = 30, per_day: int = 200, seed: int = 0) -> pd.DataFrame:
@@ -30,31 +32,41 @@ def _examples(n_days: int = 30, per_day: int = 200, seed: int = 0) -> pd.DataFra
     )
 
 
-def test_temporal_split_puts_every_validation_date_after_every_training_date():
-    split = temporal_split(_examples(), "shown_date", valid_days=7)
-    assert split.train["shown_date"].max() < split.valid["shown_date"].min()
-    assert split.valid_start_date == dt.date(2026, 1, 24)
-    assert split.valid_end_date == dt.date(2026, 1, 30)
-    assert split.train_end_date == dt.date(2026, 1, 23)
-    assert len(split.train) + len(split.valid) == 30 * 200
+def test_temporal_split_orders_train_before_tune_before_valid():
+    split = temporal_split(_examples(), "shown_date", valid_days=7, tune_days=5)
+    assert split.train["shown_date"].max() < split.tune["shown_date"].min()
+    assert split.tune["shown_date"].max() < split.valid["shown_date"].min()
+    assert (split.valid_start_date, split.valid_end_date) == (dt.date(2026, 1, 24), dt.date(2026, 1, 30))
+    assert (split.tune_start_date, split.tune_end_date) == (dt.date(2026, 1, 19), dt.date(2026, 1, 23))
+    assert (split.train_start_date, split.train_end_date) == (dt.date(2026, 1, 1), dt.date(2026, 1, 18))
+    assert len(split.train) + len(split.tune) + len(split.valid) == 30 * 200
 
 
-def test_temporal_split_refuses_a_window_with_one_class():
+@pytest.mark.parametrize(
+    ("window", "days"), [("training", range(0, 18)), ("tune", range(18, 23)), ("validation", range(23, 30))]
+)
+def test_temporal_split_names_the_window_with_one_class(window, days):
     examples = _examples()
-    examples["label"] = 0
-    with pytest.raises(NotEnoughDataError, match="needs both"):
-        temporal_split(examples, "shown_date", valid_days=7)
+    first = dt.date(2026, 1, 1)
+    in_window = examples["shown_date"].isin([first + dt.timedelta(days=d) for d in days])
+    examples.loc[in_window, "label"] = 0
+    with pytest.raises(NotEnoughDataError, match=f"the {window} window .* needs both"):
+        temporal_split(examples, "shown_date", valid_days=7, tune_days=5)
+
+
+def test_temporal_split_refuses_no_examples():
+    with pytest.raises(NotEnoughDataError, match="no labelled"):
+        temporal_split(_examples().head(0), "shown_date", valid_days=7, tune_days=5)
 
 
 def test_model_learns_the_signal_and_is_deterministic():
-    split = temporal_split(_examples(), "shown_date", valid_days=7)
+    split = temporal_split(_examples(), "shown_date", valid_days=7, tune_days=7)
     config = TrainingConfig()
-    booster = train_binary(split, ["signal", "noise"], config)
-    scores = predict(booster, split.valid, ["signal", "noise"])
+    model = fit_model("lgbm_binary", split, FEATURES, config)
+    scores = model.raw_scores(split.valid)
     # A feature that should raise the score does.
     assert np.corrcoef(scores, split.valid["signal"])[0, 1] > 0.8
-    again = train_binary(split, ["signal", "noise"], config)
-    assert again.model_to_string() == booster.model_to_string()
+    assert fit_model("lgbm_binary", split, FEATURES, config).to_text() == model.to_text()
 
 
 def _labelled(n_positives: int, n_negatives: int) -> pd.DataFrame:
@@ -97,11 +109,26 @@ def test_downsampling_below_the_ratio_keeps_everything():
 
 def test_training_with_downsampled_negatives_learns_and_stays_calibrated():
     examples = _examples(per_day=400).assign(impression_id=lambda f: np.arange(len(f)))
-    split = temporal_split(examples, "shown_date", valid_days=7)
-    config = TrainingConfig(negatives_per_positive=1)
-    booster = train_binary(split, ["signal", "noise"], config)
-    scores = predict(booster, split.valid, ["signal", "noise"])
+    split = temporal_split(examples, "shown_date", valid_days=7, tune_days=7)
+    config = TrainingConfig(negatives_per_positive=1, class_weighting="none")
+    model = fit_model("lgbm_binary", split, FEATURES, config)
+    scores = 1 / (1 + np.exp(-model.raw_scores(split.valid)))
     assert np.corrcoef(scores, split.valid["signal"])[0, 1] > 0.8
     # weighting the kept negatives back up keeps the mean prediction near the base rate
     assert scores.mean() == pytest.approx(split.valid["label"].mean(), abs=0.03)
-    assert train_binary(split, ["signal", "noise"], config).model_to_string() == booster.model_to_string()
+    assert fit_model("lgbm_binary", split, FEATURES, config).to_text() == model.to_text()
+
+
+@pytest.mark.parametrize("negatives_per_positive", [None, 2])
+def test_balanced_training_window_gives_both_classes_equal_weight(negatives_per_positive):
+    examples = _examples().assign(impression_id=lambda f: np.arange(len(f)))
+    split = temporal_split(examples, "shown_date", valid_days=7, tune_days=7)
+    config = TrainingConfig(negatives_per_positive=negatives_per_positive)
+    window = training_window(split, config, "balanced")
+    labels = window.rows["label"].to_numpy()
+    assert window.weights[labels == 1].sum() == pytest.approx(window.weights[labels == 0].sum())
+    # the total weight is the number of training rows the window stands for
+    assert window.weights.sum() == pytest.approx(len(split.train))
+    assert window.params["class_weighting"] == "balanced"
+    unweighted = training_window(split, config, "none")
+    assert unweighted.weights.sum() == pytest.approx(len(split.train))
