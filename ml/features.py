@@ -4,6 +4,10 @@ The feature list is declared once, in the dbt YAML of the feature marts (`config
 true}}` on a column). The fct_ models select those columns (macros/feature_columns.sql) and this
 module reads the same flags, so an analyst adds a feature by adding a documented column to a
 feature mart's SQL, with no Python edit.
+
+A feature that is a category (a text column, such as a business type) is flagged `categorical:
+true` as well (`config: {meta: {feature: true, categorical: true}}`): `categorical_feature_columns`
+lists those, for a model that encodes them as categories rather than numbers.
 """
 
 from __future__ import annotations
@@ -58,13 +62,21 @@ class DbtManifest:
 
         Within a feature mart the order is the YAML's, as in macros/feature_columns.sql.
         """
+        return list(self._feature_metas(model))
+
+    def categorical_feature_columns(self, model: str = TRAINING_MODEL) -> list[str]:
+        """The model features of `model` flagged `categorical: true` (text categories), in `feature_columns` order."""
+        return [name for name, meta in self._feature_metas(model).items() if meta.get("categorical")]
+
+    def _feature_metas(self, model: str) -> dict[str, dict]:
+        """The meta of each model feature `model` selects, by column name, in `feature_columns` order."""
         upstream = dict.fromkeys(ref["name"] for ref in self._model(model)["refs"])
-        features = [
-            name
+        features = {
+            name: meta
             for upstream_model in upstream
             for name, column in self._model(upstream_model)["columns"].items()
-            if _is_feature(column)
-        ]
+            if (meta := _meta(column)).get("feature")
+        }
         if not features:
             raise ManifestError(
                 f"no model that dbt model {model!r} refs flags a feature column (config: {{meta: {{feature: true}}}})"
@@ -72,6 +84,6 @@ class DbtManifest:
         return features
 
 
-def _is_feature(column: dict) -> bool:
-    meta = {**(column.get("meta") or {}), **((column.get("config") or {}).get("meta") or {})}
-    return bool(meta.get("feature"))
+def _meta(column: dict) -> dict:
+    """A column's meta, wherever the YAML put it (`meta:` or `config: {meta:}`)."""
+    return {**(column.get("meta") or {}), **((column.get("config") or {}).get("meta") or {})}

@@ -111,7 +111,10 @@ def train_model(stage: StageRun, config: TrainingConfig) -> data.ModelRecord:
         data.ensure_ml_tables(conn, stage.schema, stage.settings.reader_role)
         as_of = run_date(conn, stage.manifest)
         with data.recorded_stage(conn, stage.schema, stage.run_id, "train", as_of) as log:
-            features = stage.manifest.feature_columns(TRAINING_MODEL)
+            # The binary model takes numbers only: the categorical (text) features are left to the
+            # ranking model of issue 5, which encodes them as categories.
+            categorical = set(stage.manifest.categorical_feature_columns(TRAINING_MODEL))
+            features = [f for f in stage.manifest.feature_columns(TRAINING_MODEL) if f not in categorical]
             examples = _read_examples(conn, stage.manifest, features)
             split = temporal_split(examples, "shown_date", config.valid_days)
             booster = train_binary(split, features, config)
