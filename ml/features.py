@@ -4,6 +4,10 @@ The feature list is declared once, in the dbt YAML of the feature marts (`config
 true}}` on a column). The fct_ models select those columns (macros/feature_columns.sql) and this
 module reads the same flags, so an analyst adds a feature by adding a documented column to a
 feature mart's SQL, with no Python edit.
+
+A feature that is a category (a text column, such as a business type) is flagged `categorical:
+true` as well (`config: {meta: {feature: true, categorical: true}}`): `categorical_feature_columns`
+lists those, for a model that encodes them as categories rather than numbers.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ class DbtManifest:
             raise ManifestError(f"dbt model {name!r} is not in {self.path}") from None
 
     def content_hash(self) -> str:
-        """A sha256 of every model's SQL checksum and its columns' feature flags.
+        """A sha256 of every model's SQL checksum and its columns' meta (the feature flags).
 
         The same SQL and YAML flags give the same hash whenever and wherever `dbt parse` ran
         (unlike the manifest file, which records its own time), so the registry can tell which
@@ -60,11 +64,11 @@ class DbtManifest:
             (
                 name,
                 node["checksum"]["checksum"],
-                sorted((column, _is_feature(spec)) for column, spec in node["columns"].items()),
+                sorted((column, _meta(spec)) for column, spec in node["columns"].items()),
             )
             for name, node in self._nodes.items()
         )
-        return hashlib.sha256(json.dumps(definitions).encode()).hexdigest()
+        return hashlib.sha256(json.dumps(definitions, sort_keys=True).encode()).hexdigest()
 
     def relation(self, model: str) -> sql.Identifier:
         """The schema-qualified table a model builds, quoted."""
@@ -76,13 +80,21 @@ class DbtManifest:
 
         Within a feature mart the order is the YAML's, as in macros/feature_columns.sql.
         """
+        return list(self._feature_metas(model))
+
+    def categorical_feature_columns(self, model: str = TRAINING_MODEL) -> list[str]:
+        """The model features of `model` flagged `categorical: true` (text categories), in `feature_columns` order."""
+        return [name for name, meta in self._feature_metas(model).items() if meta.get("categorical")]
+
+    def _feature_metas(self, model: str) -> dict[str, dict]:
+        """The meta of each model feature `model` selects, by column name, in `feature_columns` order."""
         upstream = dict.fromkeys(ref["name"] for ref in self._model(model)["refs"])
-        features = [
-            name
+        features = {
+            name: meta
             for upstream_model in upstream
             for name, column in self._model(upstream_model)["columns"].items()
-            if _is_feature(column)
-        ]
+            if (meta := _meta(column)).get("feature")
+        }
         if not features:
             raise ManifestError(
                 f"no model that dbt model {model!r} refs flags a feature column (config: {{meta: {{feature: true}}}})"
@@ -90,6 +102,6 @@ class DbtManifest:
         return features
 
 
-def _is_feature(column: dict) -> bool:
-    meta = {**(column.get("meta") or {}), **((column.get("config") or {}).get("meta") or {})}
-    return bool(meta.get("feature"))
+def _meta(column: dict) -> dict:
+    """A column's meta, wherever the YAML put it (`meta:` or `config: {meta:}`)."""
+    return {**(column.get("meta") or {}), **((column.get("config") or {}).get("meta") or {})}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,60 @@ NEW_FEATURE_YAML = f"""      - name: {NEW_FEATURE}
         data_type: integer
         config: {{meta: {{feature: true}}}}
 """
+
+
+def _manifest(tmp_path: Path, models: dict[str, dict]) -> DbtManifest:
+    """A hand-made manifest: model name -> {"refs": [...], "columns": {name: column}}."""
+    nodes = {
+        f"model.offerrank.{name}": {
+            "name": name,
+            "resource_type": "model",
+            "schema": "marts",
+            "refs": [{"name": ref} for ref in model.get("refs", [])],
+            "columns": model.get("columns", {}),
+        }
+        for name, model in models.items()
+    }
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "manifest.json").write_text(json.dumps({"nodes": nodes}))
+    return DbtManifest.load(tmp_path)
+
+
+def test_categorical_features_are_the_flagged_ones_in_feature_order(tmp_path):
+    manifest = _manifest(
+        tmp_path,
+        {
+            TRAINING_MODEL: {"refs": ["feat_customer_daily", "feat_offer_daily"]},
+            "feat_customer_daily": {
+                "columns": {
+                    "customer_id": {},
+                    "business_type": {"config": {"meta": {"feature": True, "categorical": True}}},
+                    "frequency": {"config": {"meta": {"feature": True}}},
+                    # categorical but not a feature: not listed
+                    "region": {"config": {"meta": {"categorical": True}}},
+                }
+            },
+            "feat_offer_daily": {
+                "columns": {
+                    "discount_depth": {"meta": {"feature": True, "categorical": False}},
+                    # the older place for meta counts too
+                    "offer_category": {"meta": {"feature": True, "categorical": True}},
+                }
+            },
+        },
+    )
+    assert manifest.feature_columns() == ["business_type", "frequency", "discount_depth", "offer_category"]
+    assert manifest.categorical_feature_columns() == ["business_type", "offer_category"]
+
+
+def test_the_project_flags_its_text_features_categorical(dbt_manifest):
+    manifest = DbtManifest.load()
+    categorical = manifest.categorical_feature_columns()
+    assert categorical == ["business_type", "offer_category"]
+    for model in (TRAINING_MODEL, CANDIDATES_MODEL):
+        features = manifest.feature_columns(model)
+        assert manifest.categorical_feature_columns(model) == categorical
+        assert [name for name in features if name in categorical] == categorical
 
 
 def _project_copy(tmp_path: Path) -> Path:
@@ -69,4 +124,5 @@ def test_a_documented_column_added_in_sql_becomes_a_model_feature(server, genera
     assert outcome.status == "trained", outcome.reason
     (record,) = outcome.candidates
     assert NEW_FEATURE in record.features
+    assert record.categorical_features == manifest.categorical_feature_columns()
     assert NEW_FEATURE in record.model_text  # the booster was trained on it

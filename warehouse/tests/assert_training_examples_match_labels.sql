@@ -1,5 +1,6 @@
 -- fct_training_examples holds exactly the labelled impressions known on the run date, with
--- their labels: none missing, none extra, none relabelled. Returns the differing impressions.
+-- their labels and relevance grades: none missing, none extra, none relabelled or regraded.
+-- Returns the differing impressions.
 {{ config(meta={'dagster': {'ref': {'name': 'fct_training_examples'}}}) }}
 
 with
@@ -45,8 +46,12 @@ select
         examples_known_on_run_date.impression_id, labels_known_on_run_date.impression_id
     ) as impression_id,
     examples_known_on_run_date.label as example_label,
-    labels_known_on_run_date.label as known_label
+    labels_known_on_run_date.label as known_label,
+    examples_known_on_run_date.relevance as example_relevance,
+    labels_known_on_run_date.relevance as known_relevance
 from examples_known_on_run_date
 full outer join labels_known_on_run_date
     on examples_known_on_run_date.impression_id = labels_known_on_run_date.impression_id
-where examples_known_on_run_date.label is distinct from labels_known_on_run_date.label
+where
+    examples_known_on_run_date.label is distinct from labels_known_on_run_date.label
+    or examples_known_on_run_date.relevance is distinct from labels_known_on_run_date.relevance

@@ -1,5 +1,6 @@
--- One row per impression whose label is known on the run date, with its label and every
--- model feature as of the day it was shown (data from before that day's 00:00 UTC only).
+-- One row per impression whose label is known on the run date, with its label, its graded
+-- relevance (int_impressions_labelled) and every model feature as of the day it was shown
+-- (data from before that day's 00:00 UTC only).
 -- The feature columns are those the feature marts' YAML flags `meta: {feature: true}`
 -- (macros/feature_columns.sql), the same as in fct_scoring_candidates.
 --
@@ -63,7 +64,8 @@ training_examples as (
         impressions_to_add.offer_id,
         impressions_to_add.shown_at,
         impressions_to_add.shown_date,
-        impressions_to_add.label
+        impressions_to_add.label,
+        impressions_to_add.relevance
         {{- feature_columns('feat_customer_daily', 'customer_features') }}
         {{- feature_columns('feat_offer_daily', 'offer_features') }}
         {{- feature_columns('feat_customer_offer_daily', 'customer_offer_features') }}

@@ -394,7 +394,7 @@ window_totals as (
 ),
 
 {% endif %}
-customer_features as (
+customer_window_features as (
 
     select
         as_of_date,
@@ -430,6 +430,18 @@ customer_features as (
         (1 - promo_spend_amount / nullif(promo_list_amount, 0))::double precision
             as usual_discount_depth
     from window_totals
+
+),
+
+-- the customer's attributes, as loaded: not dated, so the same on every as-of date
+customer_features as (
+
+    select
+        customer_window_features.*,
+        customers.business_type
+    from customer_window_features
+    inner join customers
+        on customer_window_features.customer_id = customers.customer_id
 
 )
 

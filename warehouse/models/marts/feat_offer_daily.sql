@@ -155,6 +155,8 @@ offer_features as (
             running_totals.redeemed_count / nullif(running_totals.impression_count, 0)::numeric
         )::double precision as historical_redemption_rate,
         offers.is_own_brand::integer as is_own_brand,
+        -- a store-wide offer has no category: 'store' tells it from a missing value
+        coalesce(offers.category, 'store') as offer_category,
         offers.offer_scope,
         offers.category,
         offers.product_id,

@@ -1,4 +1,4 @@
--- Impressions whose label is known on the run date, with that label.
+-- Impressions whose label is known on the run date, with that label and a graded relevance.
 --
 -- An impression shown on day S is labelled 1 when the same customer redeemed the same offer
 -- at or after the moment it was shown and no later than day S + 7 (UTC days; a redemption on
@@ -7,10 +7,20 @@
 -- out, never counted as negatives, and no label reads a redemption made on or after the run
 -- date.
 --
+-- Its graded relevance, for ranking, reads the same window (events at or after shown_at, by the
+-- end of day S + 7) and ranks redeem above click above view above dismiss:
+--   3  redeemed (label = 1);
+--   2  else a click on the impression;
+--   0  else a dismiss (a dismiss overrides the view that came with it, not a click);
+--   1  else a view;
+--   0  else (no event in the window).
+-- Without interaction events (an optional table) relevance is 3 or 0, the label times 3.
+--
 -- Incremental by shown_date: a daily run labels the impressions whose window closed on the
--- run date (those shown on run date - 8) and keeps the labels it already has, which no later
--- data can change. feat_offer_daily, feat_customer_offer_daily and fct_training_examples all
--- read these labels, computed once per build even if redemptions land meanwhile.
+-- run date (those shown on run date - 8) and keeps the labels and grades it already has,
+-- which no later data can change. feat_offer_daily, feat_customer_offer_daily and
+-- fct_training_examples all read these labels, computed once per build even if redemptions
+-- land meanwhile.
 
 {{ config(
     materialized='incremental',
@@ -31,6 +41,12 @@ impressions as (
 redemptions as (
 
     select * from {{ ref('stg_raw__redemptions') }}
+
+),
+
+interaction_events as (
+
+    select * from {{ ref('stg_raw__interaction_events') }}
 
 ),
 
@@ -62,6 +78,17 @@ redemptions_in_windows as (
 
 ),
 
+interaction_events_in_windows as (
+
+    select *
+    from interaction_events
+    where
+        event_date >= (select build_dates.first_date from build_dates)
+        and event_date
+        <= (select build_dates.last_date + {{ label_window_days }} as last_event_date from build_dates)
+
+),
+
 redeemed_impressions as (
 
     select distinct closed_impressions.impression_id
@@ -76,6 +103,24 @@ redeemed_impressions as (
 
 ),
 
+impression_reactions as (
+
+    select
+        closed_impressions.impression_id,
+        bool_or(interaction_events_in_windows.event_type = 'click') as is_clicked,
+        bool_or(interaction_events_in_windows.event_type = 'dismiss') as is_dismissed,
+        bool_or(interaction_events_in_windows.event_type = 'view') as is_viewed
+    from closed_impressions
+    inner join interaction_events_in_windows
+        on
+            closed_impressions.impression_id = interaction_events_in_windows.impression_id
+            and closed_impressions.shown_at <= interaction_events_in_windows.event_at
+            and interaction_events_in_windows.event_date
+            <= closed_impressions.shown_date + {{ label_window_days }}
+    group by closed_impressions.impression_id
+
+),
+
 impressions_labelled as (
 
     select
@@ -84,10 +129,19 @@ impressions_labelled as (
         closed_impressions.offer_id,
         closed_impressions.shown_at,
         closed_impressions.shown_date,
-        case when redeemed_impressions.impression_id is null then 0 else 1 end as label
+        case when redeemed_impressions.impression_id is null then 0 else 1 end as label,
+        case
+            when redeemed_impressions.impression_id is not null then 3
+            when impression_reactions.is_clicked then 2
+            when impression_reactions.is_dismissed then 0
+            when impression_reactions.is_viewed then 1
+            else 0
+        end as relevance
     from closed_impressions
     left join redeemed_impressions
         on closed_impressions.impression_id = redeemed_impressions.impression_id
+    left join impression_reactions
+        on closed_impressions.impression_id = impression_reactions.impression_id
 
 )
 

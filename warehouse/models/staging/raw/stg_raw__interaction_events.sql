@@ -18,7 +18,10 @@ renamed as (
         event_type::text as event_type,
 
         ---------- timestamps
-        event_at::timestamptz as event_at
+        event_at::timestamptz as event_at,
+
+        ---------- dates (UTC, whatever the session time zone)
+        (event_at at time zone 'UTC')::date as event_date
 
     from source
 
