@@ -161,7 +161,8 @@ def _champion(conn: psycopg.Connection, stage: StageRun) -> Champion:
     record = data.champion_model(conn, stage.schema)
     if record is None:
         return Champion(None, None, None)
-    available = set(stage.manifest.feature_columns(CANDIDATES_MODEL))
+    # The feature list is declared once; fct_training_examples and fct_scoring_candidates both select it.
+    available = set(stage.manifest.feature_columns(TRAINING_MODEL))
     missing = [name for name in record.features if name not in available]
     if missing:
         return Champion(None, record.model_id, f"features no longer in the marts: {missing}")
@@ -528,9 +529,10 @@ def _explanations(conn: psycopg.Connection, stage: StageRun, as_of: dt.date, mod
     )
     frame = data.copy_out(conn, query, (as_of, model_id))
     if record is None:
-        contributions = heuristic.log_factors(frame, _prior_rate(conn, stage, as_of))
+        factors = heuristic.log_factors(frame, _prior_rate(conn, stage, as_of))
+        contributions = np.column_stack([factors, np.zeros(len(frame))])  # no bias term
     else:
-        contributions = Scorer.from_record(record).model.contributions(frame)[:, :-1]  # drop the bias column
+        contributions = Scorer.from_record(record).model.contributions(frame)
     keys = frame[CANDIDATE_KEYS].rename(columns={"as_of_date": "score_date"})
     top = top_contributions(keys, contributions, frame[columns], TOP_CONTRIBUTIONS)
     return top.assign(model_id=model_id)[EXPLANATION_COLUMNS]

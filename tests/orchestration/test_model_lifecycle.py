@@ -40,6 +40,11 @@ def _rows(settings: Settings, table: str, columns: list[str]) -> pd.DataFrame:
         return data.read_relation(conn, sql.Identifier(settings.ml_schema, table), columns)
 
 
+def _history(settings: Settings) -> pd.DataFrame:
+    with data.connect(settings) as conn:
+        return data.promotion_history(conn, settings.ml_schema)
+
+
 def _champion_id(settings: Settings) -> str | None:
     with data.connect(settings) as conn:
         champion = data.champion_model(conn, settings.ml_schema)
@@ -84,10 +89,11 @@ def test_the_first_trained_model_is_promoted(world):
     settings = world["settings"]
     assert cli.main(["run", "--full-refresh"]) == 0
     champion_id = _champion_id(settings)
-    history = _rows(settings, "model_promotions", ["model_id", "previous_model_id", "action", "reason"])
+    history = _history(settings)[["model_id", "previous_model_id", "action", "reason"]]
     assert history[["model_id", "previous_model_id", "action"]].values.tolist() == [[champion_id, None, "promote"]]
     assert "no usable champion" in history["reason"].item()
-    assert set(_rows(settings, "offer_scores", ["ranked_by"])["ranked_by"]) == {"model"}
+    scores = _rows(settings, "offer_scores", ["score_date", "ranked_by"])
+    assert set(scores.loc[scores["score_date"] > world["too_early"], "ranked_by"]) == {"model"}
 
 
 def test_off_the_retraining_days_the_champion_scores_without_training(world):
@@ -112,13 +118,13 @@ def test_a_challenger_needs_the_margin(world):
     anything_goes = dataclasses.replace(NEVER, promotion_margin=-1.0)
     outcome = pipeline.train_models(_stage(settings), only_logreg, anything_goes, forced=True)
     assert outcome.promoted and _champion_id(settings) == outcome.candidates[0].model_id != champion_id
-    history = _rows(settings, "model_promotions", ["model_id", "previous_model_id", "action"])
+    history = _history(settings)[["model_id", "previous_model_id", "action"]]
     assert history.values.tolist()[-1] == [outcome.candidates[0].model_id, champion_id, "promote"]
 
 
 def test_model_commands_list_promote_and_roll_back(world, capsys):
     settings = world["settings"]
-    history = _rows(settings, "model_promotions", ["model_id", "previous_model_id"])
+    history = _history(settings)[["model_id", "previous_model_id"]]
     current, previous = history.iloc[-1]
     assert cli.main(["model", "list"]) == 0
     listing = capsys.readouterr().out
@@ -130,7 +136,7 @@ def test_model_commands_list_promote_and_roll_back(world, capsys):
     assert cli.main(["model", "promote", current]) == 0
     assert "was already" in capsys.readouterr().out
     assert cli.main(["model", "promote", "no-such-model"]) == 1
-    actions = _rows(settings, "model_promotions", ["action", "reason"])
+    actions = _history(settings)[["action", "reason"]]
     assert actions["action"].tolist()[-2:] == ["rollback", "manual_promote"]
     assert actions["reason"].tolist()[-2] == "test"
 
@@ -138,26 +144,35 @@ def test_model_commands_list_promote_and_roll_back(world, capsys):
 def test_a_failed_training_leaves_the_champion_scoring(world):
     settings = world["settings"]
     champion_id = _champion_id(settings)
-    broken = dataclasses.replace(load_training_config(), algorithms=("no_such_algorithm",))
+    config = load_training_config()
+    # LightGBM itself refuses the parameters: a real training failure
+    broken = dataclasses.replace(
+        config, algorithms=("lgbm_binary",), lgbm_binary_params={**config.lgbm_binary_params, "num_leaves": 1}
+    )
     stage = _stage(settings)
     outcome = pipeline.train_models(stage, broken, NEVER, forced=True)
     assert outcome.status == "failed" and _champion_id(settings) == champion_id
-    assert _train_message(settings, stage.run_id)[0] == "failed"
+    status, message = _train_message(settings, stage.run_id)
+    assert status == "failed" and "num_leaves" in message
     pipeline.score_candidates(stage)
-    assert set(_rows(settings, "offer_scores", ["model_id"])["model_id"]) == {champion_id}
+    scores = _rows(settings, "offer_scores", ["score_date", "model_id"])
+    assert set(scores.loc[scores["score_date"] > world["too_early"], "model_id"]) == {champion_id}
 
 
 def test_an_unusable_champion_falls_back_to_the_heuristic_and_forces_retraining(world):
     settings = world["settings"]
     with data.connect(settings) as conn:
         record = data.champion_model(conn, settings.ml_schema)
-        stale = dataclasses.replace(record, model_id="stale", features=[*record.features, "dropped_feature"])
+        stale = dataclasses.replace(
+            record, model_id="stale", status="candidate", features=[*record.features, "dropped_feature"]
+        )
         data.register_model(conn, settings.ml_schema, stale)
         data.promote_model(conn, settings.ml_schema, "stale", action="manual_promote", reason="test")
     stage = _stage(settings)
     counts = pipeline.score_candidates(stage)
-    scores = _rows(settings, "offer_scores", ["ranked_by"])
-    assert counts["rows_written"] == len(scores) and set(scores["ranked_by"]) == {"heuristic"}
+    scores = _rows(settings, "offer_scores", ["score_date", "ranked_by"])
+    today = scores[scores["score_date"] > world["too_early"]]
+    assert counts["rows_written"] == len(today) and set(today["ranked_by"]) == {"heuristic"}
     outcome = pipeline.train_models(_stage(settings), load_training_config(), NEVER)
     assert outcome.status == "trained" and "cannot score today's candidates" in outcome.reason
     assert outcome.promoted and _champion_id(settings) != "stale"
