@@ -19,9 +19,11 @@ import sys
 import time
 from pathlib import Path
 
+from world_options import add_world_options, world_params
+
 from ml import data
 from ml.config import PROFILES_DIR, WAREHOUSE_DIR, load_settings
-from ml.generate import GeneratorParams, generate_all
+from ml.generate import generate_all
 
 
 def _dbt_run(as_of: dt.date, *flags: str) -> tuple[float, list[tuple[str, float]]]:
@@ -41,16 +43,9 @@ def _dbt_run(as_of: dt.date, *flags: str) -> tuple[float, list[tuple[str, float]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    defaults = GeneratorParams()
-    parser.add_argument("--customers", type=int, default=20_000)
-    parser.add_argument("--products", type=int, default=1_000)
-    parser.add_argument("--offers", type=int, default=200)
-    parser.add_argument("--days", type=int, default=defaults.days)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    add_world_options(parser, customers=20_000, offers=200)
     args = parser.parse_args()
-    params = GeneratorParams(
-        customers=args.customers, products=args.products, offers=args.offers, days=args.days, seed=args.seed
-    )
+    params = world_params(args)
     frames, _ = generate_all(params)
     with data.connect(load_settings()) as conn, conn.transaction():
         counts = data.replace_raw_tables(conn, load_settings().raw_schema, frames)

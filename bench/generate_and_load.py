@@ -13,9 +13,11 @@ import argparse
 import resource
 import time
 
+from world_options import add_world_options, world_params
+
 from ml import data
 from ml.config import load_settings
-from ml.generate import GeneratorParams, generate_all
+from ml.generate import generate_all
 
 
 def _peak_rss_mb() -> float:
@@ -24,16 +26,9 @@ def _peak_rss_mb() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    defaults = GeneratorParams()
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--products", type=int, default=1_000)
-    parser.add_argument("--offers", type=int, default=300)
-    parser.add_argument("--days", type=int, default=defaults.days)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    add_world_options(parser, customers=100_000, offers=300)
     args = parser.parse_args()
-    params = GeneratorParams(
-        customers=args.customers, products=args.products, offers=args.offers, days=args.days, seed=args.seed
-    )
+    params = world_params(args)
     settings = load_settings()
 
     started = time.perf_counter()

@@ -20,14 +20,15 @@ import sys
 import time
 from pathlib import Path
 
-from ml.calibrate import fit_calibrator
-from ml.models import FeatureSpec, fit_model
+from world_options import add_world_options, world_params
 
 from ml import data, pipeline
+from ml.calibrate import fit_calibrator
 from ml.config import PROFILES_DIR, WAREHOUSE_DIR, load_settings, load_training_config
 from ml.evaluate import metric_label, window_metrics
 from ml.features import TRAINING_MODEL, DbtManifest
-from ml.generate import GeneratorParams, generate_all
+from ml.generate import generate_all
+from ml.models import FeatureSpec, fit_model
 from ml.train import temporal_split
 
 COLUMNS = ("ndcg@5", "ndcg@10", "roc_auc", "log_loss", "brier", "ece")
@@ -46,16 +47,9 @@ def _build_marts(as_of_date: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    defaults = GeneratorParams()
-    parser.add_argument("--customers", type=int, default=45_000)
-    parser.add_argument("--products", type=int, default=1_000)
-    parser.add_argument("--offers", type=int, default=200)
-    parser.add_argument("--days", type=int, default=defaults.days)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    add_world_options(parser, customers=45_000, offers=200)
     args = parser.parse_args()
-    params = GeneratorParams(
-        customers=args.customers, products=args.products, offers=args.offers, days=args.days, seed=args.seed
-    )
+    params = world_params(args)
     settings = load_settings()
     config = load_training_config()
     frames, truth = generate_all(params)
