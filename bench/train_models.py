@@ -89,7 +89,7 @@ def main() -> None:
             calibrator.predict(raw),
         )
         results[algorithm] = {metric_label(row["metric"], row["k"]): row["value"] for row in rows}
-        print(f"{algorithm:<18}{seconds:8.1f}{size_mb:9.2f}")
+        print(f"{algorithm:<18}{seconds:8.1f}{size_mb:9.3f}")
     for name, rows in references.items():
         results[name] = {metric_label(row["metric"], row["k"]): row["value"] for row in rows}
 

@@ -28,11 +28,12 @@ alter table {schema}.model_registry
 create unique index if not exists model_registry_single_champion
     on {schema}.model_registry (status) where status = 'champion';
 
--- Every change of champion, newest last: who held the title when, and why.
+-- Every change of champion, newest last: who held the title when, and why. The references to the
+-- registry are checked when a transaction commits, as every write here is one transaction.
 create table if not exists {schema}.model_promotions (
     promoted_at timestamptz not null default clock_timestamp(),
-    model_id text not null references {schema}.model_registry (model_id),
-    previous_model_id text references {schema}.model_registry (model_id),
+    model_id text not null references {schema}.model_registry (model_id) deferrable initially deferred,
+    previous_model_id text references {schema}.model_registry (model_id) deferrable initially deferred,
     action text not null check (action in ('promote', 'manual_promote', 'rollback')),
     reason text not null,
     run_date date,                           -- the as-of date of the run that promoted it (null: by hand)
@@ -42,7 +43,7 @@ create table if not exists {schema}.model_promotions (
 -- Global importance of each feature per model: gain and split counts for LightGBM, mean
 -- |contribution| for logistic regression.
 create table if not exists {schema}.feature_importance (
-    model_id text not null references {schema}.model_registry (model_id),
+    model_id text not null references {schema}.model_registry (model_id) deferrable initially deferred,
     feature text not null,
     importance_type text not null,
     importance double precision not null,

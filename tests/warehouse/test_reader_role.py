@@ -26,7 +26,7 @@ WRITES = {
     "insert": "insert into {table} select * from {table} where false",
     "update": "update {table} set {column} = {column}",
     "delete": "delete from {table}",
-    "truncate": "truncate {table}",
+    "truncate": "truncate {table} cascade",  # cascade: the registry's history references it
 }
 
 
