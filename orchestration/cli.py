@@ -10,14 +10,17 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ml import data, embedded_db, load
 from ml.config import PROJECT_ROOT, Settings, load_settings
 from ml.generate import GeneratorParams, generate_all
-from ml.pipeline import ORACLE_MODEL_ID, RunSummary
 from ml.registry import rollback_target
+
+if TYPE_CHECKING:
+    from ml.pipeline import RunSummary
 
 
 def _ensure_database(settings: Settings) -> None:
@@ -158,6 +161,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_metrics(summary: RunSummary) -> None:
     """The validation window's metrics of every scorer of the run date, champion first, oracle last."""
+    from ml.pipeline import ORACLE_MODEL_ID  # the model libraries load only for commands that need them
+
     if not summary.validation_metrics:
         return
     scorers = sorted(
