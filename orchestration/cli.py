@@ -182,6 +182,9 @@ def _cell(value: float | None) -> str:
     return "-" if value is None or value != value else f"{value:.4f}"
 
 
+LISTED_METRICS = ("ndcg@5", "ndcg@10", "roc_auc", "log_loss", "ece")
+
+
 def cmd_model(args: argparse.Namespace, settings: Settings) -> int:
     _ensure_database(settings)
     schema = settings.ml_schema
@@ -189,7 +192,10 @@ def cmd_model(args: argparse.Namespace, settings: Settings) -> int:
         data.ensure_ml_tables(conn, schema, settings.reader_role)
         if args.action == "list":
             models = data.list_models(conn, schema)
-            with pd.option_context("display.width", 200, "display.max_columns", None, "display.max_colwidth", 60):
+            if not models.empty:  # the validation metrics as columns, not a JSON blob
+                metrics = pd.DataFrame(models.pop("metrics").tolist(), index=models.index)
+                models = models.join(metrics[[m for m in LISTED_METRICS if m in metrics]].astype(float).round(4))
+            with pd.option_context("display.width", 250, "display.max_columns", None, "display.max_colwidth", 60):
                 print(models.to_string(index=False) if not models.empty else "no models registered")
                 history = data.promotion_history(conn, schema)
                 if not history.empty:
