@@ -136,6 +136,9 @@ class TrainingConfig:
     # never sampled.
     negatives_per_positive: float | None = None
     algorithms: tuple[str, ...] = ALGORITHMS  # the candidates trained each run
+    # Feature drift compares at most this many training examples with as many of today's
+    # candidates (each a deterministic sample by key hash), so its memory does not grow with the data.
+    drift_sample_rows: int = 200_000
     primary_metric: str = "ndcg@5"  # the champion is the candidate best on this validation metric
     tiebreak_metric: str = "roc_auc"
     calibration: str = "platt"  # how raw scores become probabilities, fitted on the tune window
@@ -156,7 +159,7 @@ class TrainingConfig:
     logreg_params: dict[str, object] = field(default_factory=lambda: {"C": 1.0, "max_iter": 1000, "tol": 1e-6})
 
     def __post_init__(self) -> None:
-        for name in ("valid_days", "tune_days"):
+        for name in ("valid_days", "tune_days", "drift_sample_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.negatives_per_positive is not None and self.negatives_per_positive <= 0:

@@ -263,11 +263,22 @@ def read_relation(
     where: sql.Composable | None = None,
     params: QueryParams = None,
     order_by: Sequence[str] = (),
+    sample: tuple[Sequence[str], int] | None = None,
 ) -> pd.DataFrame:
-    """Read `columns` of a table or view, optionally filtered and ordered, with COPY."""
+    """Read `columns` of a table or view, optionally filtered, sampled and ordered, with COPY.
+
+    `sample = (key columns, n)` keeps at most n rows: those with the smallest md5 of their key
+    (ties by the key). Whether a row is kept depends on its key alone, not on the table's order or
+    size, so the same rows give the same sample; PostgreSQL keeps only n rows in memory for it.
+    """
     query = sql.SQL("select {} from {}").format(sql.SQL(", ").join(map(sql.Identifier, columns)), relation)
     if where is not None:
         query = sql.SQL("{} where {}").format(query, where)
+    if sample is not None:
+        keys = sql.SQL(", ").join(map(sql.Identifier, sample[0]))
+        query = sql.SQL("select * from ({} order by md5(concat_ws('|', {})), {} limit {}) as sampled").format(
+            query, keys, keys, sql.Literal(sample[1])
+        )
     if order_by:
         query = sql.SQL("{} order by {}").format(query, sql.SQL(", ").join(map(sql.Identifier, order_by)))
     return copy_out(conn, query, params)
@@ -529,6 +540,35 @@ def validation_metrics(conn: psycopg.Connection, schema: str, as_of_date: dt.dat
     return metrics
 
 
+def replace_feature_drift(conn: psycopg.Connection, schema: str, as_of_date: dt.date, frame: pd.DataFrame) -> int:
+    """Replace one date's feature drift rows with `frame` (possibly empty), in one transaction."""
+    table = sql.Identifier(schema, "feature_drift")
+    with conn.transaction():
+        conn.execute(sql.SQL("delete from {} where as_of_date = %s").format(table), (as_of_date,))
+        return copy_in(conn, table, frame.assign(as_of_date=as_of_date))
+
+
+def drift_signal(conn: psycopg.Connection, schema: str, as_of_date: dt.date) -> float | None:
+    """The drift signal of a run date: its largest feature PSI, or None when none was measured."""
+    (value,) = conn.execute(
+        sql.SQL("select max(psi) from {} where as_of_date = %s").format(sql.Identifier(schema, "feature_drift")),
+        (as_of_date,),
+    ).fetchone()
+    return value
+
+
+def largest_drifts(conn: psycopg.Connection, schema: str, as_of_date: dt.date, limit: int = 5) -> pd.DataFrame:
+    """The run date's `limit` features with the largest PSI: feature, kind, psi, ks, model_id."""
+    return _small_query(
+        conn,
+        sql.SQL(
+            "select feature, kind, psi, ks, model_id from {} where as_of_date = %s and psi is not null"
+            " order by psi desc, feature limit %s"
+        ).format(sql.Identifier(schema, "feature_drift")),
+        (as_of_date, limit),
+    )
+
+
 def replace_explanations(conn: psycopg.Connection, schema: str, score_date: dt.date, frame: pd.DataFrame) -> int:
     """Replace one date's recommendation explanations in one transaction."""
     table = sql.Identifier(schema, "recommendation_explanations")
@@ -623,6 +663,7 @@ OUTPUT_TABLES: dict[str, str | None] = {
     "model_promotions": None,
     "feature_importance": None,
     "eval_metrics": "as_of_date",
+    "feature_drift": "as_of_date",
     "offer_scores": "score_date",
     "recommendations": "score_date",
     "recommendation_explanations": "score_date",

@@ -24,6 +24,7 @@ from psycopg import sql
 from ml import data, heuristic
 from ml.calibrate import Calibrator, fit_calibrator
 from ml.config import ModelPolicy, Settings, TrainingConfig, code_version
+from ml.drift import DRIFT_COLUMNS, feature_drift
 from ml.evaluate import metric_label, select_best, window_metrics
 from ml.explain import top_contributions
 from ml.features import CANDIDATES_MODEL, RUN_DATE_MODEL, TRAINING_MODEL, DbtManifest
@@ -86,8 +87,10 @@ def read_examples(
     manifest: DbtManifest,
     features: list[str],
     shown_dates: tuple[dt.date, dt.date] = (dt.date.min, dt.date.max),
+    sample_rows: int | None = None,
 ) -> pd.DataFrame:
-    """The training examples shown within `shown_dates` whose label was known on the run date.
+    """The training examples shown within `shown_dates` whose label was known on the run date
+    (at most `sample_rows` of them, a deterministic sample by impression_id: `data.read_relation`).
 
     fct_training_examples is incremental: after a replay of an earlier date it also holds the
     examples of later runs, which this run must not see.
@@ -100,6 +103,7 @@ def read_examples(
         where=sql.SQL("shown_date between %s and %s"),
         params=(shown_dates[0], min(shown_dates[1], last_labelled_shown_date)),
         order_by=["impression_id"],
+        sample=None if sample_rows is None else (["impression_id"], sample_rows),
     )
 
 
@@ -175,6 +179,85 @@ def _champion(conn: psycopg.Connection, stage: StageRun) -> Champion:
 def _model_id(algorithm: str, as_of: dt.date, model_text: str) -> str:
     # Content-addressed: re-training on the same data gives the same model and the same id.
     return f"{algorithm}_{as_of:%Y%m%d}_{hashlib.sha256(model_text.encode()).hexdigest()[:10]}"
+
+
+# --- feature drift ------------------------------------------------------------------------------------
+
+FEATURE_DRIFT_COLUMNS = [*DRIFT_COLUMNS, "model_id", "reference_start_date", "reference_end_date"]
+
+
+def measure_drift(stage: StageRun, config: TrainingConfig) -> pd.DataFrame:
+    """Measure how far today's scoring candidates have drifted from the champion's training
+    examples, feature by feature (`ml.drift`), and replace the run date's `feature_drift` rows.
+
+    The reference is the champion's training window of fct_training_examples, the current
+    population the run date's fct_scoring_candidates, each a deterministic sample of at most
+    `config.drift_sample_rows` rows (by md5 of impression_id, and of customer_id|offer_id). With
+    no champion there is nothing to compare and the date has no rows. A failure is logged and
+    returns an empty frame: drift must not stop the day's training and scoring.
+    """
+    with data.connect(stage.settings) as conn:
+        data.ensure_ml_tables(conn, stage.schema, stage.settings.reader_role)
+        as_of = run_date(conn, stage.manifest)
+        with data.recorded_stage(conn, stage.schema, stage.run_id, "drift", as_of) as log:
+            empty = pd.DataFrame(columns=FEATURE_DRIFT_COLUMNS)
+            try:
+                drift = _champion_drift(conn, stage, config, as_of)
+            except Exception as err:  # the policy then decides without a drift signal
+                log.failed, log.message = True, f"{type(err).__name__}: {err}"[:2000]
+                return empty
+            if drift is None:
+                data.replace_feature_drift(conn, stage.schema, as_of, empty)
+                log.message = "no champion: nothing to compare"
+                return empty
+            log.counts["rows_written"] = data.replace_feature_drift(conn, stage.schema, as_of, drift)
+            log.message = _drift_message(drift)
+    return drift
+
+
+def _champion_drift(
+    conn: psycopg.Connection, stage: StageRun, config: TrainingConfig, as_of: dt.date
+) -> pd.DataFrame | None:
+    record = data.champion_model(conn, stage.schema)
+    if record is None:
+        return None
+    # A feature gone from the marts cannot be compared (and makes the policy retrain anyway).
+    available = set(stage.manifest.feature_columns(TRAINING_MODEL))
+    features = [name for name in record.features if name in available]
+    window = (record.train_start_date, record.train_end_date)
+    reference = read_examples(conn, stage.manifest, features, window, sample_rows=config.drift_sample_rows)
+    current = data.read_relation(
+        conn,
+        stage.manifest.relation(CANDIDATES_MODEL),
+        list(dict.fromkeys(["customer_id", "offer_id", *features])),
+        where=sql.SQL("as_of_date = %s"),
+        params=(as_of,),
+        sample=(["customer_id", "offer_id"], config.drift_sample_rows),
+    )
+    drift = feature_drift(reference, current, features, list(record.categorical_features or ()))
+    return drift.assign(model_id=record.model_id, reference_start_date=window[0], reference_end_date=window[1])[
+        FEATURE_DRIFT_COLUMNS
+    ]
+
+
+def _drift_message(drift: pd.DataFrame) -> str:
+    measured = drift.dropna(subset=["psi"])
+    model_id = drift["model_id"].iloc[0] if len(drift) else None
+    if measured.empty:
+        return f"no drift measurable against champion {model_id} (an empty sample)"
+    top = measured.loc[measured["psi"].idxmax()]
+    ks = "" if pd.isna(top["ks"]) else f", KS {top['ks']:.3f}"
+    return (
+        f"largest drift {top['feature']}: PSI {top['psi']:.3f}{ks} ({len(measured)} features,"
+        f" {top['n_current']:,} candidates against {top['n_reference']:,} training examples of champion {model_id})"
+    )
+
+
+def drift_signal(stage: StageRun) -> float | None:
+    """The run date's drift signal for the retraining policy: its largest feature PSI (None: unmeasured)."""
+    with data.connect(stage.settings) as conn:
+        data.ensure_ml_tables(conn, stage.schema, stage.settings.reader_role)
+        return data.drift_signal(conn, stage.schema, run_date(conn, stage.manifest))
 
 
 # --- training, selection and promotion ------------------------------------------------------------
@@ -550,6 +633,7 @@ class RunSummary:
     table_rows: dict[str, int]  # rows of the run date in each output table
     champion_id: str | None
     validation_metrics: dict[str, dict[str, float]]  # scorer -> metric -> value, on the run date's window
+    largest_drifts: pd.DataFrame  # the run date's 5 features with the largest PSI: feature, kind, psi, ks, model_id
 
 
 def run_summary(settings: Settings, run_id: str) -> RunSummary:
@@ -565,4 +649,5 @@ def run_summary(settings: Settings, run_id: str) -> RunSummary:
             table_rows=data.output_row_counts(conn, settings.ml_schema, as_of),
             champion_id=champion.model_id if champion else None,
             validation_metrics=data.validation_metrics(conn, settings.ml_schema, as_of) if as_of else {},
+            largest_drifts=data.largest_drifts(conn, settings.ml_schema, as_of) if as_of else pd.DataFrame(),
         )

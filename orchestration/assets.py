@@ -79,6 +79,25 @@ TRAINING_EXAMPLES = _model_key(TRAINING_MODEL)
 SCORING_CANDIDATES = _model_key(CANDIDATES_MODEL)
 
 
+@asset(key=["ml", "feature_drift"], deps=[SCORING_CANDIDATES, TRAINING_EXAMPLES, RUN_DATE], group_name="ml")
+def feature_drift(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """How far today's candidates have drifted from the champion's training examples (PSI and KS
+    per feature), measured before training: the largest PSI is the retraining policy's drift signal."""
+    drift = pipeline.measure_drift(_stage(context, warehouse), load_training_config())
+    measured = drift.dropna(subset=["psi"]).sort_values("psi", ascending=False)
+    context.log.info(
+        "feature drift: "
+        + (", ".join(f"{row.feature} {row.psi:.3f}" for row in measured.head(5).itertuples()) or "nothing measured")
+    )
+    metadata: dict[str, object] = {"features": len(drift)}
+    if len(measured):
+        metadata.update(max_psi=float(measured["psi"].iloc[0]), max_psi_feature=str(measured["feature"].iloc[0]))
+    return MaterializeResult(metadata=metadata)
+
+
+FEATURE_DRIFT = AssetKey(["ml", "feature_drift"])
+
+
 class TrainConfig(Config):
     """Run-time options of training."""
 
@@ -90,7 +109,8 @@ class TrainConfig(Config):
     specs=[
         AssetSpec(
             ["ml", "model_registry"],
-            deps=[TRAINING_EXAMPLES, RUN_DATE],
+            # after feature_drift: its measure of today against the champion can trigger retraining
+            deps=[FEATURE_DRIFT, TRAINING_EXAMPLES, RUN_DATE],
             description="Every trained model with its windows, features, provenance, calibration and metrics.",
         ),
         AssetSpec(["ml", "model_promotions"], description="Every change of champion, with its reason."),
@@ -103,12 +123,15 @@ def model_registry(context: AssetExecutionContext, warehouse: WarehouseResource,
     for): fits logistic regression, LightGBM binary and LambdaRank, compares them with the
     champion on the same validation window and promotes the best by the margin. Training that
     fails or is skipped is logged and leaves the champion (or the heuristic) serving."""
+    stage = _stage(context, warehouse)
+    drift = pipeline.drift_signal(stage)
     outcome = pipeline.train_models(
-        _stage(context, warehouse), load_training_config(), load_model_policy(), forced=config.retrain
+        stage, load_training_config(), load_model_policy(), forced=config.retrain, drift=drift
     )
     context.log.info(f"training {outcome.status}: {outcome.reason}")
     metadata = {
         "status": outcome.status,
+        "drift_signal": "not measured" if drift is None else drift,
         "reason": outcome.reason,
         "champion": outcome.champion_id or "none (heuristic ranking)",
         "promoted": outcome.promoted,

@@ -156,6 +156,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     for table, rows in summary.table_rows.items():
         print(f"  {table:<28} {rows:>10,}")
     _print_metrics(summary)
+    _print_drift(summary)
     return 0 if result.success else 1
 
 
@@ -176,6 +177,24 @@ def _print_metrics(summary: RunSummary) -> None:
         values = summary.validation_metrics[name]
         cells = "".join(f"{_cell(values.get(metric)):>10}" for metric in metrics)
         print(f"  {name + (' *' if name == summary.champion_id else ''):<34}{cells}")
+
+
+def _print_drift(summary: RunSummary) -> None:
+    """The run date's largest feature drifts against the champion's training data, and the threshold."""
+    from ml.config import load_model_policy
+
+    threshold = load_model_policy().drift_threshold
+    drifts = summary.largest_drifts
+    if drifts.empty:
+        print(f"feature drift of {summary.run_date}: not measured (retraining above PSI {threshold})")
+        return
+    print(
+        f"feature drift of {summary.run_date} against champion {drifts['model_id'].iloc[0]}'s training data"
+        f" (retraining above PSI {threshold}):"
+    )
+    print(f"  {'feature':<34}{'psi':>10}{'ks':>10}")
+    for row in drifts.itertuples():
+        print(f"  {row.feature:<34}{_cell(row.psi):>10}{_cell(row.ks):>10}")
 
 
 def _cell(value: float | None) -> str:

@@ -4,6 +4,7 @@ from dagster import AssetSelection, Definitions, define_asset_job
 
 from orchestration.assets import (
     eval_metrics,
+    feature_drift,
     model_registry,
     offer_scores,
     recommendation_explanations,
@@ -15,7 +16,15 @@ from orchestration.resources import build_resources
 DAILY_JOB = "daily_run"
 
 defs = Definitions(
-    assets=[warehouse_models, model_registry, eval_metrics, offer_scores, recommendations, recommendation_explanations],
+    assets=[
+        warehouse_models,
+        feature_drift,
+        model_registry,
+        eval_metrics,
+        offer_scores,
+        recommendations,
+        recommendation_explanations,
+    ],
     jobs=[
         define_asset_job(
             DAILY_JOB,

@@ -108,6 +108,25 @@ create table if not exists {schema}.eval_metrics (
 create unique index if not exists eval_metrics_as_of_grain
     on {schema}.eval_metrics (as_of_date, model_id, split, metric, k) nulls not distinct;
 
+-- Feature drift per run date: today's scoring candidates against the champion's training
+-- examples (ml/drift.py), measured before training; the date's largest PSI is the drift signal of
+-- the retraining policy.
+create table if not exists {schema}.feature_drift (
+    as_of_date date not null,                -- the run date whose candidates were compared
+    model_id text not null,                  -- the champion whose training window is the reference
+    feature text not null,
+    kind text not null check (kind in ('numeric', 'categorical')),
+    psi double precision,                    -- population stability index; null when a sample is empty
+    ks double precision,                     -- two-sample Kolmogorov-Smirnov statistic; null for categorical
+    n_reference bigint not null,             -- rows in the (sampled) reference
+    n_current bigint not null,               -- rows in the (sampled) current population
+    reference_null_fraction double precision,
+    current_null_fraction double precision,
+    reference_start_date date not null,      -- the champion's training window (impression dates, inclusive)
+    reference_end_date date not null,
+    primary key (as_of_date, model_id, feature)
+);
+
 create table if not exists {schema}.pipeline_runs (
     run_id text not null,                    -- the Dagster run id
     run_date date,                           -- the as-of date the run was for (null if it failed before knowing)

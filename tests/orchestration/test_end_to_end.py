@@ -26,6 +26,7 @@ GRAINS = {
     "recommendations": ["score_date", "customer_id", "rank"],
     "recommendation_explanations": ["score_date", "customer_id", "offer_id", "feature"],
     "eval_metrics": ["as_of_date", "model_id", "split", "metric", "k"],
+    "feature_drift": ["as_of_date", "model_id", "feature"],
     "pipeline_runs": ["run_id", "step"],
 }
 
@@ -40,7 +41,9 @@ def _checksums(settings: Settings) -> dict[str, tuple[int, str]]:
                 ).format(sql.Identifier(settings.ml_schema, table))
             ).fetchone()
             for table in GRAINS
-            if table != "pipeline_runs"  # an audit log: every run adds its own rows
+            # pipeline_runs is an audit log: every run adds its own rows; feature_drift compares with
+            # the champion, which the first run of a fresh database does not have yet
+            if table not in ("pipeline_runs", "feature_drift")
         }
 
 
@@ -50,9 +53,17 @@ def demo_run(server: Settings, generated_world, dbt_manifest) -> dict:
     load_generated(settings, *generated_world)
     assert cli.main(["run"]) == 0
     first = _checksums(settings)
+    first_drift = _drift_rows(settings)
     # forced: the re-run retrains too, whatever the weekday, and must find the same models
     assert cli.main(["run", "--retrain"]) == 0
-    return {"settings": settings, "first": first, "second": _checksums(settings)}
+    return {"settings": settings, "first": first, "second": _checksums(settings), "first_drift": first_drift}
+
+
+def _drift_rows(settings: Settings) -> int:
+    with data.connect(settings) as conn:
+        return conn.execute(
+            sql.SQL("select count(*) from {}").format(sql.Identifier(settings.ml_schema, "feature_drift"))
+        ).fetchone()[0]
 
 
 def test_every_output_table_is_written_with_its_grain(demo_run):
@@ -231,8 +242,39 @@ def test_every_stage_is_logged(demo_run):
         ).fetchall()
     assert len(runs) == 2
     for _, steps, all_succeeded in runs:
-        # evaluate and score both follow train, in either order
-        assert steps[:2] == ["dbt_build", "train"]
+        # drift comes before train (it can trigger it); evaluate and score both follow train, in either order
+        assert steps[:3] == ["dbt_build", "drift", "train"]
         assert sorted(steps[2:]) == ["evaluate", "explain", "recommend", "score"]
         assert steps.index("explain") > steps.index("recommend") > steps.index("score")
         assert all_succeeded
+
+
+def test_the_second_run_measures_drift_of_every_champion_feature(demo_run):
+    settings = demo_run["settings"]
+    assert demo_run["first_drift"] == 0  # the first run of a fresh database has no champion to compare with
+    with data.connect(settings) as conn:
+        champion = data.champion_model(conn, settings.ml_schema)
+        drift = _table(
+            conn,
+            settings,
+            "feature_drift",
+            ["as_of_date", "model_id", "feature", "kind", "psi", "ks", "n_reference", "n_current",
+             "reference_start_date", "reference_end_date"],
+        )  # fmt: skip
+        messages = conn.execute(
+            sql.SQL("select message from {} where step = 'drift' order by started_at").format(
+                sql.Identifier(settings.ml_schema, "pipeline_runs")
+            )
+        ).fetchall()
+    assert sorted(drift["feature"]) == sorted(champion.features)
+    assert set(drift["model_id"]) == {champion.model_id} and drift["as_of_date"].nunique() == 1
+    assert (drift["psi"] >= 0).all()
+    numeric = drift["kind"] == "numeric"
+    assert set(drift.loc[~numeric, "feature"]) == set(champion.categorical_features)
+    assert drift.loc[numeric, "ks"].between(0, 1).all() and drift.loc[~numeric, "ks"].isna().all()
+    assert (drift["n_reference"] > 0).all() and (drift["n_current"] > 0).all()
+    assert set(drift["reference_start_date"]) == {champion.train_start_date}
+    assert set(drift["reference_end_date"]) == {champion.train_end_date}
+    top = drift.loc[drift["psi"].idxmax()]
+    assert len(messages) == 2 and messages[0][0] == "no champion: nothing to compare"
+    assert messages[1][0].startswith(f"largest drift {top.feature}: PSI {top.psi:.3f}")

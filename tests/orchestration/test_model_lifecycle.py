@@ -176,3 +176,48 @@ def test_an_unusable_champion_falls_back_to_the_heuristic_and_forces_retraining(
     outcome = pipeline.train_models(_stage(settings), load_training_config(), NEVER)
     assert outcome.status == "trained" and "cannot score today's candidates" in outcome.reason
     assert outcome.promoted and _champion_id(settings) != "stale"
+
+
+def _last_run_steps(settings: Settings) -> dict[str, tuple[str, str, dt.date]]:
+    """step -> (status, message, run_date) of the latest run."""
+    with data.connect(settings) as conn:
+        rows = conn.execute(
+            sql.SQL(
+                "select step, status, message, run_date from {table} where run_id ="
+                " (select run_id from {table} order by started_at desc limit 1)"
+            ).format(table=sql.Identifier(settings.ml_schema, "pipeline_runs"))
+        ).fetchall()
+    return {step: (status, message, run_date) for step, status, message, run_date in rows}
+
+
+def test_feature_drift_above_the_threshold_triggers_retraining(world, monkeypatch):
+    settings = world["settings"]
+    champion_id = _champion_id(settings)
+    # The daily job: the feature_drift asset measures today's candidates against the champion, and
+    # the model_registry asset hands the date's largest PSI to the policy.
+    monkeypatch.setenv("OFFERRANK_RETRAIN_ON", "never")
+    monkeypatch.setenv("OFFERRANK_DRIFT_THRESHOLD", "0")
+    assert cli.main(["run"]) == 0
+    steps = _last_run_steps(settings)
+    as_of = steps["train"][2]
+    with data.connect(settings) as conn:
+        signal = data.drift_signal(conn, settings.ml_schema, as_of)
+    drift = _rows(settings, "feature_drift", ["as_of_date", "model_id", "psi"])
+    assert set(drift.loc[drift["as_of_date"] == as_of, "model_id"]) == {champion_id}
+    assert signal is not None and signal > 0
+    assert steps["drift"][0] == "success" and steps["drift"][1].startswith("largest drift")
+    assert steps["train"][0] == "success"
+    assert steps["train"][1].startswith(f"trained because feature drift {signal:.3f} exceeds the threshold 0.0")
+
+    # The same measure under a threshold far above it: the champion stays, untrained.
+    stage = _stage(settings)
+    measured = pipeline.measure_drift(stage, load_training_config())
+    assert measured["psi"].max() == pytest.approx(pipeline.drift_signal(stage))
+    lenient = ModelPolicy(retrain_weekdays=frozenset(), drift_threshold=1e6)
+    outcome = pipeline.train_models(stage, load_training_config(), lenient, drift=pipeline.drift_signal(stage))
+    assert outcome.status == "skipped" and "is current" in outcome.reason
+    strict = ModelPolicy(retrain_weekdays=frozenset(), drift_threshold=0.0)
+    outcome = pipeline.train_models(_stage(settings), load_training_config(), strict, drift=measured["psi"].max())
+    assert (
+        outcome.status == "trained" and "feature drift" in outcome.reason and "exceeds the threshold" in outcome.reason
+    )

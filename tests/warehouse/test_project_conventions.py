@@ -142,6 +142,7 @@ FRESH_SOURCES = [
     "ml.recommendations",
     "ml.recommendation_explanations",
     "ml.eval_metrics",
+    "ml.feature_drift",
     "ml.pipeline_runs",
 ]
 WEEKLY = {"ml.model_registry": "pass", "ml.feature_importance": "pass"}
@@ -176,6 +177,7 @@ ML_ROWS = {
     ),
     "feature_importance": "values ('m', 'f', 'gain', 1.0, 1)",
     "eval_metrics": "values (%(day)s, 'm', 'valid', 'roc_auc', null, 0.5, 1, null, %(day)s, %(day)s)",
+    "feature_drift": "values (%(day)s, 'm', 'f', 'numeric', 0.1, 0.05, 1, 1, 0, 0, %(day)s, %(day)s)",
     "offer_scores": "(score_date, customer_id, offer_id, model_id, score, rank) values (%(day)s, 1, 1, 'm', 0.5, 1)",
     "recommendation_explanations": "values (%(day)s, 1, 1, 'f', 'm', 0.5, 1, '1')",
     "recommendations": (

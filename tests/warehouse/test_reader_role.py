@@ -81,6 +81,7 @@ def warehouse(server: Settings, generated_world, dbt_manifest) -> Iterator[Wareh
         dbt("run")
     outcome = pipeline.train_models(stage, TrainingConfig(), ModelPolicy())
     assert outcome.promoted, outcome.reason
+    pipeline.measure_drift(stage, TrainingConfig())  # a daily run measures before training; it needs a champion
     pipeline.evaluate_champion(stage, TrainingConfig())
     pipeline.score_candidates(stage)
     pipeline.write_recommendations(stage)
