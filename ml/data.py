@@ -529,6 +529,26 @@ def validation_metrics(conn: psycopg.Connection, schema: str, as_of_date: dt.dat
     return metrics
 
 
+def date_rows(conn: psycopg.Connection, schema: str, table: str, key_column: str, key: object) -> pd.DataFrame:
+    """Every column of the rows of ml table `table` whose `key_column` equals `key`; no rows when the
+    table does not exist yet (a stage that writes it has not run)."""
+    relation = sql.Identifier(schema, table)
+    if conn.execute("select to_regclass(%s)", (relation.as_string(conn),)).fetchone()[0] is None:
+        return pd.DataFrame()
+    return copy_out(
+        conn, sql.SQL("select * from {} where {} = %s").format(relation, sql.Identifier(key_column)), (key,)
+    )
+
+
+def ranking_model(conn: psycopg.Connection, schema: str, score_date: dt.date) -> str | None:
+    """The model (or 'heuristic') that ranked one date's recommendations; None before they exist."""
+    row = conn.execute(
+        sql.SQL("select min(model_id) from {} where score_date = %s").format(sql.Identifier(schema, "recommendations")),
+        (score_date,),
+    ).fetchone()
+    return row[0]
+
+
 def replace_explanations(conn: psycopg.Connection, schema: str, score_date: dt.date, frame: pd.DataFrame) -> int:
     """Replace one date's recommendation explanations in one transaction."""
     table = sql.Identifier(schema, "recommendation_explanations")

@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,7 @@ from ml.explain import top_contributions
 from ml.features import CANDIDATES_MODEL, RUN_DATE_MODEL, TRAINING_MODEL, DbtManifest
 from ml.models import FeatureSpec, RankingModel, fit_model, load_model
 from ml.registry import Decision, promotion_decision, retrain_decision
+from ml.report import ReportData, ScoredWindow, render_html
 from ml.score import score_frame
 from ml.train import NotEnoughDataError, temporal_split
 
@@ -566,3 +568,70 @@ def run_summary(settings: Settings, run_id: str) -> RunSummary:
             champion_id=champion.model_id if champion else None,
             validation_metrics=data.validation_metrics(conn, settings.ml_schema, as_of) if as_of else {},
         )
+
+
+# --- the run report ------------------------------------------------------------------------------------
+
+
+def write_report(
+    stage: StageRun, policy: ModelPolicy, as_of: dt.date | None = None, output: Path | None = None
+) -> Path:
+    """Write the HTML report of `as_of` (default: the run date) and return its path.
+
+    It shows the model that ranked that date's recommendations (before they exist, the champion,
+    or the heuristic when there is no usable one) against the oracle on the date's validation
+    window, every scorer's metrics, the model's feature importance and the date's feature drift.
+    """
+    with data.connect(stage.settings) as conn:
+        as_of = as_of or run_date(conn, stage.manifest)
+        report = _report_data(conn, stage, as_of, policy)
+    path = output or stage.settings.home / "reports" / f"report-{as_of}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(report))
+    return path
+
+
+def _report_data(conn: psycopg.Connection, stage: StageRun, as_of: dt.date, policy: ModelPolicy) -> ReportData:
+    metrics = data.date_rows(conn, stage.schema, "eval_metrics", "as_of_date", as_of)
+    if metrics.empty:
+        raise LookupError(f"no evaluation for {as_of} in {stage.schema}.eval_metrics: run the pipeline for that date")
+    model_id = data.ranking_model(conn, stage.schema, as_of)
+    if model_id is None:
+        champion = _champion(conn, stage)
+        model_id = champion.model_id if champion.scorer is not None else heuristic.HEURISTIC_ID
+    rows = metrics[metrics["model_id"] == model_id]
+    if rows.empty:
+        raise LookupError(f"{stage.schema}.eval_metrics has no rows of {model_id} for {as_of}")
+    window = (rows["window_start_date"].iloc[0], rows["window_end_date"].iloc[0])
+    record = None if model_id == heuristic.HEURISTIC_ID else data.registered_model(conn, stage.schema, model_id)
+    features = list(heuristic.FEATURES) if record is None else record.features
+    examples = read_examples(conn, stage.manifest, features, window)
+    labels = examples["label"].to_numpy()
+    if record is None:
+        prior = float(examples[heuristic.RATE].mean()) if examples[heuristic.RATE].notna().any() else 0.0
+        served = ScoredWindow(model_id, labels, heuristic.raw_scores(examples, prior), None)
+        importance = pd.DataFrame(columns=["feature", "importance_type", "importance"])
+    else:
+        scorer = Scorer.from_record(record)
+        raw = scorer.model.raw_scores(examples)
+        served = ScoredWindow(model_id, labels, raw, scorer.calibrator.predict(raw))
+        importance = data.date_rows(conn, stage.schema, "feature_importance", "model_id", model_id)
+        # LightGBM's gain where there is one; logistic regression's mean |contribution| otherwise
+        kind = "gain" if "gain" in set(importance["importance_type"]) else importance["importance_type"].min()
+        importance = importance[importance["importance_type"] == kind]
+    truth = data.read_true_probabilities(conn, stage.settings.truth_schema, examples["impression_id"])
+    oracle = None
+    if truth is not None:
+        probabilities = examples["impression_id"].map(truth).to_numpy()
+        oracle = ScoredWindow(ORACLE_MODEL_ID, labels, probabilities, probabilities)
+    return ReportData(
+        as_of_date=as_of,
+        model_id=model_id,
+        window=window,
+        metrics=metrics,
+        served=served,
+        oracle=oracle,
+        importance=importance,
+        drift=data.date_rows(conn, stage.schema, "feature_drift", "as_of_date", as_of),
+        drift_threshold=policy.drift_threshold,
+    )

@@ -236,3 +236,21 @@ def test_every_stage_is_logged(demo_run):
         assert sorted(steps[2:]) == ["evaluate", "explain", "recommend", "score"]
         assert steps.index("explain") > steps.index("recommend") > steps.index("score")
         assert all_succeeded
+
+
+def test_the_report_shows_every_plot_of_the_run(demo_run, tmp_path):
+    settings = demo_run["settings"]
+    # the evaluation asset wrote the run date's report; the command writes it anywhere
+    assert list((settings.home / "reports").glob("report-*.html"))
+    output = tmp_path / "report.html"
+    assert cli.main(["report", "--output", str(output)]) == 0
+    page = output.read_text()
+    for title in ("NDCG@k by model", "ROC curve", "Precision-recall curve", "Gain and lift", "Calibration",
+                  "Feature importance"):  # fmt: skip
+        assert f"<h2>{title}</h2>" in page
+    images = page.count('src="data:image/png;base64,')
+    assert images == 6
+    with data.connect(settings) as conn:
+        champion = data.champion_model(conn, settings.ml_schema)
+    assert champion.model_id in page and "oracle" in page
+    assert cli.main(["report", "--date", "2001-01-01", "--output", str(output)]) == 1
