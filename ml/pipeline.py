@@ -1,8 +1,8 @@
 """The daily stages after dbt: train and select, evaluate, score, recommend, explain.
 
 Each stage reads the dbt marts, calls the pure functions of `train`, `models`, `calibrate`,
-`evaluate`, `registry`, `score`, `rerank` and `explain`, writes its `ml` tables through `data`, and logs
-itself to `ml.pipeline_runs`. Dagster assets call these; nothing here imports Dagster.
+`evaluate`, `registry`, `score`, `rerank` and `explain`, writes its `ml` tables through `data`,
+and logs itself to `ml.pipeline_runs`. Dagster assets call these; nothing here imports Dagster.
 
 Training never blocks scoring: when it is skipped by the retraining policy or fails, the
 champion scores the day, and with no usable champion the heuristic ranking does.
