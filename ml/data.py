@@ -487,20 +487,26 @@ def replace_offer_scores(
     return written
 
 
-def replace_recommendations(conn: psycopg.Connection, schema: str, score_date: dt.date, top_k: int) -> int:
-    """Rebuild one date's recommendations as the top `top_k` offers of each customer, atomically."""
-    recommendations = sql.Identifier(schema, "recommendations")
+RECOMMENDATION_COLUMNS = [
+    "score_date",
+    "customer_id",
+    "rank",
+    "offer_id",
+    "score",
+    "model_id",
+    "ranked_by",
+    "score_rank",
+]
+
+
+def replace_recommendations(
+    conn: psycopg.Connection, schema: str, score_date: dt.date, chunks: Iterable[pd.DataFrame]
+) -> int:
+    """Replace one date's recommendations with `chunks` (RECOMMENDATION_COLUMNS), in one transaction."""
+    table = sql.Identifier(schema, "recommendations")
     with conn.transaction():
-        conn.execute(sql.SQL("delete from {} where score_date = %s").format(recommendations), (score_date,))
-        cursor = conn.execute(
-            sql.SQL(
-                "insert into {recommendations} (score_date, customer_id, rank, offer_id, score, model_id, ranked_by)"
-                " select score_date, customer_id, rank, offer_id, score, model_id, ranked_by"
-                " from {scores} where score_date = %s and rank <= %s"
-            ).format(recommendations=recommendations, scores=sql.Identifier(schema, "offer_scores")),
-            (score_date, top_k),
-        )
-    return cursor.rowcount
+        conn.execute(sql.SQL("delete from {} where score_date = %s").format(table), (score_date,))
+        return sum(copy_in(conn, table, chunk[RECOMMENDATION_COLUMNS]) for chunk in chunks)
 
 
 def replace_eval_metrics(conn: psycopg.Connection, schema: str, as_of_date: dt.date, metrics: pd.DataFrame) -> int:

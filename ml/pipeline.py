@@ -1,8 +1,8 @@
 """The daily stages after dbt: train and select, evaluate, score, recommend, explain.
 
 Each stage reads the dbt marts, calls the pure functions of `train`, `models`, `calibrate`,
-`evaluate`, `registry`, `score` and `explain`, writes its `ml` tables through `data`, and logs
-itself to `ml.pipeline_runs`. Dagster assets call these; nothing here imports Dagster.
+`evaluate`, `registry`, `score`, `rerank` and `explain`, writes its `ml` tables through `data`,
+and logs itself to `ml.pipeline_runs`. Dagster assets call these; nothing here imports Dagster.
 
 Training never blocks scoring: when it is skipped by the retraining policy or fails, the
 champion scores the day, and with no usable champion the heuristic ranking does.
@@ -22,7 +22,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from ml import data, heuristic
+from ml import data, heuristic, rerank
 from ml.calibrate import Calibrator, fit_calibrator
 from ml.config import ModelPolicy, Settings, TrainingConfig, code_version
 from ml.evaluate import metric_label, select_best, window_metrics
@@ -472,14 +472,63 @@ def score_candidates(stage: StageRun) -> dict[str, int]:
 
 
 def write_recommendations(stage: StageRun) -> dict[str, int]:
-    """Replace the run date's recommendations with each customer's top-K scored offers."""
-    with data.connect(stage.settings) as conn:
-        as_of = run_date(conn, stage.manifest)
-        with data.recorded_stage(conn, stage.schema, stage.run_id, "recommend", as_of) as log:
-            written = data.replace_recommendations(conn, stage.schema, as_of, stage.settings.top_k)
+    """Replace the run date's recommendations: each customer's scored offers re-ranked by MMR
+    under the business rules (ml/rerank.py), `top_k` at most.
+
+    Only the day's candidates (offers active on the run date) are eligible: the scores are read
+    joined to fct_scoring_candidates, which also gives the offer attributes and
+    has_redeemed_offer. They stream in chunks of whole customers, as in `score_candidates`.
+    """
+    options = stage.settings.rerank
+    with data.connect(stage.settings) as reader, data.connect(stage.settings) as writer:
+        data.ensure_ml_tables(writer, stage.schema, stage.settings.reader_role)
+        as_of = run_date(reader, stage.manifest)
+        with data.recorded_stage(writer, stage.schema, stage.run_id, "recommend", as_of) as log:
+            query = _rerank_query(stage)
+            chunks = (
+                rerank.mmr_rerank(
+                    chunk,
+                    top_k=stage.settings.top_k,
+                    mmr_lambda=options.mmr_lambda,
+                    max_per_category=options.max_per_category,
+                )
+                for chunk in _customer_chunks(data.iter_copy_out(reader, query, (as_of,)))
+            )
+            written = data.replace_recommendations(writer, stage.schema, as_of, chunks)
+            log.message = (
+                f"MMR lambda {options.mmr_lambda}, at most {options.max_per_category} per category,"
+                f" top {stage.settings.top_k}"
+            )
             log.counts["recommendations_written"] = written
             log.counts["rows_written"] = written
     return log.counts
+
+
+def _rerank_query(stage: StageRun) -> sql.Composed:
+    """The run date's scores with what the re-ranker needs, ordered by customer (one parameter: the date)."""
+    available = set(stage.manifest.feature_columns(CANDIDATES_MODEL))
+    attributes = [name for name in rerank.SIMILARITY_ATTRIBUTES if name in available]
+    if "offer_category" not in attributes:
+        raise LookupError(f"{CANDIDATES_MODEL} has no offer_category: the per-category rule needs it")
+    score_columns = sql.SQL(", ").join(
+        sql.Identifier("scores", column)
+        for column in ("score_date", "customer_id", "offer_id", "score", "model_id", "ranked_by")
+    )
+    return sql.SQL(
+        "select {score_columns}, scores.rank as score_rank, {attributes}"
+        " from {scores} as scores inner join {candidates} as candidates"
+        " on candidates.as_of_date = scores.score_date"
+        " and candidates.customer_id = scores.customer_id and candidates.offer_id = scores.offer_id"
+        " where scores.score_date = %s"
+        " order by scores.customer_id, scores.offer_id"
+    ).format(
+        score_columns=score_columns,
+        attributes=sql.SQL(", ").join(
+            sql.Identifier("candidates", column) for column in [*attributes, "has_redeemed_offer"]
+        ),
+        scores=sql.Identifier(stage.schema, "offer_scores"),
+        candidates=stage.manifest.relation(CANDIDATES_MODEL),
+    )
 
 
 def explain_recommendations(stage: StageRun) -> dict[str, int]:

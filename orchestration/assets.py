@@ -160,9 +160,10 @@ def offer_scores(context: AssetExecutionContext, warehouse: WarehouseResource) -
     return MaterializeResult(metadata=counts)
 
 
-@asset(key=["ml", "recommendations"], deps=[offer_scores.key, RUN_DATE], group_name="ml")
+@asset(key=["ml", "recommendations"], deps=[offer_scores.key, SCORING_CANDIDATES, RUN_DATE], group_name="ml")
 def recommendations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    """Each customer's top-K offers of the day."""
+    """Each customer's K offers of the day: the scored offers re-ranked by MMR, at most
+    OFFERRANK_MAX_PER_CATEGORY per category, none already redeemed."""
     counts = pipeline.write_recommendations(_stage(context, warehouse))
     context.log.info(f"wrote {counts['recommendations_written']:,} recommendations")
     return MaterializeResult(metadata=counts)

@@ -75,7 +75,8 @@ create table if not exists {schema}.recommendations (
     primary key (score_date, customer_id, rank)
 );
 alter table {schema}.recommendations
-    add column if not exists ranked_by text not null default 'model' check (ranked_by in ('model', 'heuristic'));
+    add column if not exists ranked_by text not null default 'model' check (ranked_by in ('model', 'heuristic')),
+    add column if not exists score_rank integer;  -- the offer's rank in offer_scores, before re-ranking (null: older rows)
 
 -- Why each recommendation: its top features by |contribution| to the raw score (TreeSHAP for
 -- LightGBM, coefficient x standardised value for logistic regression, log factors for the heuristic).
