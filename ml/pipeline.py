@@ -333,13 +333,23 @@ def reference_metrics(
 ) -> dict[str, list[dict[str, object]]]:
     """The yardsticks on the same examples: the heuristic ranking (what serving would fall back
     to) and, where the simulator's ground truth covers them, the oracle (the best possible)."""
-    prior = float(examples[heuristic.RATE].mean()) if examples[heuristic.RATE].notna().any() else 0.0
-    results = {heuristic.HEURISTIC_ID: _metric_rows(examples, heuristic.raw_scores(examples, prior), None, config)}
-    truth = data.read_true_probabilities(conn, settings.truth_schema, examples["impression_id"])
-    if truth is not None:
-        probabilities = examples["impression_id"].map(truth).to_numpy()
-        results[ORACLE_MODEL_ID] = _metric_rows(examples, probabilities, probabilities, config)
+    heuristic_scores = heuristic.raw_scores(examples, _window_prior_rate(examples))
+    results = {heuristic.HEURISTIC_ID: _metric_rows(examples, heuristic_scores, None, config)}
+    oracle = _oracle_probabilities(conn, settings, examples)
+    if oracle is not None:
+        results[ORACLE_MODEL_ID] = _metric_rows(examples, oracle, oracle, config)
     return results
+
+
+def _window_prior_rate(examples: pd.DataFrame) -> float:
+    """The heuristic's rate for offers never shown, on labelled examples: their mean rate."""
+    return float(examples[heuristic.RATE].mean()) if examples[heuristic.RATE].notna().any() else 0.0
+
+
+def _oracle_probabilities(conn: psycopg.Connection, settings: Settings, examples: pd.DataFrame) -> np.ndarray | None:
+    """The simulator's true redemption probability of each example, where its truth covers them all."""
+    truth = data.read_true_probabilities(conn, settings.truth_schema, examples["impression_id"])
+    return None if truth is None else examples["impression_id"].map(truth).to_numpy()
 
 
 def _eval_frame(results: dict[str, list[dict[str, object]]], window: tuple[dt.date, dt.date]) -> pd.DataFrame:
@@ -657,8 +667,7 @@ def _report_data(conn: psycopg.Connection, stage: StageRun, as_of: dt.date, poli
     examples = read_examples(conn, stage.manifest, features, window)
     labels = examples["label"].to_numpy()
     if record is None:
-        prior = float(examples[heuristic.RATE].mean()) if examples[heuristic.RATE].notna().any() else 0.0
-        served = ScoredWindow(model_id, labels, heuristic.raw_scores(examples, prior), None)
+        served = ScoredWindow(model_id, labels, heuristic.raw_scores(examples, _window_prior_rate(examples)), None)
         importance = pd.DataFrame(columns=["feature", "importance_type", "importance"])
     else:
         scorer = Scorer.from_record(record)
@@ -668,11 +677,8 @@ def _report_data(conn: psycopg.Connection, stage: StageRun, as_of: dt.date, poli
         # LightGBM's gain where there is one; logistic regression's mean |contribution| otherwise
         kind = "gain" if "gain" in set(importance["importance_type"]) else importance["importance_type"].min()
         importance = importance[importance["importance_type"] == kind]
-    truth = data.read_true_probabilities(conn, stage.settings.truth_schema, examples["impression_id"])
-    oracle = None
-    if truth is not None:
-        probabilities = examples["impression_id"].map(truth).to_numpy()
-        oracle = ScoredWindow(ORACLE_MODEL_ID, labels, probabilities, probabilities)
+    truth = _oracle_probabilities(conn, stage.settings, examples)
+    oracle = None if truth is None else ScoredWindow(ORACLE_MODEL_ID, labels, truth, truth)
     return ReportData(
         as_of_date=as_of,
         model_id=model_id,
