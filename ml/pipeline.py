@@ -32,7 +32,7 @@ from ml.models import FeatureSpec, RankingModel, fit_model, load_model
 from ml.registry import Decision, promotion_decision, retrain_decision
 from ml.report import ReportData, ScoredWindow, render_html
 from ml.score import score_frame
-from ml.train import NotEnoughDataError, temporal_split
+from ml.train import NotEnoughDataError, TemporalSplit, temporal_split
 
 EXAMPLE_KEYS = ["impression_id", "customer_id", "offer_id", "shown_date", "label", "relevance"]
 CANDIDATE_KEYS = ["as_of_date", "customer_id", "offer_id"]
@@ -257,9 +257,7 @@ def _train_and_select(
     results: dict[str, list[dict[str, object]]] = {}
     for algorithm in config.algorithms:
         model = fit_model(algorithm, split, features, config)
-        calibrator = fit_calibrator(config.calibration, model.raw_scores(split.tune), split.tune["label"].to_numpy())
-        valid_raw = model.raw_scores(split.valid)
-        valid_metrics = _metric_rows(split.valid, valid_raw, calibrator.predict(valid_raw), config)
+        calibrator, valid_metrics = calibrate_and_evaluate(model, split, config)
         text = model.to_text()
         record = data.ModelRecord(
             model_id=_model_id(algorithm, as_of, text),
@@ -282,7 +280,9 @@ def _train_and_select(
         candidates.append((record, model))
         results[record.model_id] = valid_metrics
     if champion.scorer is not None and champion.model_id not in results:
-        results[champion.model_id] = _scorer_rows(champion.scorer, split.valid, config)
+        results[champion.model_id] = _scorer_rows(
+            champion.scorer.model, champion.scorer.calibrator, split.valid, config
+        )
     results.update(reference_metrics(conn, stage.settings, split.valid, config))
 
     primary = config.primary_metric
@@ -323,9 +323,26 @@ def _metric_rows(
     )
 
 
-def _scorer_rows(scorer: Scorer, examples: pd.DataFrame, config: TrainingConfig) -> list[dict[str, object]]:
-    raw = scorer.model.raw_scores(examples)
-    return _metric_rows(examples, raw, scorer.calibrator.predict(raw), config)
+def calibrated_scores(
+    model: RankingModel, calibrator: Calibrator, frame: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """A model's raw scores of the rows of `frame` (ranks follow them) and their calibrated probabilities."""
+    raw = model.raw_scores(frame)
+    return raw, calibrator.predict(raw)
+
+
+def _scorer_rows(
+    model: RankingModel, calibrator: Calibrator, examples: pd.DataFrame, config: TrainingConfig
+) -> list[dict[str, object]]:
+    return _metric_rows(examples, *calibrated_scores(model, calibrator, examples), config)
+
+
+def calibrate_and_evaluate(
+    model: RankingModel, split: TemporalSplit, config: TrainingConfig
+) -> tuple[Calibrator, list[dict[str, object]]]:
+    """Fit a trained model's calibrator on the tune window, then its metrics on the validation window."""
+    calibrator = fit_calibrator(config.calibration, model.raw_scores(split.tune), split.tune["label"].to_numpy())
+    return calibrator, _scorer_rows(model, calibrator, split.valid, config)
 
 
 def reference_metrics(
@@ -398,7 +415,11 @@ def evaluate_champion(stage: StageRun, config: TrainingConfig) -> pd.DataFrame:
                 return pd.DataFrame(columns=EVAL_COLUMNS)
             results = reference_metrics(conn, stage.settings, examples, config)
             if champion.scorer is not None:
-                results = {champion.model_id: _scorer_rows(champion.scorer, examples, config), **results}
+                scorer = champion.scorer
+                results = {
+                    champion.model_id: _scorer_rows(scorer.model, scorer.calibrator, examples, config),
+                    **results,
+                }
             metrics = _eval_frame(results, (start, last_labelled))
             log.counts["rows_written"] = data.replace_eval_metrics(conn, stage.schema, as_of, metrics)
     return metrics
@@ -452,8 +473,8 @@ def score_candidates(stage: StageRun) -> dict[str, int]:
                 columns = scorer.record.features
 
                 def scored(chunk: pd.DataFrame) -> pd.DataFrame:
-                    raw = scorer.model.raw_scores(chunk)
-                    return score_frame(chunk, raw, scorer.calibrator.predict(raw), scorer.model_id, ranked_by="model")
+                    raw, probabilities = calibrated_scores(scorer.model, scorer.calibrator, chunk)
+                    return score_frame(chunk, raw, probabilities, scorer.model_id, ranked_by="model")
 
                 log.message = f"ranked by champion {scorer.model_id}"
             else:
@@ -671,8 +692,7 @@ def _report_data(conn: psycopg.Connection, stage: StageRun, as_of: dt.date, poli
         importance = pd.DataFrame(columns=["feature", "importance_type", "importance"])
     else:
         scorer = Scorer.from_record(record)
-        raw = scorer.model.raw_scores(examples)
-        served = ScoredWindow(model_id, labels, raw, scorer.calibrator.predict(raw))
+        served = ScoredWindow(model_id, labels, *calibrated_scores(scorer.model, scorer.calibrator, examples))
         importance = data.date_rows(conn, stage.schema, "feature_importance", "model_id", model_id)
         # LightGBM's gain where there is one; logistic regression's mean |contribution| otherwise
         kind = "gain" if "gain" in set(importance["importance_type"]) else importance["importance_type"].min()
