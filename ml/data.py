@@ -525,7 +525,8 @@ def validation_metrics(conn: psycopg.Connection, schema: str, as_of_date: dt.dat
     rows = conn.execute(
         sql.SQL(
             "select model_id, metric, k, value from {}"
-            " where as_of_date = %s and split = 'valid' order by model_id, metric, k"
+            " where as_of_date = %s and split = 'valid' and segment = 'all' and ordering = 'raw'"
+            " order by model_id, metric, k"
         ).format(sql.Identifier(schema, "eval_metrics")),
         (as_of_date,),
     ).fetchall()

@@ -106,8 +106,14 @@ create table if not exists {schema}.eval_metrics (
     window_start_date date not null,         -- impression dates scored (inclusive)
     window_end_date date not null
 );
-create unique index if not exists eval_metrics_as_of_grain
-    on {schema}.eval_metrics (as_of_date, model_id, split, metric, k) nulls not distinct;
+alter table {schema}.eval_metrics
+    -- 'all', or '<column>=<value>' for a customer segment such as 'business_type=retail'
+    add column if not exists segment text not null default 'all',
+    -- 'raw': the scorer's own order; 'served': the lists after re-ranking (ml/rerank.py)
+    add column if not exists ordering text not null default 'raw' check (ordering in ('raw', 'served'));
+drop index if exists {schema}.eval_metrics_as_of_grain;
+create unique index if not exists eval_metrics_grain_by_segment
+    on {schema}.eval_metrics (as_of_date, model_id, split, segment, ordering, metric, k) nulls not distinct;
 
 create table if not exists {schema}.pipeline_runs (
     run_id text not null,                    -- the Dagster run id
