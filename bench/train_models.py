@@ -23,9 +23,8 @@ from pathlib import Path
 from world_options import add_world_options, world_params
 
 from ml import data, pipeline
-from ml.calibrate import fit_calibrator
 from ml.config import PROFILES_DIR, WAREHOUSE_DIR, load_settings, load_training_config
-from ml.evaluate import metric_label, window_metrics
+from ml.evaluate import metric_label
 from ml.features import TRAINING_MODEL, DbtManifest
 from ml.generate import generate_all
 from ml.models import FeatureSpec, fit_model
@@ -79,15 +78,7 @@ def main() -> None:
         model = fit_model(algorithm, split, features, config)
         seconds = time.perf_counter() - started
         size_mb = len(model.to_text().encode()) / 1e6
-        calibrator = fit_calibrator(config.calibration, model.raw_scores(split.tune), split.tune["label"].to_numpy())
-        raw = model.raw_scores(split.valid)
-        rows = window_metrics(
-            split.valid["customer_id"].to_numpy(),
-            split.valid["label"].to_numpy(),
-            raw,
-            config.eval_k,
-            calibrator.predict(raw),
-        )
+        _, rows = pipeline.calibrate_and_evaluate(model, split, config)
         results[algorithm] = {metric_label(row["metric"], row["k"]): row["value"] for row in rows}
         print(f"{algorithm:<18}{seconds:8.1f}{size_mb:9.3f}")
     for name, rows in references.items():

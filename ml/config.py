@@ -57,6 +57,43 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True)
+class RerankConfig:
+    """How each customer's scored offers become the day's recommendations (ml/rerank.py)."""
+
+    # MMR trade-off: 1 ranks by score alone, lower values trade score for offers unlike those
+    # already picked (same category, brand kind and discount band count as alike).
+    mmr_lambda: float = 0.8
+    max_per_category: int = 2  # at most this many of a customer's recommendations share an offer_category
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.mmr_lambda <= 1:
+            raise ValueError(f"mmr_lambda (OFFERRANK_MMR_LAMBDA) must be between 0 and 1, got {self.mmr_lambda!r}")
+        if self.max_per_category < 1:
+            raise ValueError(
+                f"max_per_category (OFFERRANK_MAX_PER_CATEGORY) must be at least 1, got {self.max_per_category!r}"
+            )
+
+
+def load_rerank_config(environ: os._Environ[str] | dict[str, str] | None = None) -> RerankConfig:
+    """Re-ranking settings: the defaults above, overridden by OFFERRANK_MMR_LAMBDA and
+    OFFERRANK_MAX_PER_CATEGORY."""
+    env = os.environ if environ is None else environ
+    overrides: dict[str, object] = {}
+    for variable, name, kind in (
+        ("OFFERRANK_MMR_LAMBDA", "mmr_lambda", float),
+        ("OFFERRANK_MAX_PER_CATEGORY", "max_per_category", int),
+    ):
+        if text := env.get(variable, "").strip():
+            try:
+                overrides[name] = kind(text)
+            except ValueError:
+                raise ValueError(
+                    f"{variable} must be {'a number' if kind is float else 'an integer'}, got {text!r}"
+                ) from None
+    return RerankConfig(**overrides)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything configurable about a run, read once from the environment."""
 
@@ -67,6 +104,7 @@ class Settings:
     truth_schema: str = "truth"  # the simulator's ground truth; no dbt model may read it
     reader_role: str = DEFAULT_READER_ROLE  # the NOLOGIN role BI logins join: SELECT on marts and ml only
     top_k: int = 5
+    rerank: RerankConfig = field(default_factory=RerankConfig)
 
     @property
     def pgdata(self) -> Path:
@@ -96,6 +134,7 @@ def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> S
         truth_schema=env.get("OFFERRANK_TRUTH_SCHEMA", "truth"),
         reader_role=env.get("OFFERRANK_READER_ROLE", DEFAULT_READER_ROLE),
         top_k=int(env.get("OFFERRANK_TOP_K", 5)),
+        rerank=load_rerank_config(env),
     )
 
 

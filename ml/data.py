@@ -498,20 +498,26 @@ def replace_offer_scores(
     return written
 
 
-def replace_recommendations(conn: psycopg.Connection, schema: str, score_date: dt.date, top_k: int) -> int:
-    """Rebuild one date's recommendations as the top `top_k` offers of each customer, atomically."""
-    recommendations = sql.Identifier(schema, "recommendations")
+RECOMMENDATION_COLUMNS = [
+    "score_date",
+    "customer_id",
+    "rank",
+    "offer_id",
+    "score",
+    "model_id",
+    "ranked_by",
+    "score_rank",
+]
+
+
+def replace_recommendations(
+    conn: psycopg.Connection, schema: str, score_date: dt.date, chunks: Iterable[pd.DataFrame]
+) -> int:
+    """Replace one date's recommendations with `chunks` (RECOMMENDATION_COLUMNS), in one transaction."""
+    table = sql.Identifier(schema, "recommendations")
     with conn.transaction():
-        conn.execute(sql.SQL("delete from {} where score_date = %s").format(recommendations), (score_date,))
-        cursor = conn.execute(
-            sql.SQL(
-                "insert into {recommendations} (score_date, customer_id, rank, offer_id, score, model_id, ranked_by)"
-                " select score_date, customer_id, rank, offer_id, score, model_id, ranked_by"
-                " from {scores} where score_date = %s and rank <= %s"
-            ).format(recommendations=recommendations, scores=sql.Identifier(schema, "offer_scores")),
-            (score_date, top_k),
-        )
-    return cursor.rowcount
+        conn.execute(sql.SQL("delete from {} where score_date = %s").format(table), (score_date,))
+        return sum(copy_in(conn, table, chunk[RECOMMENDATION_COLUMNS]) for chunk in chunks)
 
 
 def replace_eval_metrics(conn: psycopg.Connection, schema: str, as_of_date: dt.date, metrics: pd.DataFrame) -> int:
@@ -530,7 +536,8 @@ def validation_metrics(conn: psycopg.Connection, schema: str, as_of_date: dt.dat
     rows = conn.execute(
         sql.SQL(
             "select model_id, metric, k, value from {}"
-            " where as_of_date = %s and split = 'valid' order by model_id, metric, k"
+            " where as_of_date = %s and split = 'valid' and segment = 'all' and ordering = 'raw'"
+            " order by model_id, metric, k"
         ).format(sql.Identifier(schema, "eval_metrics")),
         (as_of_date,),
     ).fetchall()
@@ -567,6 +574,26 @@ def largest_drifts(conn: psycopg.Connection, schema: str, as_of_date: dt.date, l
         ).format(sql.Identifier(schema, "feature_drift")),
         (as_of_date, limit),
     )
+
+
+def date_rows(conn: psycopg.Connection, schema: str, table: str, key_column: str, key: object) -> pd.DataFrame:
+    """Every column of the rows of ml table `table` whose `key_column` equals `key`; no rows when the
+    table does not exist yet (a stage that writes it has not run)."""
+    relation = sql.Identifier(schema, table)
+    if conn.execute("select to_regclass(%s)", (relation.as_string(conn),)).fetchone()[0] is None:
+        return pd.DataFrame()
+    return copy_out(
+        conn, sql.SQL("select * from {} where {} = %s").format(relation, sql.Identifier(key_column)), (key,)
+    )
+
+
+def ranking_model(conn: psycopg.Connection, schema: str, score_date: dt.date) -> str | None:
+    """The model (or 'heuristic') that ranked one date's recommendations; None before they exist."""
+    row = conn.execute(
+        sql.SQL("select min(model_id) from {} where score_date = %s").format(sql.Identifier(schema, "recommendations")),
+        (score_date,),
+    ).fetchone()
+    return row[0]
 
 
 def replace_explanations(conn: psycopg.Connection, schema: str, score_date: dt.date, frame: pd.DataFrame) -> int:

@@ -1,8 +1,8 @@
 """The daily stages after dbt: train and select, evaluate, score, recommend, explain.
 
 Each stage reads the dbt marts, calls the pure functions of `train`, `models`, `calibrate`,
-`evaluate`, `registry`, `score` and `explain`, writes its `ml` tables through `data`, and logs
-itself to `ml.pipeline_runs`. Dagster assets call these; nothing here imports Dagster.
+`evaluate`, `registry`, `score`, `rerank` and `explain`, writes its `ml` tables through `data`,
+and logs itself to `ml.pipeline_runs`. Dagster assets call these; nothing here imports Dagster.
 
 Training never blocks scoring: when it is skipped by the retraining policy or fails, the
 champion scores the day, and with no usable champion the heuristic ranking does.
@@ -15,13 +15,14 @@ import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import psycopg
 from psycopg import sql
 
-from ml import data, heuristic
+from ml import data, heuristic, rerank
 from ml.calibrate import Calibrator, fit_calibrator
 from ml.config import ModelPolicy, Settings, TrainingConfig, code_version
 from ml.drift import DRIFT_COLUMNS, feature_drift
@@ -30,8 +31,9 @@ from ml.explain import top_contributions
 from ml.features import CANDIDATES_MODEL, RUN_DATE_MODEL, TRAINING_MODEL, DbtManifest
 from ml.models import FeatureSpec, RankingModel, fit_model, load_model
 from ml.registry import Decision, promotion_decision, retrain_decision
+from ml.report import ReportData, ScoredWindow, render_html
 from ml.score import score_frame
-from ml.train import NotEnoughDataError, temporal_split
+from ml.train import NotEnoughDataError, TemporalSplit, temporal_split
 
 EXAMPLE_KEYS = ["impression_id", "customer_id", "offer_id", "shown_date", "label", "relevance"]
 CANDIDATE_KEYS = ["as_of_date", "customer_id", "offer_id"]
@@ -338,9 +340,7 @@ def _train_and_select(
     results: dict[str, list[dict[str, object]]] = {}
     for algorithm in config.algorithms:
         model = fit_model(algorithm, split, features, config)
-        calibrator = fit_calibrator(config.calibration, model.raw_scores(split.tune), split.tune["label"].to_numpy())
-        valid_raw = model.raw_scores(split.valid)
-        valid_metrics = _metric_rows(split.valid, valid_raw, calibrator.predict(valid_raw), config)
+        calibrator, valid_metrics = calibrate_and_evaluate(model, split, config)
         text = model.to_text()
         record = data.ModelRecord(
             model_id=_model_id(algorithm, as_of, text),
@@ -363,7 +363,9 @@ def _train_and_select(
         candidates.append((record, model))
         results[record.model_id] = valid_metrics
     if champion.scorer is not None and champion.model_id not in results:
-        results[champion.model_id] = _scorer_rows(champion.scorer, split.valid, config)
+        results[champion.model_id] = _scorer_rows(
+            champion.scorer.model, champion.scorer.calibrator, split.valid, config
+        )
     results.update(reference_metrics(conn, stage.settings, split.valid, config))
 
     primary = config.primary_metric
@@ -404,9 +406,26 @@ def _metric_rows(
     )
 
 
-def _scorer_rows(scorer: Scorer, examples: pd.DataFrame, config: TrainingConfig) -> list[dict[str, object]]:
-    raw = scorer.model.raw_scores(examples)
-    return _metric_rows(examples, raw, scorer.calibrator.predict(raw), config)
+def calibrated_scores(
+    model: RankingModel, calibrator: Calibrator, frame: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """A model's raw scores of the rows of `frame` (ranks follow them) and their calibrated probabilities."""
+    raw = model.raw_scores(frame)
+    return raw, calibrator.predict(raw)
+
+
+def _scorer_rows(
+    model: RankingModel, calibrator: Calibrator, examples: pd.DataFrame, config: TrainingConfig
+) -> list[dict[str, object]]:
+    return _metric_rows(examples, *calibrated_scores(model, calibrator, examples), config)
+
+
+def calibrate_and_evaluate(
+    model: RankingModel, split: TemporalSplit, config: TrainingConfig
+) -> tuple[Calibrator, list[dict[str, object]]]:
+    """Fit a trained model's calibrator on the tune window, then its metrics on the validation window."""
+    calibrator = fit_calibrator(config.calibration, model.raw_scores(split.tune), split.tune["label"].to_numpy())
+    return calibrator, _scorer_rows(model, calibrator, split.valid, config)
 
 
 def reference_metrics(
@@ -414,13 +433,23 @@ def reference_metrics(
 ) -> dict[str, list[dict[str, object]]]:
     """The yardsticks on the same examples: the heuristic ranking (what serving would fall back
     to) and, where the simulator's ground truth covers them, the oracle (the best possible)."""
-    prior = float(examples[heuristic.RATE].mean()) if examples[heuristic.RATE].notna().any() else 0.0
-    results = {heuristic.HEURISTIC_ID: _metric_rows(examples, heuristic.raw_scores(examples, prior), None, config)}
-    truth = data.read_true_probabilities(conn, settings.truth_schema, examples["impression_id"])
-    if truth is not None:
-        probabilities = examples["impression_id"].map(truth).to_numpy()
-        results[ORACLE_MODEL_ID] = _metric_rows(examples, probabilities, probabilities, config)
+    heuristic_scores = heuristic.raw_scores(examples, _window_prior_rate(examples))
+    results = {heuristic.HEURISTIC_ID: _metric_rows(examples, heuristic_scores, None, config)}
+    oracle = _oracle_probabilities(conn, settings, examples)
+    if oracle is not None:
+        results[ORACLE_MODEL_ID] = _metric_rows(examples, oracle, oracle, config)
     return results
+
+
+def _window_prior_rate(examples: pd.DataFrame) -> float:
+    """The heuristic's rate for offers never shown, on labelled examples: their mean rate."""
+    return float(examples[heuristic.RATE].mean()) if examples[heuristic.RATE].notna().any() else 0.0
+
+
+def _oracle_probabilities(conn: psycopg.Connection, settings: Settings, examples: pd.DataFrame) -> np.ndarray | None:
+    """The simulator's true redemption probability of each example, where its truth covers them all."""
+    truth = data.read_true_probabilities(conn, settings.truth_schema, examples["impression_id"])
+    return None if truth is None else examples["impression_id"].map(truth).to_numpy()
 
 
 def _eval_frame(results: dict[str, list[dict[str, object]]], window: tuple[dt.date, dt.date]) -> pd.DataFrame:
@@ -469,7 +498,11 @@ def evaluate_champion(stage: StageRun, config: TrainingConfig) -> pd.DataFrame:
                 return pd.DataFrame(columns=EVAL_COLUMNS)
             results = reference_metrics(conn, stage.settings, examples, config)
             if champion.scorer is not None:
-                results = {champion.model_id: _scorer_rows(champion.scorer, examples, config), **results}
+                scorer = champion.scorer
+                results = {
+                    champion.model_id: _scorer_rows(scorer.model, scorer.calibrator, examples, config),
+                    **results,
+                }
             metrics = _eval_frame(results, (start, last_labelled))
             log.counts["rows_written"] = data.replace_eval_metrics(conn, stage.schema, as_of, metrics)
     return metrics
@@ -523,8 +556,8 @@ def score_candidates(stage: StageRun) -> dict[str, int]:
                 columns = scorer.record.features
 
                 def scored(chunk: pd.DataFrame) -> pd.DataFrame:
-                    raw = scorer.model.raw_scores(chunk)
-                    return score_frame(chunk, raw, scorer.calibrator.predict(raw), scorer.model_id, ranked_by="model")
+                    raw, probabilities = calibrated_scores(scorer.model, scorer.calibrator, chunk)
+                    return score_frame(chunk, raw, probabilities, scorer.model_id, ranked_by="model")
 
                 log.message = f"ranked by champion {scorer.model_id}"
             else:
@@ -553,14 +586,63 @@ def score_candidates(stage: StageRun) -> dict[str, int]:
 
 
 def write_recommendations(stage: StageRun) -> dict[str, int]:
-    """Replace the run date's recommendations with each customer's top-K scored offers."""
-    with data.connect(stage.settings) as conn:
-        as_of = run_date(conn, stage.manifest)
-        with data.recorded_stage(conn, stage.schema, stage.run_id, "recommend", as_of) as log:
-            written = data.replace_recommendations(conn, stage.schema, as_of, stage.settings.top_k)
+    """Replace the run date's recommendations: each customer's scored offers re-ranked by MMR
+    under the business rules (ml/rerank.py), `top_k` at most.
+
+    Only the day's candidates (offers active on the run date) are eligible: the scores are read
+    joined to fct_scoring_candidates, which also gives the offer attributes and
+    has_redeemed_offer. They stream in chunks of whole customers, as in `score_candidates`.
+    """
+    options = stage.settings.rerank
+    with data.connect(stage.settings) as reader, data.connect(stage.settings) as writer:
+        data.ensure_ml_tables(writer, stage.schema, stage.settings.reader_role)
+        as_of = run_date(reader, stage.manifest)
+        with data.recorded_stage(writer, stage.schema, stage.run_id, "recommend", as_of) as log:
+            query = _rerank_query(stage)
+            chunks = (
+                rerank.mmr_rerank(
+                    chunk,
+                    top_k=stage.settings.top_k,
+                    mmr_lambda=options.mmr_lambda,
+                    max_per_category=options.max_per_category,
+                )
+                for chunk in _customer_chunks(data.iter_copy_out(reader, query, (as_of,)))
+            )
+            written = data.replace_recommendations(writer, stage.schema, as_of, chunks)
+            log.message = (
+                f"MMR lambda {options.mmr_lambda}, at most {options.max_per_category} per category,"
+                f" top {stage.settings.top_k}"
+            )
             log.counts["recommendations_written"] = written
             log.counts["rows_written"] = written
     return log.counts
+
+
+def _rerank_query(stage: StageRun) -> sql.Composed:
+    """The run date's scores with what the re-ranker needs, ordered by customer (one parameter: the date)."""
+    available = set(stage.manifest.feature_columns(CANDIDATES_MODEL))
+    attributes = [name for name in rerank.SIMILARITY_ATTRIBUTES if name in available]
+    if "offer_category" not in attributes:
+        raise LookupError(f"{CANDIDATES_MODEL} has no offer_category: the per-category rule needs it")
+    score_columns = sql.SQL(", ").join(
+        sql.Identifier("scores", column)
+        for column in ("score_date", "customer_id", "offer_id", "score", "model_id", "ranked_by")
+    )
+    return sql.SQL(
+        "select {score_columns}, scores.rank as score_rank, {attributes}"
+        " from {scores} as scores inner join {candidates} as candidates"
+        " on candidates.as_of_date = scores.score_date"
+        " and candidates.customer_id = scores.customer_id and candidates.offer_id = scores.offer_id"
+        " where scores.score_date = %s"
+        " order by scores.customer_id, scores.offer_id"
+    ).format(
+        score_columns=score_columns,
+        attributes=sql.SQL(", ").join(
+            sql.Identifier("candidates", column) for column in [*attributes, "has_redeemed_offer"]
+        ),
+        scores=sql.Identifier(stage.schema, "offer_scores"),
+        candidates=stage.manifest.relation(CANDIDATES_MODEL),
+    )
 
 
 def explain_recommendations(stage: StageRun) -> dict[str, int]:
@@ -651,3 +733,65 @@ def run_summary(settings: Settings, run_id: str) -> RunSummary:
             validation_metrics=data.validation_metrics(conn, settings.ml_schema, as_of) if as_of else {},
             largest_drifts=data.largest_drifts(conn, settings.ml_schema, as_of) if as_of else pd.DataFrame(),
         )
+
+
+# --- the run report ------------------------------------------------------------------------------------
+
+
+def write_report(
+    stage: StageRun, policy: ModelPolicy, as_of: dt.date | None = None, output: Path | None = None
+) -> Path:
+    """Write the HTML report of `as_of` (default: the run date) and return its path.
+
+    It shows the model that ranked that date's recommendations (before they exist, the champion,
+    or the heuristic when there is no usable one) against the oracle on the date's validation
+    window, every scorer's metrics, the model's feature importance and the date's feature drift.
+    """
+    with data.connect(stage.settings) as conn:
+        as_of = as_of or run_date(conn, stage.manifest)
+        report = _report_data(conn, stage, as_of, policy)
+    path = output or stage.settings.home / "reports" / f"report-{as_of}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(report))
+    return path
+
+
+def _report_data(conn: psycopg.Connection, stage: StageRun, as_of: dt.date, policy: ModelPolicy) -> ReportData:
+    metrics = data.date_rows(conn, stage.schema, "eval_metrics", "as_of_date", as_of)
+    if metrics.empty:
+        raise LookupError(f"no evaluation for {as_of} in {stage.schema}.eval_metrics: run the pipeline for that date")
+    model_id = data.ranking_model(conn, stage.schema, as_of)
+    if model_id is None:
+        champion = _champion(conn, stage)
+        model_id = champion.model_id if champion.scorer is not None else heuristic.HEURISTIC_ID
+    rows = metrics[metrics["model_id"] == model_id]
+    if rows.empty:
+        raise LookupError(f"{stage.schema}.eval_metrics has no rows of {model_id} for {as_of}")
+    window = (rows["window_start_date"].iloc[0], rows["window_end_date"].iloc[0])
+    record = None if model_id == heuristic.HEURISTIC_ID else data.registered_model(conn, stage.schema, model_id)
+    features = list(heuristic.FEATURES) if record is None else record.features
+    examples = read_examples(conn, stage.manifest, features, window)
+    labels = examples["label"].to_numpy()
+    if record is None:
+        served = ScoredWindow(model_id, labels, heuristic.raw_scores(examples, _window_prior_rate(examples)), None)
+        importance = pd.DataFrame(columns=["feature", "importance_type", "importance"])
+    else:
+        scorer = Scorer.from_record(record)
+        served = ScoredWindow(model_id, labels, *calibrated_scores(scorer.model, scorer.calibrator, examples))
+        importance = data.date_rows(conn, stage.schema, "feature_importance", "model_id", model_id)
+        # LightGBM's gain where there is one; logistic regression's mean |contribution| otherwise
+        kind = "gain" if "gain" in set(importance["importance_type"]) else importance["importance_type"].min()
+        importance = importance[importance["importance_type"] == kind]
+    truth = _oracle_probabilities(conn, stage.settings, examples)
+    oracle = None if truth is None else ScoredWindow(ORACLE_MODEL_ID, labels, truth, truth)
+    return ReportData(
+        as_of_date=as_of,
+        model_id=model_id,
+        window=window,
+        metrics=metrics,
+        served=served,
+        oracle=oracle,
+        importance=importance,
+        drift=data.date_rows(conn, stage.schema, "feature_drift", "as_of_date", as_of),
+        drift_threshold=policy.drift_threshold,
+    )

@@ -6,7 +6,16 @@ Assets stay thin: each calls one `ml.pipeline` stage and reports what it wrote a
 import datetime as dt
 import json
 
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, Config, MaterializeResult, asset, multi_asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset,
+)
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -146,8 +155,11 @@ MODEL_REGISTRY = AssetKey(["ml", "model_registry"])
 
 @asset(key=["ml", "eval_metrics"], deps=[MODEL_REGISTRY, TRAINING_EXAMPLES, RUN_DATE], group_name="ml")
 def eval_metrics(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    """The champion's, the heuristic's and the oracle's metrics on the run date's validation window."""
-    metrics = pipeline.evaluate_champion(_stage(context, warehouse), load_training_config())
+    """The champion's, the heuristic's and the oracle's metrics on the run date's validation window,
+    and the run's HTML report (ROC, precision-recall, gain, calibration, NDCG by model, importance,
+    drift), whose path is in the metadata."""
+    stage = _stage(context, warehouse)
+    metrics = pipeline.evaluate_champion(stage, load_training_config())
     # `<scorer>/<metric>`: the champion's id, 'heuristic' and 'oracle'
     values = {
         f"{row.model_id}/{metric_label(row.metric, row.k)}": float(row.value)
@@ -155,7 +167,11 @@ def eval_metrics(context: AssetExecutionContext, warehouse: WarehouseResource) -
         if row.value == row.value  # undefined metrics (NaN) are left out of the metadata
     }
     context.log.info("evaluated: " + ", ".join(f"{name} {value:.4f}" for name, value in values.items()))
-    return MaterializeResult(metadata=values)
+    if metrics.empty:  # no labelled impressions to judge yet: nothing to report
+        return MaterializeResult(metadata=values)
+    report = pipeline.write_report(stage, load_model_policy())
+    context.log.info(f"report: {report}")
+    return MaterializeResult(metadata={**values, "report": MetadataValue.path(str(report))})
 
 
 @asset(key=["ml", "offer_scores"], deps=[MODEL_REGISTRY, SCORING_CANDIDATES, RUN_DATE], group_name="ml")
@@ -167,9 +183,10 @@ def offer_scores(context: AssetExecutionContext, warehouse: WarehouseResource) -
     return MaterializeResult(metadata=counts)
 
 
-@asset(key=["ml", "recommendations"], deps=[offer_scores.key, RUN_DATE], group_name="ml")
+@asset(key=["ml", "recommendations"], deps=[offer_scores.key, SCORING_CANDIDATES, RUN_DATE], group_name="ml")
 def recommendations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    """Each customer's top-K offers of the day."""
+    """Each customer's K offers of the day: the scored offers re-ranked by MMR, at most
+    OFFERRANK_MAX_PER_CATEGORY per category, none already redeemed."""
     counts = pipeline.write_recommendations(_stage(context, warehouse))
     context.log.info(f"wrote {counts['recommendations_written']:,} recommendations")
     return MaterializeResult(metadata=counts)

@@ -243,6 +243,22 @@ def cmd_model(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    _ensure_database(settings)
+    from ml.config import load_model_policy
+    from ml.features import DbtManifest
+    from ml.pipeline import StageRun, write_report
+
+    stage = StageRun(settings, run_id="report", manifest=DbtManifest.load())
+    try:
+        path = write_report(stage, load_model_policy(), args.date, args.output)
+    except LookupError as err:
+        print(f"offerrank report: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0
+
+
 def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -292,6 +308,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--retrain", action="store_true", help="train new models today whatever the retraining policy says"
     )
     run.set_defaults(handler=cmd_run)
+
+    report = commands.add_parser("report", help="write the HTML report of a run date: plots of its quality")
+    report.add_argument("--date", type=_date, default=None, help="the run date (default: the last one dbt built)")
+    report.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="where to write it (default: $OFFERRANK_HOME/reports/report-DATE.html)",
+    )
+    report.set_defaults(handler=cmd_report)
 
     model = commands.add_parser("model", help="list the registered models, promote one, or roll back")
     model.add_argument("action", choices=["list", "promote", "rollback"])

@@ -75,7 +75,8 @@ create table if not exists {schema}.recommendations (
     primary key (score_date, customer_id, rank)
 );
 alter table {schema}.recommendations
-    add column if not exists ranked_by text not null default 'model' check (ranked_by in ('model', 'heuristic'));
+    add column if not exists ranked_by text not null default 'model' check (ranked_by in ('model', 'heuristic')),
+    add column if not exists score_rank integer;  -- the offer's rank in offer_scores, before re-ranking (null: older rows)
 
 -- Why each recommendation: its top features by |contribution| to the raw score (TreeSHAP for
 -- LightGBM, coefficient x standardised value for logistic regression, log factors for the heuristic).
@@ -105,8 +106,14 @@ create table if not exists {schema}.eval_metrics (
     window_start_date date not null,         -- impression dates scored (inclusive)
     window_end_date date not null
 );
-create unique index if not exists eval_metrics_as_of_grain
-    on {schema}.eval_metrics (as_of_date, model_id, split, metric, k) nulls not distinct;
+alter table {schema}.eval_metrics
+    -- 'all', or '<column>=<value>' for a customer segment such as 'business_type=retail'
+    add column if not exists segment text not null default 'all',
+    -- 'raw': the scorer's own order; 'served': the lists after re-ranking (ml/rerank.py)
+    add column if not exists ordering text not null default 'raw' check (ordering in ('raw', 'served'));
+drop index if exists {schema}.eval_metrics_as_of_grain;
+create unique index if not exists eval_metrics_grain_by_segment
+    on {schema}.eval_metrics (as_of_date, model_id, split, segment, ordering, metric, k) nulls not distinct;
 
 -- Feature drift per run date: today's scoring candidates against the champion's training
 -- examples (ml/drift.py), measured before training; the date's largest PSI is the drift signal of

@@ -9,6 +9,7 @@ from ml.config import (
     DEFAULT_READER_ROLE,
     PROJECT_ROOT,
     WAREHOUSE_DIR,
+    RerankConfig,
     TrainingConfig,
     load_settings,
     load_training_config,
@@ -40,6 +41,21 @@ def test_home_and_schemas_are_configurable(tmp_path: Path):
     )
     assert settings.pgdata == tmp_path / "pgdata"
     assert (settings.ml_schema, settings.top_k) == ("ranking", 3)
+
+
+def test_rerank_defaults_environment_overrides_and_validation():
+    assert load_settings({}).rerank == RerankConfig(mmr_lambda=0.8, max_per_category=2)
+    settings = load_settings({"OFFERRANK_MMR_LAMBDA": "1", "OFFERRANK_MAX_PER_CATEGORY": "5"})
+    assert settings.rerank == RerankConfig(mmr_lambda=1.0, max_per_category=5)
+    for variable, value in (
+        ("OFFERRANK_MMR_LAMBDA", "1.2"),
+        ("OFFERRANK_MMR_LAMBDA", "-0.1"),
+        ("OFFERRANK_MMR_LAMBDA", "high"),
+        ("OFFERRANK_MAX_PER_CATEGORY", "0"),
+        ("OFFERRANK_MAX_PER_CATEGORY", "1.5"),
+    ):
+        with pytest.raises(ValueError, match=variable):
+            load_settings({variable: value})
 
 
 def test_the_reader_role_is_configurable_and_dbt_has_the_same_default():

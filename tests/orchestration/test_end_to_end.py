@@ -3,14 +3,17 @@ explanations, idempotency."""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 from psycopg import sql
 from sklearn.metrics import brier_score_loss, log_loss, ndcg_score, roc_auc_score
 
-from ml import data
-from ml.config import ALGORITHMS, Settings, load_training_config
+from ml import data, pipeline
+from ml.config import ALGORITHMS, Settings, load_rerank_config, load_training_config
 from ml.evaluate import select_best
 from ml.features import TRAINING_MODEL, DbtManifest
 from ml.pipeline import Scorer
@@ -91,29 +94,80 @@ def _table(conn, settings: Settings, table: str, columns: list[str], where: str 
     )
 
 
-def test_scores_cover_every_candidate_and_recommendations_are_the_top_k(demo_run):
-    settings = demo_run["settings"]
+def _recommendations_and_candidates(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The recommendations, and the scored candidates with the re-ranker's rule columns."""
     manifest = DbtManifest.load()
     with data.connect(settings) as conn:
         candidates = data.read_relation(
-            conn, manifest.relation("fct_scoring_candidates"), ["as_of_date", "customer_id", "offer_id"]
+            conn,
+            manifest.relation("fct_scoring_candidates"),
+            ["customer_id", "offer_id", "offer_category", "has_redeemed_offer"],
         )
         scores = _table(
             conn, settings, "offer_scores", ["customer_id", "offer_id", "score", "raw_score", "rank", "ranked_by"]
         )
         recommendations = _table(
-            conn, settings, "recommendations", ["customer_id", "offer_id", "rank", "score", "ranked_by"]
+            conn, settings, "recommendations", ["customer_id", "offer_id", "rank", "score", "score_rank", "ranked_by"]
         )
+    scored = scores.merge(candidates, on=["customer_id", "offer_id"], how="outer", validate="1:1", indicator=True)
+    return recommendations, scored
+
+
+def test_scores_cover_every_candidate_and_recommendations_obey_the_rules(demo_run):
+    settings = demo_run["settings"]
+    top_k, cap = settings.top_k, settings.rerank.max_per_category
+    recommendations, scored = _recommendations_and_candidates(settings)
+    with data.connect(settings) as conn:
         champion = data.champion_model(conn, settings.ml_schema)
-    assert len(scores) == len(candidates)
-    assert set(scores["ranked_by"]) == {"model"}
-    assert scores["score"].between(0, 1).all()
-    expected = scores[scores["rank"] <= settings.top_k].sort_values(["customer_id", "rank"]).reset_index(drop=True)
-    actual = recommendations.sort_values(["customer_id", "rank"]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(actual, expected[actual.columns], check_dtype=False)
-    per_customer = candidates.groupby("customer_id").size().clip(upper=settings.top_k)
-    assert (recommendations.groupby("customer_id").size() == per_customer).all()
     assert champion is not None
+    assert (scored["_merge"] == "both").all()  # every candidate is scored, and only candidates are
+    assert set(scored["ranked_by"]) == {"model"}
+    assert scored["score"].between(0, 1).all()
+    assert scored["has_redeemed_offer"].any()  # the test world has offers to leave out
+
+    picked = recommendations.merge(scored, on=["customer_id", "offer_id"], suffixes=("", "_scored"), validate="1:1")
+    assert len(picked) == len(recommendations)
+    assert (picked["score"] == picked["score_scored"]).all()
+    assert (picked["score_rank"] == picked["rank_scored"]).all()
+    assert (picked["ranked_by"] == picked["ranked_by_scored"]).all()
+    assert not picked["has_redeemed_offer"].any()
+    assert picked.groupby(["customer_id", "offer_category"]).size().max() <= cap
+    ranks = recommendations.sort_values(["customer_id", "rank"]).groupby("customer_id")["rank"].apply(list)
+    assert all(listed == list(range(1, len(listed) + 1)) for listed in ranks)
+    # every customer gets as many as the rules allow: min(K, sum over categories of min(cap, eligible))
+    eligible = scored[~scored["has_redeemed_offer"]]
+    allowed = eligible.groupby(["customer_id", "offer_category"]).size().clip(upper=cap).groupby("customer_id").sum()
+    expected = allowed.clip(upper=top_k)
+    per_customer = recommendations.groupby("customer_id").size()
+    pd.testing.assert_series_equal(per_customer.sort_index(), expected[expected > 0].sort_index(), check_names=False)
+    # the default lambda does re-rank: some lists are not the score order
+    assert (picked["rank"] != picked["score_rank"]).any()
+
+
+def test_with_lambda_one_and_no_category_cap_recommendations_are_the_top_k_by_score(demo_run, monkeypatch):
+    settings = demo_run["settings"]
+    manifest = DbtManifest.load()
+    monkeypatch.setenv("OFFERRANK_MMR_LAMBDA", "1")
+    monkeypatch.setenv("OFFERRANK_MAX_PER_CATEGORY", "1000")
+    stage = pipeline.StageRun(replace(settings, rerank=load_rerank_config()), f"rerank-{uuid.uuid4()}", manifest)
+    restore = pipeline.StageRun(settings, f"rerank-{uuid.uuid4()}", manifest)
+    try:
+        pipeline.write_recommendations(stage)
+        recommendations, scored = _recommendations_and_candidates(settings)
+    finally:  # put the day's recommendations back as the run wrote them, and forget these stage logs
+        pipeline.write_recommendations(restore)
+        with data.connect(settings) as conn:
+            conn.execute(
+                sql.SQL("delete from {} where run_id = any(%s)").format(
+                    sql.Identifier(settings.ml_schema, "pipeline_runs")
+                ),
+                ([stage.run_id, restore.run_id],),
+            )
+    eligible = scored[~scored["has_redeemed_offer"]].sort_values(["customer_id", "rank"])
+    expected = eligible.groupby("customer_id").head(settings.top_k)
+    expected = expected.assign(score_rank=expected["rank"], rank=expected.groupby("customer_id").cumcount() + 1)
+    actual = recommendations.sort_values(["customer_id", "rank"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(actual, expected.reset_index(drop=True)[actual.columns], check_dtype=False)
 
 
 def test_three_models_are_registered_and_the_best_on_the_primary_metric_is_champion(demo_run):
@@ -278,3 +332,21 @@ def test_the_second_run_measures_drift_of_every_champion_feature(demo_run):
     top = drift.loc[drift["psi"].idxmax()]
     assert len(messages) == 2 and messages[0][0] == "no champion: nothing to compare"
     assert messages[1][0].startswith(f"largest drift {top.feature}: PSI {top.psi:.3f}")
+
+
+def test_the_report_shows_every_plot_of_the_run(demo_run, tmp_path):
+    settings = demo_run["settings"]
+    # the evaluation asset wrote the run date's report; the command writes it anywhere
+    assert list((settings.home / "reports").glob("report-*.html"))
+    output = tmp_path / "report.html"
+    assert cli.main(["report", "--output", str(output)]) == 0
+    page = output.read_text()
+    for title in ("NDCG@k by model", "ROC curve", "Precision-recall curve", "Gain and lift", "Calibration",
+                  "Feature importance"):  # fmt: skip
+        assert f"<h2>{title}</h2>" in page
+    images = page.count('src="data:image/png;base64,')
+    assert images == 6
+    with data.connect(settings) as conn:
+        champion = data.champion_model(conn, settings.ml_schema)
+    assert champion.model_id in page and "oracle" in page
+    assert cli.main(["report", "--date", "2001-01-01", "--output", str(output)]) == 1

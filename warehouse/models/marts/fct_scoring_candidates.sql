@@ -4,7 +4,8 @@
 -- business type (they are never shown to that customer). The feature columns are those the
 -- feature marts' YAML flags `meta: {feature: true}` (macros/feature_columns.sql), the same
 -- as in fct_training_examples; the interaction features come from the same macro as
--- feat_customer_offer_daily's, computed here for the candidates alone.
+-- feat_customer_offer_daily's, computed here for the candidates alone. has_redeemed_offer is
+-- not a feature: the re-ranker (ml/rerank.py) never recommends an offer already redeemed.
 
 with
 
@@ -29,6 +30,12 @@ customer_features as (
 offer_features as (
 
     select * from {{ ref('feat_offer_daily') }}
+
+),
+
+redemptions as (
+
+    select * from {{ ref('stg_raw__redemptions') }}
 
 ),
 
@@ -76,6 +83,17 @@ offer_features_on_run_date as (
 
 ),
 
+-- redemptions before the run date's 00:00 UTC, one row per customer and offer
+offers_redeemed_before_run_date as (
+
+    select distinct
+        redemptions.customer_id,
+        redemptions.offer_id
+    from redemptions
+    where redemptions.redeemed_date < (select run_dates.as_of_date from run_dates)
+
+),
+
 {{ customer_offer_features('scoring_pairs') }},
 
 scoring_candidates as (
@@ -86,7 +104,8 @@ scoring_candidates as (
         scoring_pairs.offer_id
         {{- feature_columns('feat_customer_daily', 'customer_features_on_run_date') }}
         {{- feature_columns('feat_offer_daily', 'offer_features_on_run_date') }}
-        {{- feature_columns('feat_customer_offer_daily', 'customer_offer_features') }}
+        {{- feature_columns('feat_customer_offer_daily', 'customer_offer_features') }},
+        offers_redeemed_before_run_date.offer_id is not null as has_redeemed_offer
     from scoring_pairs
     left join customer_features_on_run_date
         on
@@ -101,6 +120,10 @@ scoring_candidates as (
             scoring_pairs.as_of_date = customer_offer_features.as_of_date
             and scoring_pairs.customer_id = customer_offer_features.customer_id
             and scoring_pairs.offer_id = customer_offer_features.offer_id
+    left join offers_redeemed_before_run_date
+        on
+            scoring_pairs.customer_id = offers_redeemed_before_run_date.customer_id
+            and scoring_pairs.offer_id = offers_redeemed_before_run_date.offer_id
 
 )
 
