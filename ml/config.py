@@ -175,9 +175,10 @@ class TrainingConfig:
     # never sampled.
     negatives_per_positive: float | None = None
     algorithms: tuple[str, ...] = ALGORITHMS  # the candidates trained each run
-    # Feature drift compares at most this many training examples with as many of today's
-    # candidates (each a deterministic sample by key hash), so its memory does not grow with the data.
-    drift_sample_rows: int = 200_000
+    # Feature drift compares at most this many scoring candidates of the champion's training date
+    # (kept in ml.drift_reference) with as many of today's, each a deterministic sample by key hash,
+    # so its storage and memory do not grow with the data.
+    drift_sample_rows: int = 20_000
     primary_metric: str = "ndcg@5"  # the champion is the candidate best on this validation metric
     tiebreak_metric: str = "roc_auc"
     calibration: str = "platt"  # how raw scores become probabilities, fitted on the tune window

@@ -255,6 +255,17 @@ def _column_signature(conn: psycopg.Connection, schema: str, table: str) -> list
 # --- feature marts built by dbt -------------------------------------------------------------------
 
 
+def _sample_order(keys: Sequence[str]) -> sql.Composed:
+    """The order of a deterministic sample: md5 of the key columns joined by '|', ties by the key."""
+    columns = sql.SQL(", ").join(map(sql.Identifier, keys))
+    return sql.SQL("md5(concat_ws('|', {})), {}").format(columns, columns)
+
+
+def _sampled(query: sql.Composable, keys: Sequence[str], rows: int) -> sql.Composed:
+    """`query` cut to its at most `rows` rows first in `_sample_order(keys)`."""
+    return sql.SQL("{} order by {} limit {}").format(query, _sample_order(keys), sql.Literal(rows))
+
+
 def read_relation(
     conn: psycopg.Connection,
     relation: sql.Composable,
@@ -275,10 +286,7 @@ def read_relation(
     if where is not None:
         query = sql.SQL("{} where {}").format(query, where)
     if sample is not None:
-        keys = sql.SQL(", ").join(map(sql.Identifier, sample[0]))
-        query = sql.SQL("select * from ({} order by md5(concat_ws('|', {})), {} limit {}) as sampled").format(
-            query, keys, keys, sql.Literal(sample[1])
-        )
+        query = sql.SQL("select * from ({}) as sampled").format(_sampled(query, *sample))
     if order_by:
         query = sql.SQL("{} order by {}").format(query, sql.SQL(", ").join(map(sql.Identifier, order_by)))
     return copy_out(conn, query, params)
@@ -555,21 +563,92 @@ def replace_feature_drift(conn: psycopg.Connection, schema: str, as_of_date: dt.
         return copy_in(conn, table, frame.assign(as_of_date=as_of_date))
 
 
+def replace_drift_reference(
+    conn: psycopg.Connection,
+    schema: str,
+    candidates: sql.Composable,
+    reference_date: dt.date,
+    features: Sequence[str],
+    categorical: Sequence[str],
+    sample: tuple[Sequence[str], int],
+) -> int:
+    """Replace one date's drift reference with a sample of `candidates` on that as_of_date: the at
+    most `sample[1]` rows first by md5 of the `sample[0]` key (as `read_relation`), one array per
+    feature in that order. One statement inside PostgreSQL, in one transaction with the delete;
+    returns the features stored (none when the date has no candidates)."""
+    table = sql.Identifier(schema, "drift_reference")
+    source = sql.SQL("select * from {} where as_of_date = %(day)s").format(candidates)
+    types = _arrow_schema(conn, source, {"day": reference_date})
+    booleans = {name for name, arrow_type in types.items() if arrow_type == pa.bool_()}
+    # Unpivot each sampled row into (feature, kind, value) rows, then aggregate one array per feature.
+    values = sql.SQL(", ").join(_reference_value(name, name in categorical, name in booleans) for name in features)
+    order = _sample_order(sample[0])
+    statement = sql.SQL(
+        "insert into {table} (reference_date, feature, kind, n_rows, numeric_values, categorical_values)"
+        " select %(day)s, unpivoted.feature, unpivoted.kind, count(*),"
+        " case when unpivoted.kind = 'numeric' then array_agg(unpivoted.numeric_value order by {order}) end,"
+        " case when unpivoted.kind = 'categorical' then array_agg(unpivoted.categorical_value order by {order}) end"
+        " from ({sampled}) as sampled"
+        " cross join lateral (values {values}) as unpivoted (feature, kind, numeric_value, categorical_value)"
+        " group by unpivoted.feature, unpivoted.kind"
+    ).format(table=table, order=order, sampled=_sampled(source, *sample), values=values)
+    with conn.transaction():
+        conn.execute(sql.SQL("delete from {} where reference_date = %s").format(table), (reference_date,))
+        return conn.execute(statement, {"day": reference_date}).rowcount
+
+
+def _reference_value(name: str, categorical: bool, boolean: bool) -> sql.Composed:
+    """One feature's (feature, kind, numeric_value, categorical_value) tuple of a sampled row."""
+    column = sql.Identifier("sampled", name)
+    if categorical:
+        return sql.SQL("({}, 'categorical', null::double precision, {}::text)").format(sql.Literal(name), column)
+    # booleans as 0/1, as ml.drift reads them
+    number = sql.SQL("{}::int::double precision" if boolean else "{}::double precision").format(column)
+    return sql.SQL("({}, 'numeric', {}, null::text)").format(sql.Literal(name), number)
+
+
+def read_drift_reference(
+    conn: psycopg.Connection, schema: str, reference_date: dt.date, features: Sequence[str]
+) -> pd.DataFrame | None:
+    """A date's drift reference sample as a frame, one column per stored feature of `features`
+    (numeric ones as floats, categorical ones as text, nulls kept); None when the date has none."""
+    query = sql.SQL(
+        "select reference.feature, reference.kind, unnested.position, unnested.numeric_value,"
+        " unnested.categorical_value"
+        " from {} as reference"
+        " cross join lateral unnest(reference.numeric_values, reference.categorical_values)"
+        " with ordinality as unnested (numeric_value, categorical_value, position)"
+        " where reference.reference_date = %s and reference.feature = any(%s)"
+        " order by reference.feature, unnested.position"
+    ).format(sql.Identifier(schema, "drift_reference"))
+    values = copy_out(conn, query, (reference_date, list(features)))
+    if values.empty:
+        return None
+    columns = {
+        feature: group[f"{kind}_value"].reset_index(drop=True)
+        for (feature, kind), group in values.groupby(["feature", "kind"], sort=False)
+    }
+    return pd.DataFrame(columns)
+
+
 def drift_signal(conn: psycopg.Connection, schema: str, as_of_date: dt.date) -> float | None:
-    """The drift signal of a run date: its largest feature PSI, or None when none was measured."""
+    """The drift signal of a run date: its largest PSI of a feature in the signal, or None when none was measured."""
     (value,) = conn.execute(
-        sql.SQL("select max(psi) from {} where as_of_date = %s").format(sql.Identifier(schema, "feature_drift")),
+        sql.SQL("select max(psi) from {} where as_of_date = %s and is_in_signal").format(
+            sql.Identifier(schema, "feature_drift")
+        ),
         (as_of_date,),
     ).fetchone()
     return value
 
 
 def largest_drifts(conn: psycopg.Connection, schema: str, as_of_date: dt.date, limit: int = 5) -> pd.DataFrame:
-    """The run date's `limit` features with the largest PSI: feature, kind, psi, ks, model_id."""
+    """The run date's `limit` features with the largest PSI, in the signal or not."""
     return _small_query(
         conn,
         sql.SQL(
-            "select feature, kind, psi, ks, model_id from {} where as_of_date = %s and psi is not null"
+            "select feature, kind, psi, ks, is_in_signal, model_id, reference_date from {}"
+            " where as_of_date = %s and psi is not null"
             " order by psi desc, feature limit %s"
         ).format(sql.Identifier(schema, "feature_drift")),
         (as_of_date, limit),
@@ -691,6 +770,7 @@ OUTPUT_TABLES: dict[str, str | None] = {
     "feature_importance": None,
     "eval_metrics": "as_of_date",
     "feature_drift": "as_of_date",
+    "drift_reference": "reference_date",
     "offer_scores": "score_date",
     "recommendations": "score_date",
     "recommendation_explanations": "score_date",

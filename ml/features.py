@@ -25,6 +25,7 @@ from ml.config import WAREHOUSE_DIR
 TRAINING_MODEL = "fct_training_examples"
 CANDIDATES_MODEL = "fct_scoring_candidates"
 RUN_DATE_MODEL = "dim_run_date"
+OFFER_FEATURES_MODEL = "feat_offer_daily"  # one row per offer and day: the day's catalogue
 
 
 class ManifestError(RuntimeError):
@@ -81,6 +82,10 @@ class DbtManifest:
         Within a feature mart the order is the YAML's, as in macros/feature_columns.sql.
         """
         return list(self._feature_metas(model))
+
+    def mart_feature_columns(self, mart: str) -> list[str]:
+        """The columns feature mart `mart` itself flags as model features, in its YAML order."""
+        return [name for name, column in self._model(mart)["columns"].items() if _meta(column).get("feature")]
 
     def categorical_feature_columns(self, model: str = TRAINING_MODEL) -> list[str]:
         """The model features of `model` flagged `categorical: true` (text categories), in `feature_columns` order."""

@@ -28,7 +28,7 @@ from ml.config import ModelPolicy, Settings, TrainingConfig, code_version
 from ml.drift import DRIFT_COLUMNS, feature_drift
 from ml.evaluate import metric_label, select_best, window_metrics
 from ml.explain import top_contributions
-from ml.features import CANDIDATES_MODEL, RUN_DATE_MODEL, TRAINING_MODEL, DbtManifest
+from ml.features import CANDIDATES_MODEL, OFFER_FEATURES_MODEL, RUN_DATE_MODEL, TRAINING_MODEL, DbtManifest
 from ml.models import FeatureSpec, RankingModel, fit_model, load_model
 from ml.registry import Decision, promotion_decision, retrain_decision
 from ml.report import ReportData, ScoredWindow, render_html
@@ -89,10 +89,8 @@ def read_examples(
     manifest: DbtManifest,
     features: list[str],
     shown_dates: tuple[dt.date, dt.date] = (dt.date.min, dt.date.max),
-    sample_rows: int | None = None,
 ) -> pd.DataFrame:
-    """The training examples shown within `shown_dates` whose label was known on the run date
-    (at most `sample_rows` of them, a deterministic sample by impression_id: `data.read_relation`).
+    """The training examples shown within `shown_dates` whose label was known on the run date.
 
     fct_training_examples is incremental: after a replay of an earlier date it also holds the
     examples of later runs, which this run must not see.
@@ -105,7 +103,6 @@ def read_examples(
         where=sql.SQL("shown_date between %s and %s"),
         params=(shown_dates[0], min(shown_dates[1], last_labelled_shown_date)),
         order_by=["impression_id"],
-        sample=None if sample_rows is None else (["impression_id"], sample_rows),
     )
 
 
@@ -185,73 +182,86 @@ def _model_id(algorithm: str, as_of: dt.date, model_text: str) -> str:
 
 # --- feature drift ------------------------------------------------------------------------------------
 
-FEATURE_DRIFT_COLUMNS = [*DRIFT_COLUMNS, "model_id", "reference_start_date", "reference_end_date"]
+FEATURE_DRIFT_COLUMNS = [*DRIFT_COLUMNS, "is_in_signal", "model_id", "reference_date"]
+# The drift samples of the candidates, on the training date and today: the same rule on both sides.
+CANDIDATE_SAMPLE_KEYS = ["customer_id", "offer_id"]
 
 
 def measure_drift(stage: StageRun, config: TrainingConfig) -> pd.DataFrame:
-    """Measure how far today's scoring candidates have drifted from the champion's training
-    examples, feature by feature (`ml.drift`), and replace the run date's `feature_drift` rows.
+    """Measure how far today's scoring candidates have drifted from those of the champion's
+    training date, feature by feature (`ml.drift`), and replace the run date's `feature_drift` rows.
 
-    The reference is the champion's training window of fct_training_examples, the current
-    population the run date's fct_scoring_candidates, each a deterministic sample of at most
-    `config.drift_sample_rows` rows (by md5 of impression_id, and of customer_id|offer_id). With
-    no champion there is nothing to compare and the date has no rows. A failure is logged and
-    returns an empty frame: drift must not stop the day's training and scoring.
+    The reference is the sample of fct_scoring_candidates that training stored for its run date
+    (`drift_reference`), the current population the same sample of today's: at most
+    `config.drift_sample_rows` pairs, chosen by md5 of customer_id|offer_id. Both sides are every
+    eligible pair of one day, so they differ only by what changed in between. With no champion, or
+    a champion trained before references were kept, there is nothing to compare and the date has no
+    rows. A failure is logged and returns an empty frame: drift must not stop training and scoring.
     """
     with data.connect(stage.settings) as conn:
         data.ensure_ml_tables(conn, stage.schema, stage.settings.reader_role)
         as_of = run_date(conn, stage.manifest)
         with data.recorded_stage(conn, stage.schema, stage.run_id, "drift", as_of) as log:
-            empty = pd.DataFrame(columns=FEATURE_DRIFT_COLUMNS)
             try:
-                drift = _champion_drift(conn, stage, config, as_of)
+                drift, log.message = _champion_drift(conn, stage, config, as_of)
             except Exception as err:  # the policy then decides without a drift signal
                 log.failed, log.message = True, f"{type(err).__name__}: {err}"[:2000]
-                return empty
-            if drift is None:
-                data.replace_feature_drift(conn, stage.schema, as_of, empty)
-                log.message = "no champion: nothing to compare"
-                return empty
+                return pd.DataFrame(columns=FEATURE_DRIFT_COLUMNS)
+            # also when empty: a re-run of the date must not leave an earlier champion's rows
             log.counts["rows_written"] = data.replace_feature_drift(conn, stage.schema, as_of, drift)
-            log.message = _drift_message(drift)
     return drift
 
 
 def _champion_drift(
     conn: psycopg.Connection, stage: StageRun, config: TrainingConfig, as_of: dt.date
-) -> pd.DataFrame | None:
+) -> tuple[pd.DataFrame, str]:
+    """The run date's drift rows against the champion's reference, and the stage's message."""
+    empty = pd.DataFrame(columns=FEATURE_DRIFT_COLUMNS)
     record = data.champion_model(conn, stage.schema)
     if record is None:
-        return None
+        return empty, "no champion: nothing to compare"
+    reference_date = record.trained_for_date
+    reference = data.read_drift_reference(conn, stage.schema, reference_date, record.features)
+    if reference is None:
+        return empty, (
+            f"no reference sample for {reference_date}, the training date of champion {record.model_id}"
+            " (trained before drift references were kept): nothing to compare until it is retrained"
+        )
     # A feature gone from the marts cannot be compared (and makes the policy retrain anyway).
     available = set(stage.manifest.feature_columns(TRAINING_MODEL))
-    features = [name for name in record.features if name in available]
-    window = (record.train_start_date, record.train_end_date)
-    reference = read_examples(conn, stage.manifest, features, window, sample_rows=config.drift_sample_rows)
+    features = [name for name in record.features if name in available and name in reference.columns]
     current = data.read_relation(
         conn,
         stage.manifest.relation(CANDIDATES_MODEL),
-        list(dict.fromkeys(["customer_id", "offer_id", *features])),
+        list(dict.fromkeys([*CANDIDATE_SAMPLE_KEYS, *features])),
         where=sql.SQL("as_of_date = %s"),
         params=(as_of,),
-        sample=(["customer_id", "offer_id"], config.drift_sample_rows),
+        sample=(CANDIDATE_SAMPLE_KEYS, config.drift_sample_rows),
     )
     drift = feature_drift(reference, current, features, list(record.categorical_features or ()))
-    return drift.assign(model_id=record.model_id, reference_start_date=window[0], reference_end_date=window[1])[
-        FEATURE_DRIFT_COLUMNS
-    ]
+    # Offer-level features describe the day's catalogue, a handful of offers that start, end and
+    # age by design: recorded, but left out of the signal (docs/models.md, "Feature drift").
+    catalogue = set(stage.manifest.mart_feature_columns(OFFER_FEATURES_MODEL))
+    drift = drift.assign(
+        is_in_signal=~drift["feature"].isin(catalogue), model_id=record.model_id, reference_date=reference_date
+    )[FEATURE_DRIFT_COLUMNS]
+    return drift, _drift_message(drift)
 
 
 def _drift_message(drift: pd.DataFrame) -> str:
     measured = drift.dropna(subset=["psi"])
-    model_id = drift["model_id"].iloc[0] if len(drift) else None
-    if measured.empty:
-        return f"no drift measurable against champion {model_id} (an empty sample)"
-    top = measured.loc[measured["psi"].idxmax()]
+    model_id, reference_date = drift["model_id"].iloc[0], drift["reference_date"].iloc[0]
+    signal = measured[measured["is_in_signal"]]
+    if signal.empty:
+        return f"no drift measurable against champion {model_id} (an empty sample, or only offer-level features)"
+    top = signal.loc[signal["psi"].idxmax()]
     ks = "" if pd.isna(top["ks"]) else f", KS {top['ks']:.3f}"
+    catalogue = measured[~measured["is_in_signal"]]
+    offers = "" if catalogue.empty else f"; offer-level, not in the signal: up to PSI {catalogue['psi'].max():.3f}"
     return (
-        f"largest drift {top['feature']}: PSI {top['psi']:.3f}{ks} ({len(measured)} features,"
-        f" {top['n_current']:,} candidates against {top['n_reference']:,} training examples of champion {model_id})"
+        f"largest drift {top['feature']}: PSI {top['psi']:.3f}{ks} ({len(signal)} features in the signal,"
+        f" {top['n_current']:,} candidates against {top['n_reference']:,} of {reference_date},"
+        f" the training date of champion {model_id}{offers})"
     )
 
 
@@ -375,11 +385,14 @@ def _train_and_select(
     champion_value = _by_label(results[champion.model_id])[primary] if champion.scorer is not None else None
     promotion = promotion_decision(policy, primary, _by_label(results[best_id])[primary], champion_value)
     window = (split.valid_start_date, split.valid_end_date)
-    with conn.transaction():  # the registry, its metrics and the promotion land together or not at all
+    # The registry, its metrics, the promotion and the drift reference land together or not at all:
+    # every model trained for a date has that date's candidates to measure drift against.
+    with conn.transaction():
         for record, model in candidates:
             data.register_model(conn, stage.schema, record)
             data.replace_feature_importance(conn, stage.schema, record.model_id, _importance_rows(record, model))
         data.replace_eval_metrics(conn, stage.schema, as_of, _eval_frame(results, window))
+        store_drift_reference(conn, stage, config, as_of, features)
         promoted = promotion.yes and data.promote_model(
             conn, stage.schema, best_id, action="promote", reason=promotion.reason, run_date=as_of
         )
@@ -389,6 +402,22 @@ def _train_and_select(
     )
     return TrainingOutcome(
         "trained", reason, [record for record, _ in candidates], best_id if promoted else champion.model_id, promoted
+    )
+
+
+def store_drift_reference(
+    conn: psycopg.Connection, stage: StageRun, config: TrainingConfig, as_of: dt.date, features: FeatureSpec
+) -> int:
+    """Keep a sample of the run date's scoring candidates as the drift reference of the models
+    trained for it (`data.replace_drift_reference`); returns the features stored."""
+    return data.replace_drift_reference(
+        conn,
+        stage.schema,
+        stage.manifest.relation(CANDIDATES_MODEL),
+        as_of,
+        features.names,
+        features.categorical,
+        (CANDIDATE_SAMPLE_KEYS, config.drift_sample_rows),
     )
 
 

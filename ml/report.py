@@ -165,7 +165,7 @@ def figures(report: ReportData) -> list[Figure]:
                 report.drift,
                 "psi",
                 "Feature drift",
-                "Population stability index, training against today.",
+                "Population stability index, the champion's training date against today.",
                 threshold=report.drift_threshold,
             )
         )

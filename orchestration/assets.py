@@ -88,10 +88,11 @@ TRAINING_EXAMPLES = _model_key(TRAINING_MODEL)
 SCORING_CANDIDATES = _model_key(CANDIDATES_MODEL)
 
 
-@asset(key=["ml", "feature_drift"], deps=[SCORING_CANDIDATES, TRAINING_EXAMPLES, RUN_DATE], group_name="ml")
+@asset(key=["ml", "feature_drift"], deps=[SCORING_CANDIDATES, RUN_DATE], group_name="ml")
 def feature_drift(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    """How far today's candidates have drifted from the champion's training examples (PSI and KS
-    per feature), measured before training: the largest PSI is the retraining policy's drift signal."""
+    """How far today's candidates have drifted from those of the champion's training date (PSI and
+    KS per feature, against the sample in ml.drift_reference), measured before training: the
+    largest PSI is the retraining policy's drift signal."""
     drift = pipeline.measure_drift(_stage(context, warehouse), load_training_config())
     measured = drift.dropna(subset=["psi"]).sort_values("psi", ascending=False)
     context.log.info(
@@ -99,8 +100,12 @@ def feature_drift(context: AssetExecutionContext, warehouse: WarehouseResource) 
         + (", ".join(f"{row.feature} {row.psi:.3f}" for row in measured.head(5).itertuples()) or "nothing measured")
     )
     metadata: dict[str, object] = {"features": len(drift)}
-    if len(measured):
-        metadata.update(max_psi=float(measured["psi"].iloc[0]), max_psi_feature=str(measured["feature"].iloc[0]))
+    signal = measured[measured["is_in_signal"].astype(bool)]
+    if len(signal):
+        top = signal.iloc[0]
+        metadata.update(
+            max_psi=float(top["psi"]), max_psi_feature=str(top["feature"]), reference_date=str(top["reference_date"])
+        )
     return MaterializeResult(metadata=metadata)
 
 
@@ -118,8 +123,9 @@ class TrainConfig(Config):
     specs=[
         AssetSpec(
             ["ml", "model_registry"],
-            # after feature_drift: its measure of today against the champion can trigger retraining
-            deps=[FEATURE_DRIFT, TRAINING_EXAMPLES, RUN_DATE],
+            # after feature_drift: its measure of today against the champion can trigger retraining;
+            # training keeps a sample of today's candidates as its drift reference (ml.drift_reference)
+            deps=[FEATURE_DRIFT, TRAINING_EXAMPLES, SCORING_CANDIDATES, RUN_DATE],
             description="Every trained model with its windows, features, provenance, calibration and metrics.",
         ),
         AssetSpec(["ml", "model_promotions"], description="Every change of champion, with its reason."),

@@ -180,7 +180,7 @@ def _print_metrics(summary: RunSummary) -> None:
 
 
 def _print_drift(summary: RunSummary) -> None:
-    """The run date's largest feature drifts against the champion's training data, and the threshold."""
+    """The run date's largest feature drifts against the champion's training date, and the threshold."""
     from ml.config import load_model_policy
 
     threshold = load_model_policy().drift_threshold
@@ -189,12 +189,14 @@ def _print_drift(summary: RunSummary) -> None:
         print(f"feature drift of {summary.run_date}: not measured (retraining above PSI {threshold})")
         return
     print(
-        f"feature drift of {summary.run_date} against champion {drifts['model_id'].iloc[0]}'s training data"
+        f"feature drift of {summary.run_date} against the candidates of {drifts['reference_date'].iloc[0]},"
+        f" champion {drifts['model_id'].iloc[0]}'s training date"
         f" (retraining above PSI {threshold}):"
     )
-    print(f"  {'feature':<34}{'psi':>10}{'ks':>10}")
+    print(f"  {'feature':<34}{'psi':>10}{'ks':>10}  in signal")
     for row in drifts.itertuples():
-        print(f"  {row.feature:<34}{_cell(row.psi):>10}{_cell(row.ks):>10}")
+        signal = "yes" if row.is_in_signal else "no (offer-level)"
+        print(f"  {row.feature:<34}{_cell(row.psi):>10}{_cell(row.ks):>10}  {signal}")
 
 
 def _cell(value: float | None) -> str:

@@ -115,12 +115,28 @@ drop index if exists {schema}.eval_metrics_as_of_grain;
 create unique index if not exists eval_metrics_grain_by_segment
     on {schema}.eval_metrics (as_of_date, model_id, split, segment, ordering, metric, k) nulls not distinct;
 
--- Feature drift per run date: today's scoring candidates against the champion's training
--- examples (ml/drift.py), measured before training; the date's largest PSI is the drift signal of
--- the retraining policy.
+-- The drift reference of every date that trained models: a deterministic sample of that day's
+-- scoring candidates (by md5 of customer_id|offer_id), one row per feature with the sampled values
+-- in sample order. fct_scoring_candidates holds only the latest run date, so a champion's training
+-- day is kept here; comparing later candidates with it compares like with like.
+create table if not exists {schema}.drift_reference (
+    reference_date date not null,            -- the run date that trained models on these candidates
+    feature text not null,
+    kind text not null check (kind in ('numeric', 'categorical')),
+    n_rows bigint not null,                  -- sampled candidates: the length of the array
+    numeric_values double precision[],       -- numeric features (booleans as 0/1), nulls kept
+    categorical_values text[],               -- categorical features, nulls kept
+    primary key (reference_date, feature),
+    check ((kind = 'numeric') = (numeric_values is not null)),
+    check ((kind = 'categorical') = (categorical_values is not null))
+);
+
+-- Feature drift per run date: today's scoring candidates against those of the champion's training
+-- date (drift_reference; ml/drift.py), measured before training; the date's largest PSI of a
+-- feature in the signal is the drift signal of the retraining policy.
 create table if not exists {schema}.feature_drift (
     as_of_date date not null,                -- the run date whose candidates were compared
-    model_id text not null,                  -- the champion whose training window is the reference
+    model_id text not null,                  -- the champion whose training date is the reference
     feature text not null,
     kind text not null check (kind in ('numeric', 'categorical')),
     psi double precision,                    -- population stability index; null when a sample is empty
@@ -129,8 +145,8 @@ create table if not exists {schema}.feature_drift (
     n_current bigint not null,               -- rows in the (sampled) current population
     reference_null_fraction double precision,
     current_null_fraction double precision,
-    reference_start_date date not null,      -- the champion's training window (impression dates, inclusive)
-    reference_end_date date not null,
+    is_in_signal boolean not null,           -- counts toward the drift signal (false: an offer-level feature)
+    reference_date date not null,            -- the champion's trained_for_date, whose candidates are the reference
     primary key (as_of_date, model_id, feature)
 );
 

@@ -1,6 +1,7 @@
 """COPY in and out, the raw contract and the registry, against the embedded server."""
 
 import datetime as dt
+import hashlib
 import os
 import signal
 import subprocess
@@ -176,3 +177,86 @@ def test_raw_load_is_all_or_nothing(conn, server, generated_data):
     for table, frame in generated_data.items():
         count = conn.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(server.raw_schema, table)))
         assert count.fetchone()[0] == len(frame), table
+
+
+def _candidates(conn) -> pd.DataFrame:
+    """A small candidates relation over two dates, with a numeric, integer, boolean and text
+    feature and nulls in each."""
+    rng = np.random.default_rng(11)
+    rows = 300
+    frame = pd.DataFrame(
+        {
+            "as_of_date": [dt.date(2026, 6, 1)] * rows,
+            "customer_id": rng.permutation(rows) + 1000,
+            "offer_id": rng.integers(1, 9, rows),
+            "amount": np.round(rng.normal(50, 20, rows), 2),
+            "days": rng.integers(0, 30, rows).astype(float),
+            "flag": rng.random(rows) < 0.3,
+            "segment": rng.choice(["retail", "horeca", "office"], rows).astype(object),
+        }
+    )
+    frame.loc[::7, "amount"] = None
+    frame.loc[::5, "days"] = None
+    frame["flag"] = frame["flag"].astype(object)
+    frame.loc[::11, "flag"] = None
+    frame.loc[::13, "segment"] = None
+    later = frame.head(40).assign(as_of_date=dt.date(2026, 6, 2))
+    conn.execute(
+        "create temporary table candidates (as_of_date date, customer_id bigint, offer_id bigint,"
+        " amount numeric(10, 2), days integer, flag boolean, segment text)"
+    )
+    data.copy_in(conn, sql.Identifier("candidates"), pd.concat([frame, later]).astype({"days": "Int64"}))
+    return frame
+
+
+def _as_list(values: pd.Series) -> list:
+    return [None if pd.isna(value) else value for value in values]
+
+
+def test_drift_reference_keeps_the_md5_sample_of_a_date_in_order_and_nulls(conn, server):
+    frame = _candidates(conn)
+    schema, candidates, keys = server.ml_schema, sql.Identifier("candidates"), ["customer_id", "offer_id"]
+    features, categorical = ["amount", "days", "flag", "segment"], ["segment"]
+    first, second = dt.date(2026, 6, 1), dt.date(2026, 6, 2)
+
+    def store(day: dt.date, rows: int) -> int:
+        return data.replace_drift_reference(conn, schema, candidates, day, features, categorical, (keys, rows))
+
+    assert store(first, 100) == 4 and store(second, 100) == 4
+    # the sample: the 100 pairs with the smallest md5 of 'customer_id|offer_id', in that order
+    digest = [hashlib.md5(f"{c}|{o}".encode()).hexdigest() for c, o in frame[keys].itertuples(index=False)]
+    expected = frame.assign(digest=digest).sort_values(["digest", *keys]).head(100)
+    reference = data.read_drift_reference(conn, schema, first, features)
+    assert reference.columns.tolist() == features and len(reference) == 100
+    for name in ("amount", "days"):
+        assert _as_list(reference[name]) == _as_list(expected[name].astype(float))
+    assert _as_list(reference["flag"]) == _as_list(expected["flag"].map({True: 1.0, False: 0.0}))
+    assert _as_list(reference["segment"]) == _as_list(expected["segment"])
+    assert reference.isna().any().all()  # the nulls came back as nulls in every feature
+    # the same rows as the sample `read_relation` reads today's candidates with
+    current = data.read_relation(
+        conn, candidates, [*keys, *features], where=sql.SQL("as_of_date = %s"), params=(first,), sample=(keys, 100)
+    )
+    assert sorted(current[keys].values.tolist()) == sorted(expected[keys].values.tolist())
+
+    stored = data.copy_out(
+        conn,
+        sql.SQL(
+            "select reference_date, feature, kind, n_rows, cardinality(numeric_values) as numeric_length,"
+            " cardinality(categorical_values) as categorical_length from {} order by reference_date, feature"
+        ).format(sql.Identifier(schema, "drift_reference")),
+    )
+    assert stored[stored["reference_date"] == first][["feature", "kind", "n_rows"]].values.tolist() == [
+        ["amount", "numeric", 100], ["days", "numeric", 100], ["flag", "numeric", 100], ["segment", "categorical", 100],
+    ]  # fmt: skip
+    assert (stored["numeric_length"].fillna(stored["categorical_length"]) == stored["n_rows"]).all()
+    assert set(stored.loc[stored["reference_date"] == second, "n_rows"]) == {40}
+
+    # Replacing a date replaces only its rows; a date without candidates has no reference.
+    assert store(first, 1_000) == 4
+    assert len(data.read_drift_reference(conn, schema, first, features)) == 300
+    assert len(data.read_drift_reference(conn, schema, second, ["flag", "segment"]).columns) == 2
+    conn.execute("delete from candidates where as_of_date = %s", (second,))
+    assert store(second, 100) == 0
+    assert data.read_drift_reference(conn, schema, second, features) is None
+    assert data.read_drift_reference(conn, schema, first, ["not_stored"]) is None

@@ -15,7 +15,7 @@ from sklearn.metrics import brier_score_loss, log_loss, ndcg_score, roc_auc_scor
 from ml import data, pipeline
 from ml.config import ALGORITHMS, Settings, load_rerank_config, load_training_config
 from ml.evaluate import select_best
-from ml.features import TRAINING_MODEL, DbtManifest
+from ml.features import CANDIDATES_MODEL, OFFER_FEATURES_MODEL, TRAINING_MODEL, DbtManifest
 from ml.pipeline import Scorer
 from orchestration import cli
 from tests.conftest import load_generated, use_database
@@ -30,6 +30,7 @@ GRAINS = {
     "recommendation_explanations": ["score_date", "customer_id", "offer_id", "feature"],
     "eval_metrics": ["as_of_date", "model_id", "split", "metric", "k"],
     "feature_drift": ["as_of_date", "model_id", "feature"],
+    "drift_reference": ["reference_date", "feature"],
     "pipeline_runs": ["run_id", "step"],
 }
 
@@ -303,35 +304,43 @@ def test_every_stage_is_logged(demo_run):
         assert all_succeeded
 
 
-def test_the_second_run_measures_drift_of_every_champion_feature(demo_run):
+def test_the_second_run_measures_no_drift_against_the_same_days_reference(demo_run):
     settings = demo_run["settings"]
     assert demo_run["first_drift"] == 0  # the first run of a fresh database has no champion to compare with
+    manifest = DbtManifest.load()
     with data.connect(settings) as conn:
         champion = data.champion_model(conn, settings.ml_schema)
         drift = _table(
             conn,
             settings,
             "feature_drift",
-            ["as_of_date", "model_id", "feature", "kind", "psi", "ks", "n_reference", "n_current",
-             "reference_start_date", "reference_end_date"],
+            ["as_of_date", "model_id", "feature", "kind", "psi", "ks", "n_reference", "n_current", "reference_date",
+             "is_in_signal"],
         )  # fmt: skip
         messages = conn.execute(
             sql.SQL("select message from {} where step = 'drift' order by started_at").format(
                 sql.Identifier(settings.ml_schema, "pipeline_runs")
             )
         ).fetchall()
+        candidates = conn.execute(
+            sql.SQL("select count(*) from {}").format(manifest.relation(CANDIDATES_MODEL))
+        ).fetchone()[0]
     assert sorted(drift["feature"]) == sorted(champion.features)
-    assert set(drift["model_id"]) == {champion.model_id} and drift["as_of_date"].nunique() == 1
-    assert (drift["psi"] >= 0).all()
+    assert set(drift["model_id"]) == {champion.model_id}
+    # The re-run of the champion's own training date compares the same sample of the same
+    # candidates, stored by training and read back today: every bin and every CDF agree.
+    assert set(drift["as_of_date"]) == set(drift["reference_date"]) == {champion.trained_for_date}
+    assert (drift["psi"] == 0).all()
     numeric = drift["kind"] == "numeric"
     assert set(drift.loc[~numeric, "feature"]) == set(champion.categorical_features)
-    assert drift.loc[numeric, "ks"].between(0, 1).all() and drift.loc[~numeric, "ks"].isna().all()
-    assert (drift["n_reference"] > 0).all() and (drift["n_current"] > 0).all()
-    assert set(drift["reference_start_date"]) == {champion.train_start_date}
-    assert set(drift["reference_end_date"]) == {champion.train_end_date}
-    top = drift.loc[drift["psi"].idxmax()]
+    assert (drift.loc[numeric, "ks"] == 0).all() and drift.loc[~numeric, "ks"].isna().all()
+    # the offer-level features follow the day's catalogue and stay out of the signal
+    offer_level = set(manifest.mart_feature_columns(OFFER_FEATURES_MODEL))
+    assert offer_level and set(drift.loc[~drift["is_in_signal"], "feature"]) == offer_level & set(champion.features)
+    sampled = min(candidates, load_training_config().drift_sample_rows)
+    assert set(drift["n_reference"]) == set(drift["n_current"]) == {sampled}
     assert len(messages) == 2 and messages[0][0] == "no champion: nothing to compare"
-    assert messages[1][0].startswith(f"largest drift {top.feature}: PSI {top.psi:.3f}")
+    assert messages[1][0].startswith("largest drift ") and ": PSI 0.000" in messages[1][0]
 
 
 def test_the_report_shows_every_plot_of_the_run(demo_run, tmp_path):

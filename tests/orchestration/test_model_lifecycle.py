@@ -190,34 +190,72 @@ def _last_run_steps(settings: Settings) -> dict[str, tuple[str, str, dt.date]]:
     return {step: (status, message, run_date) for step, status, message, run_date in rows}
 
 
-def test_feature_drift_above_the_threshold_triggers_retraining(world, monkeypatch):
+def test_feature_drift_of_another_day_above_the_threshold_triggers_retraining(world, monkeypatch):
     settings = world["settings"]
-    champion_id = _champion_id(settings)
-    # The daily job: the feature_drift asset measures today's candidates against the champion, and
-    # the model_registry asset hands the date's largest PSI to the policy.
+    with data.connect(settings) as conn:
+        champion = data.champion_model(conn, settings.ml_schema)
+    reference_date = champion.trained_for_date
+    day = reference_date - dt.timedelta(days=1)
+    # The daily job for another day: the feature_drift asset measures its candidates against those
+    # of the champion's training date, and the model_registry asset hands the largest PSI to the
+    # policy. No weekday retraining, and no promotion, so the champion and its reference stay.
     monkeypatch.setenv("OFFERRANK_RETRAIN_ON", "never")
     monkeypatch.setenv("OFFERRANK_DRIFT_THRESHOLD", "0")
-    assert cli.main(["run"]) == 0
+    monkeypatch.setenv("OFFERRANK_PROMOTION_MARGIN", "1")
+    assert cli.main(["run", "--date", day.isoformat()]) == 0
     steps = _last_run_steps(settings)
-    as_of = steps["train"][2]
+    assert steps["train"][2] == day
+    stage = _stage(settings)
     with data.connect(settings) as conn:
-        signal = data.drift_signal(conn, settings.ml_schema, as_of)
-    drift = _rows(settings, "feature_drift", ["as_of_date", "model_id", "psi"])
-    assert set(drift.loc[drift["as_of_date"] == as_of, "model_id"]) == {champion_id}
-    assert signal is not None and signal > 0
+        signal = data.drift_signal(conn, settings.ml_schema, day)
+    drift = _rows(settings, "feature_drift", [*pipeline.FEATURE_DRIFT_COLUMNS, "as_of_date"])
+    drift = drift[drift["as_of_date"] == day].drop(columns="as_of_date")
+    references = _rows(settings, "drift_reference", ["reference_date", "feature", "n_rows"])
+    stored = references[references["reference_date"] == reference_date]
+    assert sorted(drift["feature"]) == sorted(champion.features) == sorted(stored["feature"])
+    assert set(drift["model_id"]) == {champion.model_id} and set(drift["reference_date"]) == {reference_date}
+    assert set(drift["n_reference"]) == set(stored["n_rows"]) and (drift["n_current"] > 0).all()
+    assert signal == drift.loc[drift["is_in_signal"], "psi"].max() > 0
     assert steps["drift"][0] == "success" and steps["drift"][1].startswith("largest drift")
     assert steps["train"][0] == "success"
     assert steps["train"][1].startswith(f"trained because feature drift {signal:.3f} exceeds the threshold 0.0")
+    assert _champion_id(settings) == champion.model_id
+    # the training kept the day's own reference, one row per feature
+    assert sorted(references.loc[references["reference_date"] == day, "feature"]) == sorted(champion.features)
 
-    # The same measure under a threshold far above it: the champion stays, untrained.
-    stage = _stage(settings)
+    # Measuring the same day again gives the same rows; under a threshold far above them the
+    # champion stays untrained, under one below them it is retrained.
     measured = pipeline.measure_drift(stage, load_training_config())
-    assert measured["psi"].max() == pytest.approx(pipeline.drift_signal(stage))
+    pd.testing.assert_frame_equal(
+        measured.sort_values("feature", ignore_index=True),
+        drift.sort_values("feature", ignore_index=True),
+        check_dtype=False,
+    )
     lenient = ModelPolicy(retrain_weekdays=frozenset(), drift_threshold=1e6)
     outcome = pipeline.train_models(stage, load_training_config(), lenient, drift=pipeline.drift_signal(stage))
     assert outcome.status == "skipped" and "is current" in outcome.reason
-    strict = ModelPolicy(retrain_weekdays=frozenset(), drift_threshold=0.0)
-    outcome = pipeline.train_models(_stage(settings), load_training_config(), strict, drift=measured["psi"].max())
-    assert (
-        outcome.status == "trained" and "feature drift" in outcome.reason and "exceeds the threshold" in outcome.reason
-    )
+    only_logreg = dataclasses.replace(load_training_config(), algorithms=("logreg",))
+    strict = ModelPolicy(retrain_weekdays=frozenset(), drift_threshold=0.0, promotion_margin=1.0)
+    outcome = pipeline.train_models(_stage(settings), only_logreg, strict, drift=pipeline.drift_signal(stage))
+    assert outcome.status == "trained" and f"feature drift {signal:.3f} exceeds the threshold" in outcome.reason
+
+
+def test_a_champion_without_a_reference_sample_gives_no_drift_signal(world):
+    settings = world["settings"]
+    with data.connect(settings) as conn:
+        champion = data.champion_model(conn, settings.ml_schema)
+        # as for a champion trained before drift references were kept
+        conn.execute(
+            sql.SQL("delete from {} where reference_date = %s").format(
+                sql.Identifier(settings.ml_schema, "drift_reference")
+            ),
+            (champion.trained_for_date,),
+        )
+    stage = _stage(settings)
+    assert pipeline.measure_drift(stage, load_training_config()).empty
+    assert pipeline.drift_signal(stage) is None
+    status, message, day = _last_run_steps(settings)["drift"]
+    assert status == "success"
+    assert message.startswith(f"no reference sample for {champion.trained_for_date}, the training date of champion")
+    with data.connect(settings) as conn:
+        assert data.largest_drifts(conn, settings.ml_schema, day).empty  # the earlier rows of the day are gone

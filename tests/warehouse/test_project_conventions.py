@@ -142,14 +142,15 @@ FRESH_SOURCES = [
     "ml.recommendations",
     "ml.recommendation_explanations",
     "ml.eval_metrics",
+    "ml.drift_reference",
     "ml.feature_drift",
     "ml.pipeline_runs",
 ]
-WEEKLY = {"ml.model_registry": "pass", "ml.feature_importance": "pass"}
+WEEKLY = {"ml.model_registry": "pass", "ml.feature_importance": "pass", "ml.drift_reference": "pass"}
 FRESHNESS_CASES = {
     "half a day": (pd.Timedelta(hours=12), {}),
     "three days": (pd.Timedelta(days=3), {"raw.redemptions": "pass", **WEEKLY}),
-    "ten days": (pd.Timedelta(days=10), {"ml.model_registry": "warn", "ml.feature_importance": "warn"}),
+    "ten days": (pd.Timedelta(days=10), {name: "warn" for name in WEEKLY}),
 }
 DEFAULT_STATUS = {"half a day": "pass", "three days": "warn", "ten days": "error"}
 
@@ -177,7 +178,8 @@ ML_ROWS = {
     ),
     "feature_importance": "values ('m', 'f', 'gain', 1.0, 1)",
     "eval_metrics": "values (%(day)s, 'm', 'valid', 'roc_auc', null, 0.5, 1, null, %(day)s, %(day)s)",
-    "feature_drift": "values (%(day)s, 'm', 'f', 'numeric', 0.1, 0.05, 1, 1, 0, 0, %(day)s, %(day)s)",
+    "drift_reference": "values (%(day)s, 'f', 'numeric', 1, '{1.0}', null)",
+    "feature_drift": "values (%(day)s, 'm', 'f', 'numeric', 0.1, 0.05, 1, 1, 0, 0, true, %(day)s)",
     "offer_scores": "(score_date, customer_id, offer_id, model_id, score, rank) values (%(day)s, 1, 1, 'm', 0.5, 1)",
     "recommendation_explanations": "values (%(day)s, 1, 1, 'f', 'm', 0.5, 1, '1')",
     "recommendations": (
