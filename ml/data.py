@@ -643,13 +643,14 @@ def drift_signal(conn: psycopg.Connection, schema: str, as_of_date: dt.date) -> 
 
 
 def largest_drifts(conn: psycopg.Connection, schema: str, as_of_date: dt.date, limit: int = 5) -> pd.DataFrame:
-    """The run date's `limit` features with the largest PSI, in the signal or not."""
+    """The run date's `limit` features with the largest PSI, those in the drift signal first (the
+    offer-level ones, larger by construction, would hide them)."""
     return _small_query(
         conn,
         sql.SQL(
             "select feature, kind, psi, ks, is_in_signal, model_id, reference_date from {}"
             " where as_of_date = %s and psi is not null"
-            " order by psi desc, feature limit %s"
+            " order by is_in_signal desc, psi desc, feature limit %s"
         ).format(sql.Identifier(schema, "feature_drift")),
         (as_of_date, limit),
     )

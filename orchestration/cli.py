@@ -180,7 +180,7 @@ def _print_metrics(summary: RunSummary) -> None:
 
 
 def _print_drift(summary: RunSummary) -> None:
-    """The run date's largest feature drifts against the champion's training date, and the threshold."""
+    """The run date's largest feature drifts in the signal against the champion's training date, and the threshold."""
     from ml.config import load_model_policy
 
     threshold = load_model_policy().drift_threshold

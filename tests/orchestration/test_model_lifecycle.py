@@ -190,7 +190,7 @@ def _last_run_steps(settings: Settings) -> dict[str, tuple[str, str, dt.date]]:
     return {step: (status, message, run_date) for step, status, message, run_date in rows}
 
 
-def test_feature_drift_of_another_day_above_the_threshold_triggers_retraining(world, monkeypatch):
+def test_feature_drift_of_another_day_above_the_threshold_triggers_retraining(world, monkeypatch, capsys):
     settings = world["settings"]
     with data.connect(settings) as conn:
         champion = data.champion_model(conn, settings.ml_schema)
@@ -220,6 +220,11 @@ def test_feature_drift_of_another_day_above_the_threshold_triggers_retraining(wo
     assert steps["train"][0] == "success"
     assert steps["train"][1].startswith(f"trained because feature drift {signal:.3f} exceeds the threshold 0.0")
     assert _champion_id(settings) == champion.model_id
+    # the run summary lists the largest drifts in the signal first
+    summary = capsys.readouterr().out.split(f"feature drift of {day} against the candidates of {reference_date},")[1]
+    top = drift[drift["is_in_signal"]].sort_values("psi", ascending=False).iloc[0]
+    ks = "-" if pd.isna(top["ks"]) else f"{top['ks']:.4f}"
+    assert summary.splitlines()[2].split() == [top["feature"], f"{top['psi']:.4f}", ks, "yes"]
     # the training kept the day's own reference, one row per feature
     assert sorted(references.loc[references["reference_date"] == day, "feature"]) == sorted(champion.features)
 
