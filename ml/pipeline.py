@@ -266,7 +266,8 @@ def _drift_message(drift: pd.DataFrame) -> str:
 
 
 def drift_signal(stage: StageRun) -> float | None:
-    """The run date's drift signal for the retraining policy: its largest feature PSI (None: unmeasured)."""
+    """The run date's drift signal for the retraining policy: the largest PSI of a feature in the
+    signal (None: unmeasured)."""
     with data.connect(stage.settings) as conn:
         data.ensure_ml_tables(conn, stage.schema, stage.settings.reader_role)
         return data.drift_signal(conn, stage.schema, run_date(conn, stage.manifest))

@@ -165,7 +165,8 @@ def figures(report: ReportData) -> list[Figure]:
                 report.drift,
                 "psi",
                 "Feature drift",
-                "Population stability index, the champion's training date against today.",
+                "Population stability index, the champion's training date against today"
+                " (offer-level features are not in the signal).",
                 threshold=report.drift_threshold,
             )
         )

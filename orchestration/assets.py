@@ -92,7 +92,7 @@ SCORING_CANDIDATES = _model_key(CANDIDATES_MODEL)
 def feature_drift(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """How far today's candidates have drifted from those of the champion's training date (PSI and
     KS per feature, against the sample in ml.drift_reference), measured before training: the
-    largest PSI is the retraining policy's drift signal."""
+    largest PSI of a feature in the signal (not offer-level) is the retraining policy's drift signal."""
     drift = pipeline.measure_drift(_stage(context, warehouse), load_training_config())
     measured = drift.dropna(subset=["psi"]).sort_values("psi", ascending=False)
     context.log.info(
