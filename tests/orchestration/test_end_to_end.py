@@ -350,11 +350,12 @@ def test_the_report_shows_every_plot_of_the_run(demo_run, tmp_path):
     output = tmp_path / "report.html"
     assert cli.main(["report", "--output", str(output)]) == 0
     page = output.read_text()
+    # the second run measured the date's drift against the champion: its plot is the seventh
     for title in ("NDCG@k by model", "ROC curve", "Precision-recall curve", "Gain and lift", "Calibration",
-                  "Feature importance"):  # fmt: skip
+                  "Feature importance", "Feature drift"):  # fmt: skip
         assert f"<h2>{title}</h2>" in page
     images = page.count('src="data:image/png;base64,')
-    assert images == 6
+    assert images == 7
     with data.connect(settings) as conn:
         champion = data.champion_model(conn, settings.ml_schema)
     assert champion.model_id in page and "oracle" in page
