@@ -172,10 +172,11 @@ def _print_metrics(summary: RunSummary) -> None:
     reported = {m for name in scorers for m in summary.validation_metrics[name]}
     metrics = [metric for metric in LISTED_METRICS if metric in reported]
     print(f"validation window of {summary.run_date} (champion: {summary.champion_id or 'none, heuristic ranking'}):")
-    print(f"  {'scorer':<34}" + "".join(f"{metric:>10}" for metric in metrics))
+    widths = [max(10, len(metric) + 2) for metric in metrics]
+    print(f"  {'scorer':<34}" + "".join(f"{metric:>{width}}" for metric, width in zip(metrics, widths, strict=True)))
     for name in scorers:
         values = summary.validation_metrics[name]
-        cells = "".join(f"{_cell(values.get(metric)):>10}" for metric in metrics)
+        cells = "".join(f"{_cell(values.get(metric)):>{width}}" for metric, width in zip(metrics, widths, strict=True))
         print(f"  {name + (' *' if name == summary.champion_id else ''):<34}{cells}")
     served = summary.served_metrics.get(summary.champion_id or "", {})
     if "ndcg@5" in served:
