@@ -24,7 +24,6 @@ from world_options import add_world_options, world_params
 
 from ml import data, pipeline
 from ml.config import PROFILES_DIR, WAREHOUSE_DIR, load_settings, load_training_config
-from ml.evaluate import metric_label
 from ml.features import TRAINING_MODEL, DbtManifest
 from ml.generate import generate_all
 from ml.models import FeatureSpec, fit_model
@@ -65,24 +64,28 @@ def main() -> None:
     with data.connect(settings) as conn:
         examples = pipeline.read_examples(conn, manifest, list(features.names))
         split = temporal_split(examples, "shown_date", config.valid_days, config.tune_days)
-        references = pipeline.reference_metrics(conn, settings, split.valid, config)
+        references = pipeline.reference_predictions(conn, settings, split.valid)
     print(
         f"{len(examples):,} labelled impressions, {len(features.names)} features: train {len(split.train):,}"
         f" ({split.train_start_date}..{split.train_end_date}), tune {len(split.tune):,}, valid {len(split.valid):,}"
         f" ({split.valid['customer_id'].nunique():,} customers)"
     )
-    results: dict[str, dict[str, float]] = {}
+    predictions: dict[str, pipeline.Predictions] = {}
     print(f"\n{'model':<18}{'fit s':>8}{'size MB':>9}")
     for algorithm in config.algorithms:
         started = time.perf_counter()
         model = fit_model(algorithm, split, features, config)
         seconds = time.perf_counter() - started
         size_mb = len(model.to_text().encode()) / 1e6
-        _, rows = pipeline.calibrate_and_evaluate(model, split, config)
-        results[algorithm] = {metric_label(row["metric"], row["k"]): row["value"] for row in rows}
+        calibrator = pipeline.fit_calibration(model, split, config)
+        predictions[algorithm] = pipeline.model_predictions(model, calibrator, split.valid)
         print(f"{algorithm:<18}{seconds:8.1f}{size_mb:9.3f}")
-    for name, rows in references.items():
-        results[name] = {metric_label(row["metric"], row["k"]): row["value"] for row in rows}
+    started = time.perf_counter()
+    evaluation = pipeline.evaluate_window(split.valid, {**predictions, **references}, config, settings.rerank)
+    print(
+        f"evaluation of {len(evaluation)} scorers, every segment, raw and served: {time.perf_counter() - started:.1f} s"
+    )
+    results = {name: pipeline.headline_metrics(rows) for name, rows in evaluation.items()}
 
     oracle = results.get(pipeline.ORACLE_MODEL_ID, {})
     print(f"\nvalidation window, {config.calibration} calibration; gap = oracle - scorer")

@@ -168,7 +168,10 @@ class TrainingConfig:
     tune_days: int = 7  # the days before those: early stopping and calibration
     num_boost_round: int = 500
     early_stopping_rounds: int = 50
-    eval_k: tuple[int, ...] = (5, 10)
+    eval_k: tuple[int, ...] = (3, 5, 10)  # list cutoffs of the @k metrics; served lists are re-ranked to the largest
+    # Customer attributes (columns of fct_training_examples) whose values are evaluation segments,
+    # besides 'all': ml.eval_metrics.segment '<column>=<value>'.
+    segment_columns: tuple[str, ...] = ("business_type",)
     seed: int = 7  # LightGBM's seed and the negative sampler's
     # Keep this many negatives per positive in the training window (None: keep all). Kept negatives
     # are weighted up by the inverse of their sampling rate; the tune and validation windows are
@@ -199,6 +202,8 @@ class TrainingConfig:
     logreg_params: dict[str, object] = field(default_factory=lambda: {"C": 1.0, "max_iter": 1000, "tol": 1e-6})
 
     def __post_init__(self) -> None:
+        if not self.eval_k or min(self.eval_k) < 1:
+            raise ValueError(f"eval_k must be list cutoffs of at least 1, got {self.eval_k!r}")
         for name in ("valid_days", "tune_days", "drift_sample_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -382,6 +382,8 @@ def register_model(conn: psycopg.Connection, schema: str, record: ModelRecord) -
     A re-run keeps the row's created_at and status, so registering is idempotent.
     """
     values = {name: getattr(record, name) for name in _REGISTRY_COLUMNS}
+    # JSON has no NaN: an undefined metric is stored as null.
+    values["metrics"] = {name: None if value != value else value for name, value in record.metrics.items()}
     for name in _JSON_COLUMNS:
         values[name] = None if values[name] is None else json.dumps(values[name], sort_keys=True)
     updated = [c for c in _REGISTRY_COLUMNS if c not in ("model_id", "status")]
@@ -539,15 +541,18 @@ def replace_eval_metrics(conn: psycopg.Connection, schema: str, as_of_date: dt.d
         return copy_in(conn, table, metrics.assign(as_of_date=as_of_date))
 
 
-def validation_metrics(conn: psycopg.Connection, schema: str, as_of_date: dt.date) -> dict[str, dict[str, float]]:
-    """{scorer model_id: {metric name: value}} on the validation window of one run date."""
+def validation_metrics(
+    conn: psycopg.Connection, schema: str, as_of_date: dt.date, ordering: str = "raw"
+) -> dict[str, dict[str, float]]:
+    """{scorer model_id: {metric name: value}} on the validation window of one run date, all
+    customers, in the scorers' own order (`raw`) or as served (`served`)."""
     rows = conn.execute(
         sql.SQL(
             "select model_id, metric, k, value from {}"
-            " where as_of_date = %s and split = 'valid' and segment = 'all' and ordering = 'raw'"
+            " where as_of_date = %s and split = 'valid' and segment = 'all' and ordering = %s"
             " order by model_id, metric, k"
         ).format(sql.Identifier(schema, "eval_metrics")),
-        (as_of_date,),
+        (as_of_date, ordering),
     ).fetchall()
     metrics: dict[str, dict[str, float]] = {}
     for model_id, metric, k, value in rows:

@@ -1,14 +1,18 @@
 """Offline metrics of a ranking model, and the choice between candidates, on arrays: no database, no globals.
 
-Ranking is judged on raw scores (ROC AUC, NDCG@k over customers); calibration on the
-probabilities a calibrator makes of them (log loss, Brier score, expected calibration error).
-The champion is the candidate with the best validation ranking metric (`select_best`).
+Ranking is judged on raw scores (ROC AUC, and the list metrics over customers: NDCG@k here,
+precision/recall@k, MAP, margin@k, diversity@k and coverage@k in `ml.list_metrics`); calibration
+on the probabilities a calibrator makes of them (log loss, Brier score, expected calibration
+error). `scorer_metrics` gives all of them for one scorer on an `EvalWindow`, overall and per
+customer segment, for the raw order and for the lists as served (MMR re-ranked under the business
+rules); `with_margin_lift` compares margins with the heuristic's. The champion is the candidate
+with the best validation ranking metric on segment 'all', raw order (`select_best`).
 
-NDCG convention (the one LightGBM's lambdarank uses): gain 2^relevance - 1, discount
-1 / log2(position + 1) with positions from 1, tied scores share the average gain of their
-block (as scikit-learn's `ndcg_score` does), and each customer group is normalised by its
-ideal DCG at the same cutoff. Groups with no relevant item have no ideal ranking; they are
-left out of the mean and `n_groups` says how many counted.
+NDCG convention (the one LightGBM's lambdarank uses, code in `ml.list_metrics`): gain
+2^relevance - 1, discount 1 / log2(position + 1) with positions from 1, tied scores share the
+average gain of their block (as scikit-learn's `ndcg_score` does), and each customer group is
+normalised by its ideal DCG at the same cutoff. Groups with no relevant item have no ideal
+ranking; they are left out of the mean and `n_groups` says how many counted.
 """
 
 from __future__ import annotations
@@ -20,6 +24,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
+
+from ml import rerank
+from ml.config import RerankConfig
+from ml.list_metrics import (
+    average_precision,
+    coverage_at_k,
+    diversity_at_k,
+    group_codes,
+    margin_at_k,
+    ndcg_by_group,
+    positions,
+    precision_at_k,
+    recall_at_k,
+)
 
 
 @dataclass(frozen=True)
@@ -36,61 +54,16 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(labels, scores))
 
 
-def _discounts(positions: np.ndarray, k: int | None) -> np.ndarray:
-    discounts = 1.0 / np.log2(positions + 2.0)
-    if k is not None:
-        discounts[positions >= k] = 0.0
-    return discounts
-
-
-def _dcg_by_group(frame: pd.DataFrame, sort_column: str, k: int | None, tie_average: bool) -> pd.Series:
-    ordered = frame.sort_values(["group", sort_column], ascending=[True, False], kind="mergesort")
-    positions = ordered.groupby("group", sort=False).cumcount().to_numpy()
-    ordered = ordered.assign(discount=_discounts(positions, k))
-    if not tie_average:
-        return (ordered["gain"] * ordered["discount"]).groupby(ordered["group"]).sum()
-    blocks = ordered.groupby(["group", sort_column], sort=False).agg(
-        gain=("gain", "mean"), discount=("discount", "sum")
-    )
-    return (blocks["gain"] * blocks["discount"]).groupby(level="group").sum()
-
-
 def ndcg_at_k(groups: np.ndarray, relevance: np.ndarray, scores: np.ndarray, k: int | None) -> GroupedMetric:
     """Mean NDCG@k over groups (customers) that have at least one relevant item."""
-    frame = pd.DataFrame(
-        {
-            "group": np.asarray(groups),
-            "score": np.asarray(scores, dtype=float),
-            "relevance": np.asarray(relevance, dtype=float),
-        }
-    )
-    frame["gain"] = np.exp2(frame["relevance"]) - 1.0
-    relevant_groups = frame.loc[frame["gain"] > 0, "group"].unique()
-    frame = frame[frame["group"].isin(relevant_groups)]
-    if frame.empty:
-        return GroupedMetric(float("nan"), 0)
-    dcg = _dcg_by_group(frame, "score", k, tie_average=True)
-    ideal = _dcg_by_group(frame, "relevance", k, tie_average=False)
-    return GroupedMetric(float((dcg / ideal).mean()), len(ideal))
+    (per_group,) = ndcg_by_group(group_codes(groups), relevance, scores, (k,))
+    defined = per_group[~np.isnan(per_group)]
+    return GroupedMetric(float(defined.mean()) if len(defined) else float("nan"), len(defined))
 
 
 def metric_label(metric: str, k: object) -> str:
     """How a metric is named in summaries and the registry: `roc_auc`, `ndcg@10`."""
     return metric if k is None or pd.isna(k) else f"{metric}@{int(k)}"
-
-
-def ranking_metrics(
-    groups: np.ndarray, labels: np.ndarray, scores: np.ndarray, ks: tuple[int, ...]
-) -> list[dict[str, object]]:
-    """The metric rows offerrank reports for one set of predictions: ROC AUC and NDCG@k per k."""
-    n_rows = len(labels)
-    rows: list[dict[str, object]] = [
-        {"metric": "roc_auc", "k": None, "value": roc_auc(labels, scores), "n_rows": n_rows, "n_groups": None}
-    ]
-    for k in ks:
-        ndcg = ndcg_at_k(groups, labels, scores, k)
-        rows.append({"metric": "ndcg", "k": k, "value": ndcg.value, "n_rows": n_rows, "n_groups": ndcg.n_groups})
-    return rows
 
 
 def log_loss(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -120,25 +93,196 @@ def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, n_
     return float(gap[rows > 0].sum() / len(p))
 
 
-def window_metrics(
-    groups: np.ndarray,
-    labels: np.ndarray,
-    raw_scores: np.ndarray,
-    ks: tuple[int, ...],
-    probabilities: np.ndarray | None = None,
-) -> list[dict[str, object]]:
-    """The metric rows of one model on one window: ranking metrics of its raw scores, calibration of its probabilities.
+CALIBRATION_METRICS = (("log_loss", log_loss), ("brier", brier_score), ("ece", expected_calibration_error))
 
-    Rows have keys metric, k, value, n_rows, n_groups; the probability metrics (log_loss, brier,
-    ece) come only when `probabilities` are given, with k and n_groups None.
+
+# --- every scorer on one window: segments, raw and served order -------------------------------------
+
+
+MARGIN_IMPACT = "margin_impact"  # the share of an offer's normal gross margin a redemption gives up
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One scorer's output on the rows of an evaluation window."""
+
+    raw_scores: np.ndarray  # the ranking, higher first
+    probabilities: np.ndarray | None  # calibrated; None for a scorer that gives none (the heuristic)
+    serving_scores: np.ndarray  # what re-ranking weighs against similarity: ml.offer_scores.score
+
+
+@dataclass(frozen=True)
+class EvalWindow:
+    """The labelled rows every scorer is judged on, and what the list metrics need of them.
+
+    Each customer's rows over the whole window are one list (a customer shown the same offer on
+    two days has it twice), as the ranking metrics have always grouped them.
     """
-    rows = ranking_metrics(groups, labels, raw_scores, ks)
-    if probabilities is not None:
+
+    groups: np.ndarray  # customer_id as dense codes 0..G-1 (list_metrics.group_codes)
+    labels: np.ndarray
+    items: np.ndarray  # offer_id
+    margin: np.ndarray | None  # per row, the margin its redemption kept: label x (1 - margin_impact)
+    candidates: pd.DataFrame  # customer_id, offer_id and the similarity attributes: the re-ranker's input
+    similarity: list[np.ndarray]  # rerank.similarity_codes of the rows
+    segments: dict[str, np.ndarray]  # 'all', then '<column>=<value>': the segment's rows
+    segment_groups: dict[str, np.ndarray]  # the segment's customers, as a mask over the codes
+
+    @classmethod
+    def from_examples(cls, examples: pd.DataFrame, segment_columns: tuple[str, ...]) -> EvalWindow:
+        """The window of labelled examples with customer_id, offer_id, label and offer_category;
+        is_own_brand, discount_depth, margin_impact and the segment columns where present (a
+        segment column must be a customer attribute; rows where it is null are in 'all' only)."""
+        attributes = [name for name in rerank.SIMILARITY_ATTRIBUTES if name in examples.columns]
+        candidates = examples[["customer_id", "offer_id", *attributes]].reset_index(drop=True)
+        labels = examples["label"].to_numpy()
+        margin = (
+            labels * (1.0 - examples[MARGIN_IMPACT].astype(float).fillna(0.0).to_numpy())
+            if MARGIN_IMPACT in examples.columns
+            else None
+        )
+        segments = {"all": np.ones(len(examples), dtype=bool)}
+        for column in (name for name in segment_columns if name in examples.columns):
+            for value in sorted(examples[column].dropna().unique()):
+                segments[f"{column}={value}"] = (examples[column] == value).to_numpy()
+        groups = group_codes(examples["customer_id"].to_numpy())
+        return cls(
+            groups=groups,
+            labels=labels,
+            items=examples["offer_id"].to_numpy(),
+            margin=margin,
+            candidates=candidates,
+            similarity=rerank.similarity_codes(candidates),
+            segments=segments,
+            segment_groups={
+                name: np.bincount(groups[mask], minlength=groups.max() + 1) > 0 for name, mask in segments.items()
+            },
+        )
+
+
+def served_positions(
+    window: EvalWindow, serving_scores: np.ndarray, raw_positions: np.ndarray, depth: int, options: RerankConfig
+) -> np.ndarray:
+    """Each row's 0-based position in its customer's list as served: the first `depth` places as
+    MMR re-ranking under the per-category cap fills them (ml/rerank.py, as the recommendations
+    stage does), then the rows it did not pick, in raw score order.
+
+    The redeemed-offer rule is not applied: an impression does not say whether the customer had
+    redeemed the offer before it was shown.
+    """
+    candidates = window.candidates.assign(
+        score=serving_scores, score_rank=raw_positions + 1, has_redeemed_offer=False, row=np.arange(len(raw_positions))
+    )
+    picked = rerank.mmr_rerank(
+        candidates, top_k=depth, mmr_lambda=options.mmr_lambda, max_per_category=options.max_per_category
+    )
+    key = raw_positions + depth
+    key[picked["row"].to_numpy()] = picked["rank"].to_numpy() - 1
+    return positions(window.groups, key)
+
+
+def _row(
+    segment: str, ordering: str, metric: str, k: int | None, value: float, n_rows: int, n_groups: int | None
+) -> dict[str, object]:
+    return {
+        "segment": segment,
+        "ordering": ordering,
+        "metric": metric,
+        "k": k,
+        "value": value,
+        "n_rows": n_rows,
+        "n_groups": n_groups,
+    }
+
+
+def _order_free_rows(window: EvalWindow, predictions: Predictions) -> list[dict[str, object]]:
+    """ROC AUC and the calibration metrics: they do not depend on the order of a list, so 'raw' only."""
+    rows = []
+    for segment, mask in window.segments.items():
+        labels, n_rows = window.labels[mask], int(mask.sum())
+        rows.append(_row(segment, "raw", "roc_auc", None, roc_auc(labels, predictions.raw_scores[mask]), n_rows, None))
+        if predictions.probabilities is not None:
+            probabilities = predictions.probabilities[mask]
+            rows += [
+                _row(segment, "raw", name, None, metric(labels, probabilities), n_rows, None)
+                for name, metric in CALIBRATION_METRICS
+            ]
+    return rows
+
+
+def _per_customer(
+    window: EvalWindow, order: np.ndarray, ndcg_scores: np.ndarray, ks: tuple[int, ...]
+) -> dict[tuple[str, int | None], np.ndarray]:
+    """Every per-customer list metric of one ordering, by (metric, k)."""
+    groups, labels = window.groups, window.labels
+    metrics = {("map", None): average_precision(groups, labels, order)}
+    metrics.update(
+        {("ndcg", k): ndcg for k, ndcg in zip(ks, ndcg_by_group(groups, labels, ndcg_scores, ks), strict=True)}
+    )
+    for k in ks:
+        metrics["precision", k] = precision_at_k(groups, labels, order, k)
+        metrics["recall", k] = recall_at_k(groups, labels, order, k)
+        metrics["diversity", k] = diversity_at_k(groups, window.similarity, order, k)
+        if window.margin is not None:
+            metrics["margin", k] = margin_at_k(groups, window.margin, order, k)
+    return metrics
+
+
+def _list_rows(
+    window: EvalWindow, ordering: str, order: np.ndarray, ndcg_scores: np.ndarray, ks: tuple[int, ...]
+) -> list[dict[str, object]]:
+    """The list metrics of one ordering in every segment: per-customer values averaged over the
+    segment's customers where defined, and catalog coverage."""
+    per_customer = _per_customer(window, order, ndcg_scores, ks)
+    rows = []
+    for segment, mask in window.segments.items():
+        n_rows, customers = int(mask.sum()), window.segment_groups[segment]
+        for (metric, k), values in per_customer.items():
+            defined = values[customers & ~np.isnan(values)]
+            mean = float(defined.mean()) if len(defined) else float("nan")
+            rows.append(_row(segment, ordering, metric, k, mean, n_rows, len(defined)))
         rows += [
-            {"metric": name, "k": None, "value": metric(labels, probabilities), "n_rows": len(labels), "n_groups": None}
-            for name, metric in (("log_loss", log_loss), ("brier", brier_score), ("ece", expected_calibration_error))
+            _row(segment, ordering, "coverage", k, coverage_at_k(window.items[mask], order[mask], k), n_rows, None)
+            for k in ks
         ]
     return rows
+
+
+def scorer_metrics(
+    window: EvalWindow, predictions: Predictions, ks: tuple[int, ...], options: RerankConfig
+) -> list[dict[str, object]]:
+    """One scorer's metric rows (segment, ordering, metric, k, value, n_rows, n_groups) on `window`:
+    the order-free metrics on its raw scores, the list metrics in its raw order and as served."""
+    raw = predictions.raw_scores
+    # Ties go to the lower offer_id, as ml.offer_scores.rank breaks them.
+    raw_order = positions(window.groups, -raw, window.items)
+    served_order = served_positions(window, predictions.serving_scores, raw_order, max(ks), options)
+    # NDCG of the raw order keeps its tie-averaging; the served order has no ties.
+    return [
+        *_order_free_rows(window, predictions),
+        *_list_rows(window, "raw", raw_order, raw, ks),
+        *_list_rows(window, "served", served_order, -served_order.astype(float), ks),
+    ]
+
+
+def with_margin_lift(results: dict[str, list[dict[str, object]]], baseline: str) -> dict[str, list[dict[str, object]]]:
+    """`results` with a `margin_lift` row beside each `margin` row: the scorer's margin over the
+    `baseline` scorer's in the same segment, ordering and k, minus 1 (NaN when the baseline's is 0).
+    Unchanged when the baseline was not scored."""
+    if baseline not in results:
+        return results
+
+    def key(row: dict[str, object]) -> tuple[object, ...]:
+        return row["segment"], row["ordering"], row["k"]
+
+    base = {key(row): row["value"] for row in results[baseline] if row["metric"] == "margin"}
+
+    def lift(row: dict[str, object]) -> dict[str, object]:
+        reference = base[key(row)]
+        value = row["value"] / reference - 1.0 if reference > 0 else float("nan")
+        return {**row, "metric": "margin_lift", "value": value}
+
+    return {name: rows + [lift(row) for row in rows if row["metric"] == "margin"] for name, rows in results.items()}
 
 
 TIE_TOLERANCE = 1e-12

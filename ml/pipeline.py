@@ -24,9 +24,17 @@ from psycopg import sql
 
 from ml import data, heuristic, rerank
 from ml.calibrate import Calibrator, fit_calibrator
-from ml.config import ModelPolicy, Settings, TrainingConfig, code_version
+from ml.config import ModelPolicy, RerankConfig, Settings, TrainingConfig, code_version
 from ml.drift import DRIFT_COLUMNS, feature_drift
-from ml.evaluate import metric_label, select_best, window_metrics
+from ml.evaluate import (
+    MARGIN_IMPACT,
+    EvalWindow,
+    Predictions,
+    metric_label,
+    scorer_metrics,
+    select_best,
+    with_margin_lift,
+)
 from ml.explain import top_contributions
 from ml.features import CANDIDATES_MODEL, OFFER_FEATURES_MODEL, RUN_DATE_MODEL, TRAINING_MODEL, DbtManifest
 from ml.models import FeatureSpec, RankingModel, fit_model, load_model
@@ -41,6 +49,8 @@ ORACLE_MODEL_ID = "oracle"
 EVAL_COLUMNS = [
     "model_id",
     "split",
+    "segment",
+    "ordering",
     "metric",
     "k",
     "value",
@@ -347,44 +357,52 @@ def _train_and_select(
     examples = read_examples(conn, stage.manifest, list(features.names))
     split = temporal_split(examples, "shown_date", config.valid_days, config.tune_days)
     provenance = {"manifest_hash": stage.manifest.content_hash(), "code_version": code_version()}
-    candidates: list[tuple[data.ModelRecord, RankingModel]] = []
-    results: dict[str, list[dict[str, object]]] = {}
+    fitted: list[tuple[str, str, RankingModel, Calibrator]] = []
+    predictions: dict[str, Predictions] = {}
     for algorithm in config.algorithms:
         model = fit_model(algorithm, split, features, config)
-        calibrator, valid_metrics = calibrate_and_evaluate(model, split, config)
+        calibrator = fit_calibration(model, split, config)
         text = model.to_text()
-        record = data.ModelRecord(
-            model_id=_model_id(algorithm, as_of, text),
-            algorithm=algorithm,
-            trained_for_date=as_of,
-            features=list(features.names),
-            categorical_features=list(features.categorical),
-            params={**model.params, "seed": config.seed, "negatives_per_positive": config.negatives_per_positive},
-            train_start_date=split.train_start_date,
-            train_end_date=split.train_end_date,
-            tune_start_date=split.tune_start_date,
-            tune_end_date=split.tune_end_date,
-            valid_start_date=split.valid_start_date,
-            valid_end_date=split.valid_end_date,
-            metrics=_by_label(valid_metrics),
-            calibration=calibrator.to_dict(),
-            model_text=text,
-            **provenance,
+        model_id = _model_id(algorithm, as_of, text)
+        fitted.append((model_id, text, model, calibrator))
+        predictions[model_id] = model_predictions(model, calibrator, split.valid)
+    if champion.scorer is not None and champion.model_id not in predictions:
+        predictions[champion.model_id] = model_predictions(
+            champion.scorer.model, champion.scorer.calibrator, split.valid
         )
-        candidates.append((record, model))
-        results[record.model_id] = valid_metrics
-    if champion.scorer is not None and champion.model_id not in results:
-        results[champion.model_id] = _scorer_rows(
-            champion.scorer.model, champion.scorer.calibrator, split.valid, config
+    predictions.update(reference_predictions(conn, stage.settings, split.valid))
+    results = evaluate_window(split.valid, predictions, config, stage.settings.rerank)
+    candidates = [
+        (
+            data.ModelRecord(
+                model_id=model_id,
+                algorithm=model.algorithm,
+                trained_for_date=as_of,
+                features=list(features.names),
+                categorical_features=list(features.categorical),
+                params={**model.params, "seed": config.seed, "negatives_per_positive": config.negatives_per_positive},
+                train_start_date=split.train_start_date,
+                train_end_date=split.train_end_date,
+                tune_start_date=split.tune_start_date,
+                tune_end_date=split.tune_end_date,
+                valid_start_date=split.valid_start_date,
+                valid_end_date=split.valid_end_date,
+                metrics=headline_metrics(results[model_id]),
+                calibration=calibrator.to_dict(),
+                model_text=text,
+                **provenance,
+            ),
+            model,
         )
-    results.update(reference_metrics(conn, stage.settings, split.valid, config))
+        for model_id, text, model, calibrator in fitted
+    ]
 
     primary = config.primary_metric
     best_id = select_best(
         {record.model_id: record.metrics for record, _ in candidates}, primary, config.tiebreak_metric
     )
-    champion_value = _by_label(results[champion.model_id])[primary] if champion.scorer is not None else None
-    promotion = promotion_decision(policy, primary, _by_label(results[best_id])[primary], champion_value)
+    champion_value = headline_metrics(results[champion.model_id])[primary] if champion.scorer is not None else None
+    promotion = promotion_decision(policy, primary, headline_metrics(results[best_id])[primary], champion_value)
     window = (split.valid_start_date, split.valid_end_date)
     # The registry, its metrics, the promotion and the drift reference land together or not at all:
     # every model trained for a date has that date's candidates to measure drift against.
@@ -422,18 +440,13 @@ def store_drift_reference(
     )
 
 
-def _by_label(rows: list[dict[str, object]]) -> dict[str, float]:
-    return {metric_label(row["metric"], row["k"]): row["value"] for row in rows}
-
-
-def _metric_rows(
-    examples: pd.DataFrame, raw_scores: np.ndarray, probabilities: np.ndarray | None, config: TrainingConfig
-) -> list[dict[str, object]]:
-    """A scorer's metrics on labelled examples: ranking metrics over customers, and calibration
-    metrics where it gives probabilities."""
-    return window_metrics(
-        examples["customer_id"].to_numpy(), examples["label"].to_numpy(), raw_scores, config.eval_k, probabilities
-    )
+def headline_metrics(rows: list[dict[str, object]]) -> dict[str, float]:
+    """The headline metrics by label: segment 'all', raw order, which selection and promotion compare."""
+    return {
+        metric_label(row["metric"], row["k"]): row["value"]
+        for row in rows
+        if row["segment"] == "all" and row["ordering"] == "raw"
+    }
 
 
 def calibrated_scores(
@@ -444,31 +457,51 @@ def calibrated_scores(
     return raw, calibrator.predict(raw)
 
 
-def _scorer_rows(
-    model: RankingModel, calibrator: Calibrator, examples: pd.DataFrame, config: TrainingConfig
-) -> list[dict[str, object]]:
-    return _metric_rows(examples, *calibrated_scores(model, calibrator, examples), config)
+def model_predictions(model: RankingModel, calibrator: Calibrator, frame: pd.DataFrame) -> Predictions:
+    """A model's predictions of the rows of `frame`; re-ranking weighs its probabilities, as serving does."""
+    raw, probabilities = calibrated_scores(model, calibrator, frame)
+    return Predictions(raw, probabilities, serving_scores=probabilities)
 
 
-def calibrate_and_evaluate(
-    model: RankingModel, split: TemporalSplit, config: TrainingConfig
-) -> tuple[Calibrator, list[dict[str, object]]]:
-    """Fit a trained model's calibrator on the tune window, then its metrics on the validation window."""
-    calibrator = fit_calibrator(config.calibration, model.raw_scores(split.tune), split.tune["label"].to_numpy())
-    return calibrator, _scorer_rows(model, calibrator, split.valid, config)
+def fit_calibration(model: RankingModel, split: TemporalSplit, config: TrainingConfig) -> Calibrator:
+    """The calibrator of a trained model's raw scores, fitted on the tune window."""
+    return fit_calibrator(config.calibration, model.raw_scores(split.tune), split.tune["label"].to_numpy())
 
 
-def reference_metrics(
-    conn: psycopg.Connection, settings: Settings, examples: pd.DataFrame, config: TrainingConfig
-) -> dict[str, list[dict[str, object]]]:
+def reference_predictions(
+    conn: psycopg.Connection, settings: Settings, examples: pd.DataFrame
+) -> dict[str, Predictions]:
     """The yardsticks on the same examples: the heuristic ranking (what serving would fall back
-    to) and, where the simulator's ground truth covers them, the oracle (the best possible)."""
-    heuristic_scores = heuristic.raw_scores(examples, _window_prior_rate(examples))
-    results = {heuristic.HEURISTIC_ID: _metric_rows(examples, heuristic_scores, None, config)}
+    to) and, where the simulator's ground truth covers them, the oracle (the best possible).
+    Re-ranking weighs what ml.offer_scores.score would hold: the heuristic's rate, the true probability."""
+    prior = _window_prior_rate(examples)
+    references = {
+        heuristic.HEURISTIC_ID: Predictions(
+            heuristic.raw_scores(examples, prior), None, serving_scores=heuristic.rates(examples, prior)
+        )
+    }
     oracle = _oracle_probabilities(conn, settings, examples)
     if oracle is not None:
-        results[ORACLE_MODEL_ID] = _metric_rows(examples, oracle, oracle, config)
-    return results
+        references[ORACLE_MODEL_ID] = Predictions(oracle, oracle, serving_scores=oracle)
+    return references
+
+
+def evaluate_window(
+    examples: pd.DataFrame, predictions: dict[str, Predictions], config: TrainingConfig, options: RerankConfig
+) -> dict[str, list[dict[str, object]]]:
+    """Every scorer's metric rows on the same labelled examples: per segment (`segment_columns`),
+    raw and served order, with the margin lift over the heuristic."""
+    window = EvalWindow.from_examples(examples, config.segment_columns)
+    results = {name: scorer_metrics(window, scored, config.eval_k, options) for name, scored in predictions.items()}
+    return with_margin_lift(results, heuristic.HEURISTIC_ID)
+
+
+def evaluation_columns(manifest: DbtManifest, config: TrainingConfig) -> list[str]:
+    """The columns of the training examples the metrics need besides the scorers' features: the
+    re-ranker's attributes, the margin and the segment columns, those the mart has."""
+    available = set(manifest.feature_columns(TRAINING_MODEL))
+    wanted = [*rerank.SIMILARITY_ATTRIBUTES, MARGIN_IMPACT, *config.segment_columns]
+    return [name for name in wanted if name in available]
 
 
 def _window_prior_rate(examples: pd.DataFrame) -> float:
@@ -517,7 +550,7 @@ def evaluate_champion(stage: StageRun, config: TrainingConfig) -> pd.DataFrame:
         with data.recorded_stage(conn, stage.schema, stage.run_id, "evaluate", as_of) as log:
             champion = _champion(conn, stage)
             start = last_labelled - dt.timedelta(days=config.valid_days - 1)
-            features = list(heuristic.FEATURES)
+            features = [*heuristic.FEATURES, *evaluation_columns(stage.manifest, config)]
             if champion.scorer is not None:
                 record = champion.scorer.record
                 start = max(start, (record.tune_end_date or record.valid_end_date) + dt.timedelta(days=1))
@@ -526,13 +559,12 @@ def evaluate_champion(stage: StageRun, config: TrainingConfig) -> pd.DataFrame:
             if examples.empty:
                 log.message = f"no labelled impressions from {start} to {last_labelled} the champion was not fitted on"
                 return pd.DataFrame(columns=EVAL_COLUMNS)
-            results = reference_metrics(conn, stage.settings, examples, config)
+            predictions = {}
             if champion.scorer is not None:
                 scorer = champion.scorer
-                results = {
-                    champion.model_id: _scorer_rows(scorer.model, scorer.calibrator, examples, config),
-                    **results,
-                }
+                predictions[champion.model_id] = model_predictions(scorer.model, scorer.calibrator, examples)
+            predictions.update(reference_predictions(conn, stage.settings, examples))
+            results = evaluate_window(examples, predictions, config, stage.settings.rerank)
             metrics = _eval_frame(results, (start, last_labelled))
             log.counts["rows_written"] = data.replace_eval_metrics(conn, stage.schema, as_of, metrics)
     return metrics
@@ -746,6 +778,7 @@ class RunSummary:
     champion_id: str | None
     validation_metrics: dict[str, dict[str, float]]  # scorer -> metric -> value, on the run date's window
     largest_drifts: pd.DataFrame  # the run date's 5 features with the largest PSI: feature, kind, psi, ks, model_id
+    served_metrics: dict[str, dict[str, float]]  # the same for the list metrics of the lists as served
 
 
 def run_summary(settings: Settings, run_id: str) -> RunSummary:
@@ -762,6 +795,7 @@ def run_summary(settings: Settings, run_id: str) -> RunSummary:
             champion_id=champion.model_id if champion else None,
             validation_metrics=data.validation_metrics(conn, settings.ml_schema, as_of) if as_of else {},
             largest_drifts=data.largest_drifts(conn, settings.ml_schema, as_of) if as_of else pd.DataFrame(),
+            served_metrics=data.validation_metrics(conn, settings.ml_schema, as_of, "served") if as_of else {},
         )
 
 
@@ -788,6 +822,8 @@ def write_report(
 
 def _report_data(conn: psycopg.Connection, stage: StageRun, as_of: dt.date, policy: ModelPolicy) -> ReportData:
     metrics = data.date_rows(conn, stage.schema, "eval_metrics", "as_of_date", as_of)
+    if not metrics.empty:  # the report is about all customers; segments are for BI to slice
+        metrics = metrics[metrics["segment"] == "all"]
     if metrics.empty:
         raise LookupError(f"no evaluation for {as_of} in {stage.schema}.eval_metrics: run the pipeline for that date")
     model_id = data.ranking_model(conn, stage.schema, as_of)

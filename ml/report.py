@@ -41,7 +41,7 @@ class ReportData:
     as_of_date: dt.date
     model_id: str  # the model that ranked the date's offers, or 'heuristic'
     window: tuple[dt.date, dt.date]
-    metrics: pd.DataFrame  # eval_metrics rows of the date: model_id, metric, k, value
+    metrics: pd.DataFrame  # eval_metrics rows of the date, all customers: model_id, ordering, metric, k, value
     served: ScoredWindow
     oracle: ScoredWindow | None  # the true probabilities, on simulated data
     importance: pd.DataFrame  # feature, importance_type, importance of the served model; empty for the heuristic
@@ -120,17 +120,20 @@ def _calibration(scorers: list[ScoredWindow]) -> Figure:
 
 
 def _ndcg_by_model(metrics: pd.DataFrame) -> Figure:
-    ndcg = metrics[metrics["metric"] == "ndcg"].pivot_table(index="model_id", columns="k", values="value")
-    figure, axes = plt.subplots(figsize=(8, 0.5 + 0.45 * max(len(ndcg), 1)))
+    ndcg = metrics[metrics["metric"] == "ndcg"].pivot_table(index="model_id", columns=["ordering", "k"], values="value")
+    figure, axes = plt.subplots(figsize=(8, 0.5 + 0.6 * max(len(ndcg), 1)))
     positions = np.arange(len(ndcg))
     height = 0.8 / max(len(ndcg.columns), 1)
-    for offset, k in enumerate(ndcg.columns):
-        axes.barh(positions + offset * height, ndcg[k], height=height, label=f"NDCG@{int(k)}")
+    for offset, (ordering, k) in enumerate(ndcg.columns):
+        axes.barh(positions + offset * height, ndcg[ordering, k], height=height, label=f"NDCG@{int(k)} {ordering}")
     axes.set_yticks(positions + height * (len(ndcg.columns) - 1) / 2, ndcg.index)
     axes.set(xlabel="NDCG over customers (validation window)", xlim=(0, 1))
     axes.legend(loc="lower right", fontsize="small")
     return Figure(
-        "NDCG@k by model", "Every scorer of the date on the same rows; the oracle is the ceiling.", _png(figure)
+        "NDCG@k by model",
+        "Every scorer of the date on the same rows, in its own order (raw) and as served after re-ranking;"
+        " the oracle is the ceiling.",
+        _png(figure),
     )
 
 
@@ -174,6 +177,7 @@ def figures(report: ReportData) -> list[Figure]:
 
 
 def _metrics_table(metrics: pd.DataFrame) -> str:
+    metrics = metrics[metrics["ordering"] == "raw"]
     labels = metrics.assign(
         name=[m if pd.isna(k) else f"{m}@{int(k)}" for m, k in zip(metrics["metric"], metrics["k"], strict=True)]
     )
@@ -201,7 +205,7 @@ table.metrics tr:nth-child(even) {{ background: #f4f4f4; }} figure {{ margin: 2e
 <h1>{title}</h1>
 <p>Offers ranked by <b>{html.escape(report.model_id)}</b>. Validation window: impressions shown
 {report.window[0]} to {report.window[1]}, labelled by redemption within 7 days.</p>
-<h2>Metrics on the validation window</h2>
+<h2>Metrics on the validation window (all customers, each scorer's own order)</h2>
 {_metrics_table(report.metrics)}
 {body}
 </body></html>

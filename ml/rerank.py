@@ -45,6 +45,17 @@ def _codes(values: pd.Series | np.ndarray) -> np.ndarray:
     return pd.factorize(values, use_na_sentinel=False)[0]
 
 
+def similarity_codes(frame: pd.DataFrame) -> list[np.ndarray]:
+    """Per-row integer codes of the similarity attributes in `frame`, offer_category first: the
+    similarity of two offers is the share of these codes they have in common."""
+    codes = [_codes(frame["offer_category"])]
+    if "is_own_brand" in frame.columns:
+        codes.append(_codes(frame["is_own_brand"]))
+    if "discount_depth" in frame.columns:
+        codes.append(discount_band(frame["discount_depth"]))
+    return codes
+
+
 def mmr_rerank(candidates: pd.DataFrame, *, top_k: int, mmr_lambda: float, max_per_category: int) -> pd.DataFrame:
     """The re-ranked recommendations: the picked rows of `candidates` with `rank` 1..n per customer
     (n = min(top_k, eligible offers)), ordered by customer_id and rank.
@@ -83,12 +94,9 @@ def mmr_rerank(candidates: pd.DataFrame, *, top_k: int, mmr_lambda: float, max_p
 
     source_row = matrix(np.arange(len(candidates)), -1)
     score = matrix(candidates["score"].to_numpy(dtype=float), 0.0)
-    category = matrix(_codes(candidates["offer_category"]), -1)
-    attributes = [category]
-    if "is_own_brand" in candidates.columns:
-        attributes.append(matrix(_codes(candidates["is_own_brand"]), -1))
-    if "discount_depth" in candidates.columns:
-        attributes.append(matrix(discount_band(candidates["discount_depth"]), -2))
+    # Padding cells are never eligible, so whatever code they get never counts.
+    attributes = [matrix(codes, -1) for codes in similarity_codes(candidates)]
+    category = attributes[0]
     redeemed = candidates["has_redeemed_offer"].fillna(False).to_numpy(dtype=bool)
     eligible = matrix(~redeemed, False)  # padding cells are never eligible
 

@@ -166,11 +166,13 @@ def eval_metrics(context: AssetExecutionContext, warehouse: WarehouseResource) -
     drift), whose path is in the metadata."""
     stage = _stage(context, warehouse)
     metrics = pipeline.evaluate_champion(stage, load_training_config())
-    # `<scorer>/<metric>`: the champion's id, 'heuristic' and 'oracle'
+    # `<scorer>/<metric>`: the champion's id, 'heuristic' and 'oracle', all customers, raw order
     values = {
         f"{row.model_id}/{metric_label(row.metric, row.k)}": float(row.value)
         for row in metrics.itertuples()
         if row.value == row.value  # undefined metrics (NaN) are left out of the metadata
+        and row.segment == "all"
+        and row.ordering == "raw"
     }
     context.log.info("evaluated: " + ", ".join(f"{name} {value:.4f}" for name, value in values.items()))
     if metrics.empty:  # no labelled impressions to judge yet: nothing to report

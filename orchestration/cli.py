@@ -170,13 +170,19 @@ def _print_metrics(summary: RunSummary) -> None:
         summary.validation_metrics,
         key=lambda name: (name != summary.champion_id, name == ORACLE_MODEL_ID, name),
     )
-    metrics = list(dict.fromkeys(m for name in scorers for m in summary.validation_metrics[name]))
+    reported = {m for name in scorers for m in summary.validation_metrics[name]}
+    metrics = [metric for metric in LISTED_METRICS if metric in reported]
     print(f"validation window of {summary.run_date} (champion: {summary.champion_id or 'none, heuristic ranking'}):")
-    print(f"  {'scorer':<34}" + "".join(f"{metric:>10}" for metric in metrics))
+    widths = [max(10, len(metric) + 2) for metric in metrics]
+    print(f"  {'scorer':<34}" + "".join(f"{metric:>{width}}" for metric, width in zip(metrics, widths, strict=True)))
     for name in scorers:
         values = summary.validation_metrics[name]
-        cells = "".join(f"{_cell(values.get(metric)):>10}" for metric in metrics)
+        cells = "".join(f"{_cell(values.get(metric)):>{width}}" for metric, width in zip(metrics, widths, strict=True))
         print(f"  {name + (' *' if name == summary.champion_id else ''):<34}{cells}")
+    served = summary.served_metrics.get(summary.champion_id or "", {})
+    if "ndcg@5" in served:
+        raw = summary.validation_metrics[summary.champion_id].get("ndcg@5")
+        print(f"  the champion's lists as served (re-ranked): ndcg@5 {_cell(served['ndcg@5'])}, raw order {_cell(raw)}")
 
 
 def _print_drift(summary: RunSummary) -> None:
@@ -203,7 +209,9 @@ def _cell(value: float | None) -> str:
     return "-" if value is None or value != value else f"{value:.4f}"
 
 
-LISTED_METRICS = ("ndcg@5", "ndcg@10", "roc_auc", "log_loss", "ece")
+# The metrics shown per model by `offerrank model list` and per scorer in the run summary; every
+# metric is in ml.eval_metrics.
+LISTED_METRICS = ("ndcg@5", "ndcg@10", "map", "precision@5", "recall@5", "margin_lift@5", "roc_auc", "log_loss", "ece")
 
 
 def cmd_model(args: argparse.Namespace, settings: Settings) -> int:

@@ -13,7 +13,7 @@ from psycopg import sql
 from sklearn.metrics import brier_score_loss, log_loss, ndcg_score, roc_auc_score
 
 from ml import data, pipeline
-from ml.config import ALGORITHMS, Settings, load_rerank_config, load_training_config
+from ml.config import ALGORITHMS, RerankConfig, Settings, load_rerank_config, load_training_config
 from ml.evaluate import select_best
 from ml.features import CANDIDATES_MODEL, OFFER_FEATURES_MODEL, TRAINING_MODEL, DbtManifest
 from ml.pipeline import Scorer
@@ -28,7 +28,7 @@ GRAINS = {
     "offer_scores": ["score_date", "customer_id", "offer_id"],
     "recommendations": ["score_date", "customer_id", "rank"],
     "recommendation_explanations": ["score_date", "customer_id", "offer_id", "feature"],
-    "eval_metrics": ["as_of_date", "model_id", "split", "metric", "k"],
+    "eval_metrics": ["as_of_date", "model_id", "split", "segment", "ordering", "metric", "k"],
     "feature_drift": ["as_of_date", "model_id", "feature"],
     "drift_reference": ["reference_date", "feature"],
     "pipeline_runs": ["run_id", "step"],
@@ -205,6 +205,7 @@ def test_reported_metrics_equal_sklearn_on_the_same_predictions(demo_run):
             settings,
             "eval_metrics",
             ["model_id", "metric", "k", "value", "n_groups", "window_start_date", "window_end_date"],
+            where="segment = 'all' and ordering = 'raw'",
         )
         reported = reported[reported["model_id"] == champion.model_id]
         start, end = reported["window_start_date"].iloc[0], reported["window_end_date"].iloc[0]
@@ -244,12 +245,66 @@ def test_candidates_champion_heuristic_and_oracle_share_one_window(demo_run):
     with data.connect(settings) as conn:
         champion = data.champion_model(conn, settings.ml_schema)
         metrics = data.validation_metrics(conn, settings.ml_schema, champion.trained_for_date)
-        rows = _table(conn, settings, "eval_metrics", ["model_id", "metric", "n_rows", "window_start_date"])
+        rows = _table(
+            conn, settings, "eval_metrics", ["model_id", "metric", "n_rows", "window_start_date"], "segment = 'all'"
+        )
     assert len(metrics) == len(ALGORITHMS) + 2  # the candidates, the heuristic and the oracle
     assert {"heuristic", "oracle", champion.model_id} <= set(metrics)
     auc_rows = rows[rows["metric"] == "roc_auc"]
     assert auc_rows["n_rows"].nunique() == 1 and auc_rows["window_start_date"].nunique() == 1
     assert metrics["oracle"]["ndcg@5"] > metrics[champion.model_id]["ndcg@5"] > metrics["heuristic"]["ndcg@5"]
+
+
+def test_every_scorer_has_served_and_segment_metrics_whose_customers_add_up(demo_run):
+    settings = demo_run["settings"]
+    with data.connect(settings) as conn:
+        champion = data.champion_model(conn, settings.ml_schema)
+        rows = _table(
+            conn,
+            settings,
+            "eval_metrics",
+            ["as_of_date", "model_id", "segment", "ordering", "metric", "k", "value", "n_rows", "n_groups"],
+        )
+    rows = rows[rows["as_of_date"] == champion.trained_for_date]
+    mine = rows[rows["model_id"] == champion.model_id]
+    segments = set(mine["segment"]) - {"all"}
+    assert segments and all(segment.startswith("business_type=") for segment in segments)
+    assert set(mine["ordering"]) == {"raw", "served"}
+    for scorer in (champion.model_id, "heuristic", "oracle"):
+        served = rows[(rows["model_id"] == scorer) & (rows["ordering"] == "served")]
+        assert {"ndcg", "precision", "recall", "map", "margin_lift", "coverage", "diversity"} <= set(served["metric"])
+    # customers and rows of the segments add up to all customers, for every per-customer metric
+    keys = ["model_id", "ordering", "metric", "k"]
+    per_customer = rows[rows["n_groups"].notna()]
+    by_segment = per_customer[per_customer["segment"] != "all"].groupby(keys, dropna=False)[["n_rows", "n_groups"]]
+    overall = per_customer[per_customer["segment"] == "all"].set_index(keys)[["n_rows", "n_groups"]]
+    pd.testing.assert_frame_equal(by_segment.sum().sort_index(), overall.sort_index(), check_dtype=False)
+    lift = rows[(rows["metric"] == "margin_lift") & (rows["segment"] == "all")]
+    assert (lift[lift["model_id"] == "heuristic"]["value"] == 0).all()
+    assert (lift[lift["model_id"] == "oracle"]["value"] > 0).all()
+
+
+def test_served_metrics_with_lambda_one_and_no_binding_cap_equal_the_raw_ones(demo_run):
+    settings = demo_run["settings"]
+    manifest = DbtManifest.load()
+    config = load_training_config()
+    with data.connect(settings) as conn:
+        champion = data.champion_model(conn, settings.ml_schema)
+        columns = [*champion.features, *pipeline.evaluation_columns(manifest, config)]
+        window = (champion.valid_start_date, champion.valid_end_date)
+        examples = pipeline.read_examples(conn, manifest, list(dict.fromkeys(columns)), window)
+    scorer = Scorer.from_record(champion)
+    predictions = {champion.model_id: pipeline.model_predictions(scorer.model, scorer.calibrator, examples)}
+    no_rules = RerankConfig(mmr_lambda=1.0, max_per_category=1000)
+    metrics = pd.DataFrame(pipeline.evaluate_window(examples, predictions, config, no_rules)[champion.model_id])
+    served = metrics[metrics["ordering"] == "served"].set_index(["segment", "metric", "k"])["value"]
+    raw = metrics[metrics["ordering"] == "raw"].set_index(["segment", "metric", "k"])["value"]
+    pd.testing.assert_series_equal(served, raw.loc[served.index], rtol=1e-9)
+    # the default re-ranking does change the lists: more diverse than the raw order
+    with data.connect(settings) as conn:
+        written = data.validation_metrics(conn, settings.ml_schema, champion.trained_for_date, "served")
+        raw_written = data.validation_metrics(conn, settings.ml_schema, champion.trained_for_date)
+    assert written[champion.model_id]["diversity@5"] > raw_written[champion.model_id]["diversity@5"]
 
 
 def test_every_recommendation_is_explained_by_its_top_contributions(demo_run):
