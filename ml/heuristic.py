@@ -33,3 +33,9 @@ def log_factors(frame: pd.DataFrame, prior_rate: float) -> np.ndarray:
 def raw_scores(frame: pd.DataFrame, prior_rate: float) -> np.ndarray:
     """The ranking score: log(rate x depth). Higher ranks first."""
     return log_factors(frame, prior_rate).sum(axis=1)
+
+
+def scores(frame: pd.DataFrame, prior_rate: float) -> np.ndarray:
+    """rate x depth, the score the heuristic's rows carry: re-ranking weighs it, so the served order
+    at λ = 1 is the heuristic's own. Not a probability."""
+    return np.exp(raw_scores(frame, prior_rate))

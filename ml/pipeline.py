@@ -473,11 +473,11 @@ def reference_predictions(
 ) -> dict[str, Predictions]:
     """The yardsticks on the same examples: the heuristic ranking (what serving would fall back
     to) and, where the simulator's ground truth covers them, the oracle (the best possible).
-    Re-ranking weighs what ml.offer_scores.score would hold: the heuristic's rate, the true probability."""
+    Re-ranking weighs what ml.offer_scores.score would hold: the heuristic's rate x depth, the true probability."""
     prior = _window_prior_rate(examples)
     references = {
         heuristic.HEURISTIC_ID: Predictions(
-            heuristic.raw_scores(examples, prior), None, serving_scores=heuristic.rates(examples, prior)
+            heuristic.raw_scores(examples, prior), None, serving_scores=heuristic.scores(examples, prior)
         )
     }
     oracle = _oracle_probabilities(conn, settings, examples)
@@ -630,7 +630,7 @@ def score_candidates(stage: StageRun) -> dict[str, int]:
                     return score_frame(
                         chunk,
                         heuristic.raw_scores(chunk, prior),
-                        heuristic.rates(chunk, prior),
+                        heuristic.scores(chunk, prior),
                         heuristic.HEURISTIC_ID,
                         ranked_by="heuristic",
                     )
