@@ -8,6 +8,7 @@ from orchestration.assets import (
     offer_scores,
     recommendation_explanations,
     recommendations,
+    reporting_models,
     warehouse_models,
 )
 from orchestration.resources import build_resources
@@ -15,7 +16,15 @@ from orchestration.resources import build_resources
 DAILY_JOB = "daily_run"
 
 defs = Definitions(
-    assets=[warehouse_models, model_registry, eval_metrics, offer_scores, recommendations, recommendation_explanations],
+    assets=[
+        warehouse_models,
+        model_registry,
+        eval_metrics,
+        offer_scores,
+        recommendations,
+        recommendation_explanations,
+        reporting_models,
+    ],
     jobs=[
         define_asset_job(
             DAILY_JOB,
