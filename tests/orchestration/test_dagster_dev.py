@@ -93,4 +93,12 @@ def test_materializing_the_daily_job_from_the_ui_succeeds(dagster_dev):
             ),
             (run_id,),
         ).fetchall()
-    assert sorted(step for (step,) in steps) == ["dbt_build", "evaluate", "explain", "recommend", "score", "train"]
+    assert sorted(step for (step,) in steps) == [
+        "dbt_build",
+        "evaluate",
+        "explain",
+        "recommend",
+        "reporting",
+        "score",
+        "train",
+    ]
