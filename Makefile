@@ -49,7 +49,7 @@ lint: install
 	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(OFFERRANK) db start
 	cd warehouse && ../$(BIN)/sqlfluff lint models tests
-	cd warehouse && ../$(BIN)/dbt docs generate --profiles-dir ../profiles --quiet && \
+	cd warehouse && ../$(BIN)/dbt docs generate --select 'fqn:* source:*' --profiles-dir ../profiles --quiet && \
 	  COLUMNS=200 ../$(BIN)/dbt-bouncer run --config-file dbt-bouncer.yml --show-all-failures
 
 format: install

@@ -76,6 +76,14 @@ class DbtManifest:
         node = self._model(model)
         return sql.Identifier(node["schema"], node.get("alias") or node["name"])
 
+    def tables_tagged(self, tag: str) -> list[str]:
+        """The models with dbt tag `tag` that build tables (not views), by name."""
+        return sorted(
+            name
+            for name, node in self._nodes.items()
+            if tag in node.get("tags", []) and node["config"].get("materialized") in ("table", "incremental")
+        )
+
     def feature_columns(self, model: str = TRAINING_MODEL) -> list[str]:
         """The model features `model` selects: the flagged columns of the models it refs, in ref order.
 

@@ -5,6 +5,8 @@ Assets stay thin: each calls one `ml.pipeline` stage and reports what it wrote a
 
 import datetime as dt
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from dagster import (
     AssetExecutionContext,
@@ -62,16 +64,27 @@ def _stage(context: AssetExecutionContext, warehouse: WarehouseResource) -> pipe
     )
 
 
+# dbt tests on the raw sources show up as asset checks of the raw tables; the tests of every
+# model, as asset checks of the model.
+_DBT_SETTINGS = DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True)
+
+# The dbt selectors (warehouse/selectors.yml): the features, the default of a plain `dbt build`,
+# need only the raw tables; the reporting models read the ml tables the Python assets write.
+FEATURES_SELECTOR = "features"
+REPORTING_SELECTOR = "reporting"
+
+
 @dbt_assets(
     manifest=warehouse_project.manifest_path,
     project=warehouse_project,
-    # dbt tests on the raw sources show up as asset checks of the raw tables.
-    dagster_dbt_translator=DagsterDbtTranslator(DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True)),
+    select="",
+    selector=FEATURES_SELECTOR,
+    dagster_dbt_translator=DagsterDbtTranslator(_DBT_SETTINGS),
 )
 def warehouse_models(
     context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, config: DbtBuildConfig
 ):
-    """Every dbt model, with its tests, built as of the configured date."""
+    """Every dbt model but the reporting ones, with its tests, built as of the configured date."""
     args = ["build", *(["--full-refresh"] if config.full_refresh else [])]
     if config.as_of_date:
         args += ["--vars", json.dumps({"as_of_date": config.as_of_date})]
@@ -206,3 +219,23 @@ def recommendation_explanations(context: AssetExecutionContext, warehouse: Wareh
     counts = pipeline.explain_recommendations(_stage(context, warehouse))
     context.log.info(f"wrote {counts['rows_written']:,} explanation rows")
     return MaterializeResult(metadata=counts)
+
+
+class _ReportingTranslator(DagsterDbtTranslator):
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return "reporting"
+
+
+@dbt_assets(
+    manifest=warehouse_project.manifest_path,
+    project=warehouse_project,
+    select="",
+    selector=REPORTING_SELECTOR,
+    dagster_dbt_translator=_ReportingTranslator(_DBT_SETTINGS),
+)
+def reporting_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    """The reporting marts for BI over the ml tables (and the staging views under them), with
+    their tests, once the Python assets have written those tables: dagster-dbt keys the `ml`
+    sources as the Python assets are keyed (["ml", table]), so they follow them."""
+    with pipeline.recorded_reporting_build(_stage(context, warehouse)):
+        yield from dbt.cli(["build"], context=context).stream()

@@ -9,6 +9,7 @@ from orchestration.assets import (
     offer_scores,
     recommendation_explanations,
     recommendations,
+    reporting_models,
     warehouse_models,
 )
 from orchestration.resources import build_resources
@@ -24,6 +25,7 @@ defs = Definitions(
         offer_scores,
         recommendations,
         recommendation_explanations,
+        reporting_models,
     ],
     jobs=[
         define_asset_job(

@@ -99,6 +99,7 @@ def test_materializing_the_daily_job_from_the_ui_succeeds(dagster_dev):
         "evaluate",
         "explain",
         "recommend",
+        "reporting",
         "score",
         "train",
     ]

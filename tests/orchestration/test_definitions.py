@@ -42,6 +42,33 @@ def test_definitions_load_with_the_whole_graph(dbt_manifest):
     assert defs.resolve_job_def(DAILY_JOB) is not None
 
 
+def test_reporting_models_follow_the_ml_assets_in_their_own_group(dbt_manifest):
+    from orchestration.assets import reporting_models, warehouse_models
+    from orchestration.definitions import DAILY_JOB, defs
+
+    graph = defs.resolve_asset_graph()
+    reporting = {key.path[-1]: key for key in reporting_models.keys}
+    assert {"fct_latest_recommendations", "fct_model_performance_daily", "stg_ml__recommendations"} <= set(reporting)
+    assert not {key.path[-1] for key in warehouse_models.keys} & set(reporting)
+    assert {graph.get(key).group_name for key in reporting.values()} == {"reporting"}
+    # dagster-dbt keys source('ml', table) as the Python asset of that table: the lineage connects
+    assert graph.get(reporting["stg_ml__recommendations"]).parent_keys == {AssetKey(["ml", "recommendations"])}
+
+    def upstream(key: AssetKey) -> set[AssetKey]:
+        parents = graph.get(key).parent_keys
+        return parents.union(*(upstream(parent) for parent in parents if parent in graph.get_all_asset_keys()))
+
+    ml_assets = {AssetKey(["ml", name]) for name in ("recommendations", "recommendation_explanations", "eval_metrics")}
+    assert ml_assets <= upstream(reporting["fct_latest_recommendations"]) | upstream(
+        reporting["fct_model_performance_daily"]
+    )
+    assert AssetKey(["ml", "recommendation_explanations"]) in upstream(reporting["fct_latest_recommendations"])
+    assert AssetKey(["ml", "eval_metrics"]) in upstream(reporting["fct_model_performance_daily"])
+    # their dbt tests are asset checks, and the daily job runs them
+    checks = {key.asset_key for key in defs.resolve_job_def(DAILY_JOB).asset_layer.asset_graph.asset_check_keys}
+    assert reporting["fct_latest_recommendations"] in checks
+
+
 def test_dbt_build_config_rejects_a_malformed_date(dbt_manifest):
     from orchestration.assets import DbtBuildConfig
 

@@ -359,9 +359,10 @@ def test_every_stage_is_logged(demo_run):
         ).fetchall()
     assert len(runs) == 2
     for _, steps, all_succeeded in runs:
-        # drift comes before train (it can trigger it); evaluate and score both follow train, in either order
-        assert steps[:3] == ["dbt_build", "drift", "train"]
-        assert sorted(steps[3:]) == ["evaluate", "explain", "recommend", "score"]
+        # drift comes before train (it can trigger it); evaluate and score both follow train, in either
+        # order; the reporting marts come last
+        assert steps[:3] == ["dbt_build", "drift", "train"] and steps[-1] == "reporting"
+        assert sorted(steps[3:-1]) == ["evaluate", "explain", "recommend", "score"]
         assert steps.index("explain") > steps.index("recommend") > steps.index("score")
         assert all_succeeded
 
@@ -403,6 +404,86 @@ def test_the_second_run_measures_no_drift_against_the_same_days_reference(demo_r
     assert set(drift["n_reference"]) == set(drift["n_current"]) == {sampled}
     assert len(messages) == 2 and messages[0][0] == "no champion: nothing to compare"
     assert messages[1][0].startswith("largest drift ") and ": PSI 0.000" in messages[1][0]
+
+
+def _mart(settings: Settings, model: str) -> pd.DataFrame:
+    with data.connect(settings) as conn:
+        return data.copy_out(conn, sql.SQL("select * from {}").format(DbtManifest.load().relation(model)))
+
+
+def test_latest_recommendations_mart_holds_the_days_lists_with_offers_and_reasons(demo_run):
+    settings = demo_run["settings"]
+    mart = _mart(settings, "fct_latest_recommendations")
+    with data.connect(settings) as conn:
+        recommendations = _table(
+            conn,
+            settings,
+            "recommendations",
+            ["score_date", "customer_id", "rank", "offer_id", "score", "score_rank", "model_id", "ranked_by"],
+        )
+        explanations = _table(
+            conn,
+            settings,
+            "recommendation_explanations",
+            ["score_date", "customer_id", "offer_id", "feature", "contribution", "contribution_rank", "feature_value"],
+        )
+        offers = data.read_relation(
+            conn, DbtManifest.load().relation("int_offers_joined_to_products"), ["offer_id", "category"]
+        )
+    latest = recommendations[recommendations["score_date"] == recommendations["score_date"].max()]
+    keys = ["customer_id", "rank"]
+    joined = latest.merge(mart, on=keys, how="outer", suffixes=("", "_mart"), validate="1:1", indicator=True)
+    assert len(mart) == len(latest) > 0 and (joined["_merge"] == "both").all()
+    for column in ("score_date", "offer_id", "score", "score_rank", "model_id", "ranked_by"):
+        assert (joined[column] == joined[f"{column}_mart"]).all(), column
+    categories = joined.merge(offers, on="offer_id", validate="m:1")
+    pd.testing.assert_series_equal(
+        categories["offer_category"], categories["category"], check_names=False, check_dtype=False
+    )
+    # reason n is the explanation of contribution_rank n
+    for n in (1, 2, 3):
+        reason = explanations[explanations["contribution_rank"] == n].rename(
+            columns={
+                "feature": f"reason_{n}_feature",
+                "contribution": f"reason_{n}_contribution",
+                "feature_value": f"reason_{n}_value",
+            }
+        )
+        columns = [f"reason_{n}_feature", f"reason_{n}_contribution", f"reason_{n}_value"]
+        expected = joined.merge(reason, on=["score_date", "customer_id", "offer_id"], suffixes=("_mart", ""))
+        assert len(expected) == len(mart)
+        for column in columns:
+            assert (expected[column].fillna("null") == expected[f"{column}_mart"].fillna("null")).all(), column
+    first = mart.iloc[0]
+    assert first["reasons"].startswith(f"{first['reason_1_feature']}=") and first["reasons"].count("; ") == 2
+
+
+def test_model_performance_mart_sets_each_scorer_beside_the_oracle(demo_run):
+    settings = demo_run["settings"]
+    mart = _mart(settings, "fct_model_performance_daily")
+    with data.connect(settings) as conn:
+        champion = data.champion_model(conn, settings.ml_schema)
+        models = data.list_models(conn, settings.ml_schema)
+        metrics = _table(
+            conn, settings, "eval_metrics", ["as_of_date", "model_id", "segment", "ordering", "metric", "k", "value"]
+        )
+    assert len(mart) == len(metrics) > 0
+    # one date (the re-run replaced the first run's rows); the headline slice: all customers, raw order
+    headline = (mart["segment"] == "all") & (mart["ordering"] == "raw")
+    metrics = metrics[(metrics["segment"] == "all") & (metrics["ordering"] == "raw")]
+    ndcg5 = mart[headline & (mart["metric_label"] == "ndcg@5")].set_index("model_id")
+    assert ndcg5.loc[champion.model_id, "scorer_role"] == "champion"
+    assert ndcg5.loc[champion.model_id, "is_serving"]
+    assert set(ndcg5[ndcg5["scorer_role"] == "candidate"].index) == set(models["model_id"]) - {champion.model_id}
+    assert ndcg5.loc["oracle", "scorer_role"] == "oracle" and ndcg5.loc["heuristic", "scorer_role"] == "heuristic"
+    values = metrics[(metrics["metric"] == "ndcg") & (metrics["k"].fillna(0) == 5)].set_index("model_id")["value"]
+    assert (ndcg5["metric_value"] == values.reindex(ndcg5.index)).all()
+    assert (ndcg5["oracle_value"] == values["oracle"]).all() and (ndcg5["heuristic_value"] == values["heuristic"]).all()
+    np.testing.assert_allclose(ndcg5["gap_to_oracle"], values["oracle"] - ndcg5["metric_value"])
+    assert ndcg5.loc[champion.model_id, "gap_to_oracle"] > 0
+    # a loss: the gap is the other way round, and still positive when worse
+    losses = mart[headline & (mart["metric_label"] == "log_loss") & (mart["scorer_role"] == "champion")]
+    np.testing.assert_allclose(losses["gap_to_oracle"], losses["metric_value"] - losses["oracle_value"])
 
 
 def test_the_report_shows_every_plot_of_the_run(demo_run, tmp_path):

@@ -1,7 +1,40 @@
-"""A plain `dbt build` (the profile's defaults, no vars) passes on generated data: models, data tests, unit tests."""
+"""A plain `dbt build` (the profile's defaults, no vars) passes on generated data: models, data tests, unit tests.
+
+It runs on a fresh database, before any Python stage has created the `ml` tables: the default
+selector (warehouse/selectors.yml) leaves out the reporting models that read them, which
+`dbt build --selector reporting` builds after a run.
+"""
+
+import json
+
+from ml.config import WAREHOUSE_DIR
+from tests.conftest import dbt
 
 
 def test_dbt_build_passes_on_generated_data(built_warehouse):
     _, result = built_warehouse
     assert result.returncode == 0, result.stdout[-5000:]
     assert "ERROR=0" in result.stdout
+    assert "fct_scoring_candidates" in result.stdout and "stg_ml__" not in result.stdout
+
+
+def _listed(*selection: str) -> set[str]:
+    result = dbt("ls", "--quiet", "--resource-type", "model", "--output", "name", *selection)
+    return set(result.stdout.split())
+
+
+def test_the_default_selection_leaves_out_exactly_the_reporting_models(dbt_manifest):
+    manifest = json.loads((WAREHOUSE_DIR / "target" / "manifest.json").read_text())
+    models = {node["name"]: node for node in manifest["nodes"].values() if node["resource_type"] == "model"}
+    # every model that reads an ml table, and every model downstream of one, is a reporting model
+    reads_ml = {name for name, node in models.items() if any(".ml." in dep for dep in node["depends_on"]["nodes"])}
+    assert {"stg_ml__recommendations", "stg_ml__eval_metrics"} <= reads_ml
+    reporting = _listed("--selector", "reporting")
+    assert reads_ml <= reporting
+    assert {"fct_latest_recommendations", "fct_model_performance_daily"} <= reporting
+    # nothing the default build makes depends on a reporting model
+    assert _listed("--select", "tag:reporting+") == reporting
+
+    default = _listed()
+    assert default and default.isdisjoint(reporting)
+    assert default | reporting == set(models)

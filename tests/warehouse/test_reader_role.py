@@ -1,8 +1,9 @@
 """BI's read-only role reads the marts and the ml tables and nothing else, and writes nothing.
 
-The warehouse is built as the daily run builds it (dbt, then the ml stages, without Dagster). The
-reader role (OFFERRANK_READER_ROLE) cannot log in; BI connects as a login granted the role, and so
-does this test. Every statement runs in a transaction that is rolled back, so nothing changes.
+The warehouse is built as the daily run builds it (dbt, then the ml stages, then the reporting
+marts, without Dagster). The reader role (OFFERRANK_READER_ROLE) cannot log in; BI connects as a
+login granted the role, and so does this test. Every statement runs in a transaction that is
+rolled back, so nothing changes.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def warehouse(server: Settings, generated_world, dbt_manifest) -> Iterator[Wareh
     pipeline.score_candidates(stage)
     pipeline.write_recommendations(stage)
     pipeline.explain_recommendations(stage)
+    dbt("run", "--selector", "reporting")  # the reporting marts, over the ml tables
     with data.connect(settings) as owner:
         owner.execute(
             sql.SQL("create role {} login in role {}").format(
@@ -114,6 +116,8 @@ def test_the_reader_reads_every_row_of_every_table_bi_reads(warehouse, layer):
     relations = warehouse.relations(layer)
     if layer == "ml":
         assert set(data.OUTPUT_TABLES) <= {name for _, name in relations}
+    else:
+        assert {"fct_latest_recommendations", "fct_model_performance_daily"} <= {name for _, name in relations}
     for relation in relations:
         count = sql.SQL("select count(*) from {}").format(sql.Identifier(*relation))
         rows = warehouse.owner.execute(count).fetchone()[0]
