@@ -17,6 +17,9 @@ from ml import data, embedded_db
 from ml.config import PROFILES_DIR, WAREHOUSE_DIR, Settings, load_settings
 from ml.generate import GeneratorParams, generate_all
 
+# The dbt marts BI reads over the ml tables (models/marts/reporting/).
+REPORTING_MARTS = ("fct_latest_recommendations", "fct_model_performance_daily", "fct_feature_drift_daily")
+
 # Small enough for a quick suite, large enough that a model finds the signal.
 TEST_DATA = GeneratorParams(customers=400, products=120, offers=30, days=90, seed=11)
 

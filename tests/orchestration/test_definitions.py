@@ -4,6 +4,8 @@ import pytest
 from dagster import AssetKey
 from pydantic import ValidationError
 
+from tests.conftest import REPORTING_MARTS
+
 
 def test_definitions_load_with_the_whole_graph(dbt_manifest):
     # Imported here: dagster-dbt reads the manifest at import, and the fixture makes it.
@@ -48,7 +50,7 @@ def test_reporting_models_follow_the_ml_assets_in_their_own_group(dbt_manifest):
 
     graph = defs.resolve_asset_graph()
     reporting = {key.path[-1]: key for key in reporting_models.keys}
-    assert {"fct_latest_recommendations", "fct_model_performance_daily", "stg_ml__recommendations"} <= set(reporting)
+    assert {*REPORTING_MARTS, "stg_ml__recommendations"} <= set(reporting)
     assert not {key.path[-1] for key in warehouse_models.keys} & set(reporting)
     assert {graph.get(key).group_name for key in reporting.values()} == {"reporting"}
     # dagster-dbt keys source('ml', table) as the Python asset of that table: the lineage connects
@@ -64,6 +66,7 @@ def test_reporting_models_follow_the_ml_assets_in_their_own_group(dbt_manifest):
     )
     assert AssetKey(["ml", "recommendation_explanations"]) in upstream(reporting["fct_latest_recommendations"])
     assert AssetKey(["ml", "eval_metrics"]) in upstream(reporting["fct_model_performance_daily"])
+    assert AssetKey(["ml", "feature_drift"]) in upstream(reporting["fct_feature_drift_daily"])
     # their dbt tests are asset checks, and the daily job runs them
     checks = {key.asset_key for key in defs.resolve_job_def(DAILY_JOB).asset_layer.asset_graph.asset_check_keys}
     assert reporting["fct_latest_recommendations"] in checks

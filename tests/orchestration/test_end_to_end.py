@@ -503,3 +503,20 @@ def test_the_report_shows_every_plot_of_the_run(demo_run, tmp_path):
         champion = data.champion_model(conn, settings.ml_schema)
     assert champion.model_id in page and "oracle" in page
     assert cli.main(["report", "--date", "2001-01-01", "--output", str(output)]) == 1
+
+
+def test_feature_drift_mart_marks_each_dates_drift_signal(demo_run):
+    settings = demo_run["settings"]
+    mart = _mart(settings, "fct_feature_drift_daily")
+    with data.connect(settings) as conn:
+        drift = _table(conn, settings, "feature_drift", ["as_of_date", "feature", "psi", "is_in_signal"])
+        signal = data.drift_signal(conn, settings.ml_schema, drift["as_of_date"].max())
+    joined = drift.merge(mart, on=["as_of_date", "feature"], suffixes=("", "_mart"), validate="1:1")
+    assert len(joined) == len(mart) == len(drift) > 0
+    assert (joined["psi"] == joined["psi_mart"]).all()
+    # the one signal row per date holds the value the retraining policy was given
+    signals = mart[mart["is_drift_signal"]]
+    assert len(signals) == mart["as_of_date"].nunique()
+    assert signals["is_in_signal"].all() and signals["psi"].tolist() == [signal]
+    assert set(mart["psi_band"]) <= {"stable", "moderate", "significant"}
+    assert sorted(mart["psi_rank"]) == list(range(1, len(mart) + 1))

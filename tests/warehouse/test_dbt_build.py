@@ -8,7 +8,7 @@ selector (warehouse/selectors.yml) leaves out the reporting models that read the
 import json
 
 from ml.config import WAREHOUSE_DIR
-from tests.conftest import dbt
+from tests.conftest import REPORTING_MARTS, dbt
 
 
 def test_dbt_build_passes_on_generated_data(built_warehouse):
@@ -31,7 +31,7 @@ def test_the_default_selection_leaves_out_exactly_the_reporting_models(dbt_manif
     assert {"stg_ml__recommendations", "stg_ml__eval_metrics"} <= reads_ml
     reporting = _listed("--selector", "reporting")
     assert reads_ml <= reporting
-    assert {"fct_latest_recommendations", "fct_model_performance_daily"} <= reporting
+    assert set(REPORTING_MARTS) <= reporting
     # nothing the default build makes depends on a reporting model
     assert _listed("--select", "tag:reporting+") == reporting
 

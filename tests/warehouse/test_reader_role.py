@@ -19,7 +19,7 @@ from psycopg import sql
 from ml import data, pipeline
 from ml.config import ModelPolicy, Settings, TrainingConfig
 from ml.features import DbtManifest
-from tests.conftest import dbt, load_generated, use_database
+from tests.conftest import REPORTING_MARTS, dbt, load_generated, use_database
 
 BI_LOGIN = "offerrank_bi_test"
 
@@ -117,7 +117,7 @@ def test_the_reader_reads_every_row_of_every_table_bi_reads(warehouse, layer):
     if layer == "ml":
         assert set(data.OUTPUT_TABLES) <= {name for _, name in relations}
     else:
-        assert {"fct_latest_recommendations", "fct_model_performance_daily"} <= {name for _, name in relations}
+        assert set(REPORTING_MARTS) <= {name for _, name in relations}
     for relation in relations:
         count = sql.SQL("select count(*) from {}").format(sql.Identifier(*relation))
         rows = warehouse.owner.execute(count).fetchone()[0]
