@@ -1,6 +1,6 @@
-"""Feature drift between a reference sample (what a model was trained on) and a current one
-(what it scores today): the population stability index per feature, and for numeric features
-the two-sample Kolmogorov-Smirnov statistic. Pure functions on frames.
+"""Feature drift between a reference sample (the scoring candidates of the day a model was
+trained) and a current one (today's): the population stability index per feature, and for
+numeric features the two-sample Kolmogorov-Smirnov statistic. Pure functions on frames.
 
 PSI = Σ over bins (cur% - ref%) · ln(cur% / ref%), where ref% and cur% are each sample's share of
 its rows in the bin, floored at `EPSILON` so that a bin empty on one side gives a large but finite
