@@ -26,6 +26,8 @@ TRAINING_MODEL = "fct_training_examples"
 CANDIDATES_MODEL = "fct_scoring_candidates"
 RUN_DATE_MODEL = "dim_run_date"
 OFFER_FEATURES_MODEL = "feat_offer_daily"  # one row per offer and day: the day's catalogue
+# The dbt tag of the reporting models, built from the ml tables after the Python stages (warehouse/selectors.yml).
+REPORTING_TAG = "reporting"
 
 
 class ManifestError(RuntimeError):
@@ -55,7 +57,9 @@ class DbtManifest:
             raise ManifestError(f"dbt model {name!r} is not in {self.path}") from None
 
     def content_hash(self) -> str:
-        """A sha256 of every model's SQL checksum and its columns' meta (the feature flags).
+        """A sha256 of every model's SQL checksum and its columns' meta (the feature flags), the
+        reporting models (tag `reporting`, built from the ml outputs) left out: they cannot change
+        what a model is trained on.
 
         The same SQL and YAML flags give the same hash whenever and wherever `dbt parse` ran
         (unlike the manifest file, which records its own time), so the registry can tell which
@@ -68,6 +72,7 @@ class DbtManifest:
                 sorted((column, _meta(spec)) for column, spec in node["columns"].items()),
             )
             for name, node in self._nodes.items()
+            if REPORTING_TAG not in node.get("tags", ())
         )
         return hashlib.sha256(json.dumps(definitions, sort_keys=True).encode()).hexdigest()
 

@@ -36,7 +36,14 @@ from ml.evaluate import (
     with_margin_lift,
 )
 from ml.explain import top_contributions
-from ml.features import CANDIDATES_MODEL, OFFER_FEATURES_MODEL, RUN_DATE_MODEL, TRAINING_MODEL, DbtManifest
+from ml.features import (
+    CANDIDATES_MODEL,
+    OFFER_FEATURES_MODEL,
+    REPORTING_TAG,
+    RUN_DATE_MODEL,
+    TRAINING_MODEL,
+    DbtManifest,
+)
 from ml.models import FeatureSpec, RankingModel, fit_model, load_model
 from ml.registry import Decision, promotion_decision, retrain_decision
 from ml.report import ReportData, ScoredWindow, render_html
@@ -133,28 +140,25 @@ def recorded_dbt_build(stage: StageRun) -> Iterator[None]:
             log.counts.update(active_offers=active_offers, candidate_pairs=candidate_pairs)
 
 
-REPORTING_TAG = "reporting"
-
-
 @contextmanager
 def recorded_reporting_build(stage: StageRun) -> Iterator[None]:
     """Log the dbt build of the reporting marts wrapped by this block, with the rows they hold.
 
     The marts are the tables tagged `reporting` in the dbt project (warehouse/selectors.yml).
     """
-    with (
-        data.connect(stage.settings) as conn,
-        data.recorded_stage(conn, stage.schema, stage.run_id, "reporting") as log,
-    ):
-        yield
-        log.run_date = run_date(conn, stage.manifest)
-        count = sql.SQL("select count(*) from {}")
-        rows = {
-            mart: conn.execute(count.format(stage.manifest.relation(mart))).fetchone()[0]
-            for mart in stage.manifest.tables_tagged(REPORTING_TAG)
-        }
-        log.counts["rows_written"] = sum(rows.values())
-        log.message = ", ".join(f"{mart} {n:,} rows" for mart, n in rows.items())
+    with data.connect(stage.settings) as conn:
+        # materialized on its own, before any other stage created them, the log needs the ml tables
+        data.ensure_ml_tables(conn, stage.schema, stage.settings.reader_role)
+        with data.recorded_stage(conn, stage.schema, stage.run_id, "reporting") as log:
+            yield
+            log.run_date = run_date(conn, stage.manifest)
+            count = sql.SQL("select count(*) from {}")
+            rows = {
+                mart: conn.execute(count.format(stage.manifest.relation(mart))).fetchone()[0]
+                for mart in stage.manifest.tables_tagged(REPORTING_TAG)
+            }
+            log.counts["rows_written"] = sum(rows.values())
+            log.message = ", ".join(f"{mart} {n:,} rows" for mart, n in rows.items())
 
 
 # --- models as the registry holds them ------------------------------------------------------------

@@ -19,11 +19,11 @@ ranked as (
         drifts.*,
         rank() over (
             partition by drifts.as_of_date
-            order by drifts.psi desc nulls last, drifts.feature
+            order by drifts.psi desc nulls last, drifts.feature asc
         ) as psi_rank,
         row_number() over (
             partition by drifts.as_of_date, drifts.is_in_signal
-            order by drifts.psi desc nulls last, drifts.feature
+            order by drifts.psi desc nulls last, drifts.feature asc
         ) as psi_rank_in_group
     from drifts
 
