@@ -20,6 +20,7 @@ matplotlib.use("Agg")  # no display: render to PNG in memory
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.patches import Patch
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
@@ -128,7 +129,8 @@ def _ndcg_by_model(metrics: pd.DataFrame) -> Figure:
         axes.barh(positions + offset * height, ndcg[ordering, k], height=height, label=f"NDCG@{int(k)} {ordering}")
     axes.set_yticks(positions + height * (len(ndcg.columns) - 1) / 2, ndcg.index)
     axes.set(xlabel="NDCG over customers (validation window)", xlim=(0, 1))
-    axes.legend(loc="lower right", fontsize="small")
+    # beside the plot: inside it, the legend would hide the bars that reach 1
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     return Figure(
         "NDCG@k by model",
         "Every scorer of the date on the same rows, in its own order (raw) and as served after re-ranking;"
@@ -137,15 +139,34 @@ def _ndcg_by_model(metrics: pd.DataFrame) -> Figure:
     )
 
 
-def _bars(frame: pd.DataFrame, value: str, title: str, caption: str, threshold: float | None = None) -> Figure:
+def _bars(frame: pd.DataFrame, value: str, title: str, caption: str) -> Figure:
     top = frame.sort_values(value, ascending=False).head(TOP_FEATURES).iloc[::-1]
     figure, axes = plt.subplots(figsize=(7, 0.5 + 0.3 * max(len(top), 1)))
     axes.barh(top["feature"], top[value])
-    if threshold is not None:
-        axes.axvline(threshold, color="red", linestyle="--", label=f"retraining threshold {threshold}")
-        axes.legend(loc="lower right", fontsize="small")
     axes.set(xlabel=value)
     return Figure(title, caption, _png(figure))
+
+
+def _drift_bars(drift: pd.DataFrame, threshold: float) -> Figure:
+    """PSI per feature against the retraining threshold; the features outside the signal in grey."""
+    top = drift.sort_values("psi", ascending=False).head(TOP_FEATURES).iloc[::-1]
+    figure, axes = plt.subplots(figsize=(7, 0.5 + 0.3 * max(len(top), 1)))
+    signal_colors = {True: "tab:blue", False: "lightgrey"}
+    axes.barh(top["feature"], top["psi"], color=[signal_colors[bool(flag)] for flag in top["is_in_signal"]])
+    threshold_line = axes.axvline(threshold, color="red", linestyle="--")
+    axes.legend(
+        [Patch(color=signal_colors[True]), Patch(color=signal_colors[False]), threshold_line],
+        ["in the drift signal", "offer-level, not in the signal", f"retraining threshold {threshold}"],
+        loc="lower right",
+        fontsize="small",
+    )
+    axes.set(xlabel="population stability index")
+    return Figure(
+        "Feature drift",
+        "Each feature's PSI between the candidates of the champion's training date and today's. The"
+        " largest PSI in the signal is what the retraining policy compares with the threshold.",
+        _png(figure),
+    )
 
 
 def figures(report: ReportData) -> list[Figure]:
@@ -163,16 +184,7 @@ def figures(report: ReportData) -> list[Figure]:
             )
         )
     if not report.drift.empty:
-        shown.append(
-            _bars(
-                report.drift,
-                "psi",
-                "Feature drift",
-                "Population stability index, the champion's training date against today"
-                " (offer-level features are not in the signal).",
-                threshold=report.drift_threshold,
-            )
-        )
+        shown.append(_drift_bars(report.drift, report.drift_threshold))
     return shown
 
 
