@@ -7,6 +7,7 @@ reads the same variables with the same defaults.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 from dataclasses import dataclass, field
@@ -105,6 +106,10 @@ class Settings:
     reader_role: str = DEFAULT_READER_ROLE  # the NOLOGIN role BI logins join: SELECT on marts and ml only
     top_k: int = 5
     rerank: RerankConfig = field(default_factory=RerankConfig)
+    # The first date of the Dagster daily partitions; a run date before it cannot be materialized.
+    first_date: dt.date = dt.date(2025, 1, 1)
+    # How long a run waits for another run of the same warehouse to finish before it stops.
+    lock_wait_seconds: float = 3600.0
 
     @property
     def pgdata(self) -> Path:
@@ -135,7 +140,17 @@ def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> S
         reader_role=env.get("OFFERRANK_READER_ROLE", DEFAULT_READER_ROLE),
         top_k=int(env.get("OFFERRANK_TOP_K", 5)),
         rerank=load_rerank_config(env),
+        first_date=_date(env, "OFFERRANK_FIRST_DATE", Settings.first_date),
+        lock_wait_seconds=_non_negative(env, "OFFERRANK_LOCK_WAIT_SECONDS", Settings.lock_wait_seconds),
     )
+
+
+def _date(env: os._Environ[str] | dict[str, str], name: str, default: dt.date) -> dt.date:
+    text = env.get(name, "").strip()
+    try:
+        return dt.date.fromisoformat(text) if text else default
+    except ValueError:
+        raise ValueError(f"{name} must be a date as YYYY-MM-DD, got {text!r}") from None
 
 
 ALGORITHMS = ("logreg", "lgbm_binary", "lgbm_lambdarank")
@@ -265,13 +280,17 @@ class ModelPolicy:
     # A challenger is promoted only if it beats the champion's primary metric on the same fresh
     # validation window by at least this much: noise alone should not swap models.
     promotion_margin: float = 0.002
-    # Retrain when the drift signal (the largest per-feature drift of the day) exceeds this.
+    # The drift sensor launches retraining when the drift signal (the largest per-feature drift
+    # of the day) exceeds this.
     drift_threshold: float = 0.25
+    # The champion's primary metric may fall at most this much below the previous run date's
+    # champion's before the metric check of ml.eval_metrics fails.
+    metric_tolerance: float = 0.05
 
 
 def load_model_policy(environ: os._Environ[str] | dict[str, str] | None = None) -> ModelPolicy:
     """The model policy: defaults above, overridden by OFFERRANK_RETRAIN_ON (comma-separated weekday
-    names, or `never`), OFFERRANK_PROMOTION_MARGIN and OFFERRANK_DRIFT_THRESHOLD."""
+    names, or `never`), OFFERRANK_PROMOTION_MARGIN, OFFERRANK_DRIFT_THRESHOLD and OFFERRANK_METRIC_TOLERANCE."""
     env = os.environ if environ is None else environ
     defaults = ModelPolicy()
     weekdays = defaults.retrain_weekdays
@@ -287,6 +306,7 @@ def load_model_policy(environ: os._Environ[str] | dict[str, str] | None = None) 
         retrain_weekdays=weekdays,
         promotion_margin=_non_negative(env, "OFFERRANK_PROMOTION_MARGIN", defaults.promotion_margin),
         drift_threshold=_non_negative(env, "OFFERRANK_DRIFT_THRESHOLD", defaults.drift_threshold),
+        metric_tolerance=_non_negative(env, "OFFERRANK_METRIC_TOLERANCE", defaults.metric_tolerance),
     )
 
 

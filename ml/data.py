@@ -20,6 +20,7 @@ import psycopg.rows
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from ml.config import Settings
 from ml.contract import RAW_CONTRACT, Contract, Table
@@ -46,6 +47,70 @@ def create_database(settings: Settings) -> None:
     with psycopg.connect(db.conninfo(dbname="postgres"), autocommit=True, connect_timeout=10) as conn:
         if conn.execute("select 1 from pg_database where datname = %s", (db.dbname,)).fetchone() is None:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(db.dbname)))
+
+
+# The first key of offerrank's advisory locks; the second is derived from the ml schema's name,
+# so two deployments in one database (different ml schemas) do not wait for each other.
+_LOCK_NAMESPACE = 0x6F66_6672  # "offr"
+
+
+class WarehouseBusyError(RuntimeError):
+    """Another run holds the warehouse lock for longer than this run would wait."""
+
+
+@contextmanager
+def warehouse_lock(settings: Settings, holder: str, wait_seconds: float) -> Iterator[psycopg.Connection]:
+    """Hold the run lock of this warehouse (its ml schema) for the block: one run at a time.
+
+    A run rebuilds the marts for its date and replaces that date's outputs, so two runs at once,
+    of one date or two, would interleave. The lock is a session advisory lock on a connection of
+    its own named `holder`: the server frees it when the run ends, however it ends (a killed
+    process included). A second run waits up to `wait_seconds`, then raises WarehouseBusyError
+    naming the run that holds it.
+    """
+    conninfo = make_conninfo(settings.database.conninfo(), application_name=holder[:63])
+    try:
+        conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError:
+        connect(settings)  # raises the clear ConnectionError
+        raise
+    key = (_LOCK_NAMESPACE, settings.ml_schema)
+    with conn:
+        acquired = conn.execute("select pg_try_advisory_lock(%s, hashtext(%s))", key).fetchone()[0]
+        if not acquired:
+            try:
+                conn.execute(sql.SQL("set lock_timeout = {}").format(sql.Literal(f"{int(wait_seconds * 1000)}ms")))
+                if wait_seconds > 0:
+                    conn.execute("select pg_advisory_lock(%s, hashtext(%s))", key)
+                    acquired = True
+            except psycopg.errors.LockNotAvailable:
+                pass
+            if not acquired:
+                raise WarehouseBusyError(
+                    f"another offerrank run holds the warehouse ({settings.database.describe()}, ml schema"
+                    f" {settings.ml_schema!r}): {_lock_holder(conn, key)}. Waited {wait_seconds:g} s"
+                    " (OFFERRANK_LOCK_WAIT_SECONDS); run again once it has finished."
+                )
+        try:
+            yield conn
+        finally:
+            if not conn.closed:
+                conn.execute("select pg_advisory_unlock(%s, hashtext(%s))", key)
+
+
+def _lock_holder(conn: psycopg.Connection, key: tuple[int, str]) -> str:
+    row = conn.execute(
+        "select activity.application_name, activity.pid, activity.backend_start"
+        " from pg_locks as locks inner join pg_stat_activity as activity on locks.pid = activity.pid"
+        " where locks.locktype = 'advisory' and locks.granted and locks.classid = %s::oid"
+        " and locks.objid = hashtext(%s)::oid and locks.database = (select oid from pg_database"
+        " where datname = current_database())",
+        key,
+    ).fetchone()
+    if row is None:  # released between the attempt and this look
+        return "a run that has just finished"
+    name, pid, since = row
+    return f"{name} (server pid {pid}, since {since:%Y-%m-%d %H:%M:%S %Z})"
 
 
 def _ddl(name: str, schema: str, **identifiers: str) -> sql.Composed:
@@ -679,6 +744,66 @@ def ranking_model(conn: psycopg.Connection, schema: str, score_date: dt.date) ->
         (score_date,),
     ).fetchone()
     return row[0]
+
+
+def next_run_date(conn: psycopg.Connection, raw_schema: str) -> dt.date | None:
+    """The day after the latest impression in the raw data: the default run date, as in
+    warehouse/macros/as_of_date.sql. None without impressions."""
+    try:
+        return conn.execute(
+            sql.SQL("select (max(shown_at at time zone 'UTC'))::date + 1 from {}").format(
+                sql.Identifier(raw_schema, "impressions")
+            )
+        ).fetchone()[0]
+    except psycopg.errors.UndefinedTable:
+        return None
+
+
+def date_row_count(conn: psycopg.Connection, relation: sql.Composable, date_column: str, date: dt.date) -> int:
+    """The rows of `relation` whose `date_column` is `date`."""
+    query = sql.SQL("select count(*) from {} where {} = %s").format(relation, sql.Identifier(date_column))
+    return conn.execute(query, (date,)).fetchone()[0]
+
+
+def customers_without_recommendations(
+    conn: psycopg.Connection, schema: str, candidates: sql.Composable, score_date: dt.date, sample: int = 5
+) -> tuple[int, int, list[int]]:
+    """Of one date's eligible customers (a candidate offer they have not redeemed yet): how many
+    there are, how many have no recommendation, and up to `sample` of those customers' ids."""
+    row = conn.execute(
+        sql.SQL(
+            "with eligible as (select distinct customer_id from {candidates}"
+            " where as_of_date = %(date)s and not coalesce(has_redeemed_offer, false)),"
+            " missing as (select customer_id from eligible"
+            " except select customer_id from {recommendations} where score_date = %(date)s)"
+            " select (select count(*) from eligible), (select count(*) from missing),"
+            " array(select customer_id from missing order by customer_id limit %(sample)s)"
+        ).format(candidates=candidates, recommendations=sql.Identifier(schema, "recommendations")),
+        {"date": score_date, "sample": sample},
+    ).fetchone()
+    return row[0], row[1], list(row[2])
+
+
+def served_model_metric(
+    conn: psycopg.Connection, schema: str, metric: str, k: int | None, before: dt.date
+) -> tuple[dt.date, str, float] | None:
+    """The latest run date before `before` whose recommendations a model ranked: that date, the
+    model, and its validation value of `metric` (at `k`) on that date (all customers, raw order)."""
+    return conn.execute(
+        sql.SQL(
+            "with served as (select score_date, min(model_id) as model_id from {recommendations}"
+            " where score_date < %(before)s and ranked_by = 'model'"
+            " group by score_date order by score_date desc limit 1)"
+            " select served.score_date, served.model_id, metrics.value"
+            " from served inner join {metrics} as metrics"
+            " on metrics.as_of_date = served.score_date and metrics.model_id = served.model_id"
+            " where metrics.split = 'valid' and metrics.segment = 'all' and metrics.ordering = 'raw'"
+            " and metrics.metric = %(metric)s and metrics.k is not distinct from %(k)s"
+        ).format(
+            recommendations=sql.Identifier(schema, "recommendations"), metrics=sql.Identifier(schema, "eval_metrics")
+        ),
+        {"before": before, "metric": metric, "k": k},
+    ).fetchone()
 
 
 def replace_explanations(conn: psycopg.Connection, schema: str, score_date: dt.date, frame: pd.DataFrame) -> int:

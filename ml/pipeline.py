@@ -91,6 +91,21 @@ def run_date(conn: psycopg.Connection, manifest: DbtManifest) -> dt.date:
     return _run_dates(conn, manifest)[0]
 
 
+class RunDateMismatchError(RuntimeError):
+    """The marts are built for another date than the run's."""
+
+
+def check_run_date(stage: StageRun, expected: dt.date) -> None:
+    """Raise unless dbt last built the marts for `expected`, the date the stage's run is for."""
+    with data.connect(stage.settings) as conn:
+        built = run_date(conn, stage.manifest)
+    if built != expected:
+        raise RunDateMismatchError(
+            f"the marts are built as of {built}, not {expected}, the date of this run: materialize"
+            f" warehouse_models for {expected} first (another run may have rebuilt them since)"
+        )
+
+
 def _run_dates(conn: psycopg.Connection, manifest: DbtManifest) -> tuple[dt.date, dt.date]:
     """The as-of date dbt last built the marts for, and the last shown_date with a known label then."""
     row = conn.execute(

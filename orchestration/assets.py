@@ -5,17 +5,24 @@ Assets stay thin: each calls one `ml.pipeline` stage and reports what it wrote a
 
 import datetime as dt
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
+    BackfillPolicy,
     Config,
+    DailyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
     asset,
+    asset_check,
     multi_asset,
 )
 from dagster_dbt import (
@@ -25,10 +32,9 @@ from dagster_dbt import (
     dbt_assets,
     get_asset_key_for_model,
 )
-from pydantic import field_validator
 
-from ml import pipeline
-from ml.config import load_model_policy, load_training_config
+from ml import checks, pipeline
+from ml.config import load_model_policy, load_settings, load_training_config
 from ml.evaluate import metric_label
 from ml.features import CANDIDATES_MODEL, RUN_DATE_MODEL, TRAINING_MODEL, DbtManifest
 from orchestration.project import warehouse_project
@@ -36,20 +42,7 @@ from orchestration.resources import WarehouseResource
 
 
 class DbtBuildConfig(Config):
-    """Run-time options of the dbt build."""
-
-    as_of_date: str | None = None
-    """Build features and candidates as of this date (YYYY-MM-DD); empty: the day after the latest impression."""
-
-    @field_validator("as_of_date")
-    @classmethod
-    def _iso_date(cls, value: str | None) -> str | None:
-        if value:
-            try:
-                dt.date.fromisoformat(value)
-            except ValueError:
-                raise ValueError(f"as_of_date must be a date as YYYY-MM-DD, got {value!r}") from None
-        return value or None
+    """Run-time options of the dbt build (its date is the run's partition)."""
 
     full_refresh: bool = False
     """Rebuild the incremental feature marts over all history instead of the missing dates alone.
@@ -58,10 +51,36 @@ class DbtBuildConfig(Config):
     """
 
 
-def _stage(context: AssetExecutionContext, warehouse: WarehouseResource) -> pipeline.StageRun:
-    return pipeline.StageRun(
+# One partition per run date: the day features are built as of and candidates scored for. The
+# partition of today exists (end_offset=1), so the schedule runs it in the morning.
+DAILY_PARTITIONS = DailyPartitionsDefinition(
+    start_date=load_settings().first_date.isoformat(), end_offset=1, timezone="UTC"
+)
+
+
+# A backfill runs each date on its own, as the schedule does: every stage reads "the run date".
+# (dagster-dbt would otherwise build a range of dates in one dbt invocation.)
+ONE_DATE_PER_RUN = BackfillPolicy.multi_run(max_partitions_per_run=1)
+# What every Python asset of the daily run shares.
+ML_DAILY: dict[str, Any] = {"group_name": "ml", "partitions_def": DAILY_PARTITIONS, "backfill_policy": ONE_DATE_PER_RUN}
+
+
+def _stage(
+    context: AssetExecutionContext | AssetCheckExecutionContext, warehouse: WarehouseResource, built: bool = True
+) -> pipeline.StageRun:
+    """The stage of this run; where the marts are `built` already, once they are checked to be
+    built for the run's partition (a guard against a run that rebuilt them for another date)."""
+    stage = pipeline.StageRun(
         settings=warehouse.settings(), run_id=context.run.run_id, manifest=DbtManifest(warehouse_project.manifest_path)
     )
+    partition = context.run.tags.get("dagster/partition")
+    if built and partition:
+        pipeline.check_run_date(stage, dt.date.fromisoformat(partition))
+    return stage
+
+
+def _metadata(started: float, counts: Mapping[str, object]) -> dict[str, object]:
+    return {**counts, "seconds": round(time.perf_counter() - started, 2)}
 
 
 # dbt tests on the raw sources show up as asset checks of the raw tables; the tests of every
@@ -80,15 +99,17 @@ REPORTING_SELECTOR = "reporting"
     select="",
     selector=FEATURES_SELECTOR,
     dagster_dbt_translator=DagsterDbtTranslator(_DBT_SETTINGS),
+    partitions_def=DAILY_PARTITIONS,
+    backfill_policy=ONE_DATE_PER_RUN,
 )
 def warehouse_models(
     context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, config: DbtBuildConfig
 ):
-    """Every dbt model but the reporting ones, with its tests, built as of the configured date."""
+    """Every dbt model but the reporting ones, with its tests, built as of the partition's date."""
+    # The incremental marts add the partition's date (warehouse/macros/as_of_date.sql).
     args = ["build", *(["--full-refresh"] if config.full_refresh else [])]
-    if config.as_of_date:
-        args += ["--vars", json.dumps({"as_of_date": config.as_of_date})]
-    with pipeline.recorded_dbt_build(_stage(context, warehouse)):
+    args += ["--vars", json.dumps({"as_of_date": context.partition_key})]
+    with pipeline.recorded_dbt_build(_stage(context, warehouse, built=False)):
         yield from dbt.cli(args, context=context).stream()
 
 
@@ -101,11 +122,13 @@ TRAINING_EXAMPLES = _model_key(TRAINING_MODEL)
 SCORING_CANDIDATES = _model_key(CANDIDATES_MODEL)
 
 
-@asset(key=["ml", "feature_drift"], deps=[SCORING_CANDIDATES, RUN_DATE], group_name="ml")
+@asset(key=["ml", "feature_drift"], deps=[SCORING_CANDIDATES, RUN_DATE], **ML_DAILY)
 def feature_drift(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """How far today's candidates have drifted from those of the champion's training date (PSI and
     KS per feature, against the sample in ml.drift_reference), measured before training: the
-    largest PSI of a feature in the signal (not offer-level) is the retraining policy's drift signal."""
+    largest PSI of a feature in the signal (not offer-level) is the drift signal the drift sensor
+    (orchestration/sensors.py) retrains on."""
+    started = time.perf_counter()
     drift = pipeline.measure_drift(_stage(context, warehouse), load_training_config())
     measured = drift.dropna(subset=["psi"]).sort_values("psi", ascending=False)
     context.log.info(
@@ -119,7 +142,7 @@ def feature_drift(context: AssetExecutionContext, warehouse: WarehouseResource) 
         metadata.update(
             max_psi=float(top["psi"]), max_psi_feature=str(top["feature"]), reference_date=str(top["reference_date"])
         )
-    return MaterializeResult(metadata=metadata)
+    return MaterializeResult(metadata=_metadata(started, metadata))
 
 
 FEATURE_DRIFT = AssetKey(["ml", "feature_drift"])
@@ -130,6 +153,10 @@ class TrainConfig(Config):
 
     retrain: bool = False
     """Train new models today whatever the retraining policy says (OFFERRANK_RETRAIN_ON etc.)."""
+
+    retrain_on_drift: bool = False
+    """Retrain if the date's drift signal exceeds OFFERRANK_DRIFT_THRESHOLD: set by the drift
+    sensor's runs. The daily run measures drift and leaves acting on it to the sensor."""
 
 
 @multi_asset(
@@ -144,17 +171,23 @@ class TrainConfig(Config):
         AssetSpec(["ml", "model_promotions"], description="Every change of champion, with its reason."),
         AssetSpec(["ml", "feature_importance"], description="Gain and split importance (LightGBM) per model."),
     ],
-    group_name="ml",
+    **ML_DAILY,
 )
 def model_registry(context: AssetExecutionContext, warehouse: WarehouseResource, config: TrainConfig):
-    """Retrains when the policy says so (no usable champion, a retraining weekday, drift, or asked
-    for): fits logistic regression, LightGBM binary and LambdaRank, compares them with the
-    champion on the same validation window and promotes the best by the margin. Training that
+    """Retrains when the policy says so (no usable champion, a retraining weekday, asked for, or
+    drift in a run the drift sensor launched): fits logistic regression, LightGBM binary and
+    LambdaRank, compares them with the champion on the same validation window and promotes the
+    best by the margin. Training that
     fails or is skipped is logged and leaves the champion (or the heuristic) serving."""
+    started = time.perf_counter()
     stage = _stage(context, warehouse)
     drift = pipeline.drift_signal(stage)
     outcome = pipeline.train_models(
-        stage, load_training_config(), load_model_policy(), forced=config.retrain, drift=drift
+        stage,
+        load_training_config(),
+        load_model_policy(),
+        forced=config.retrain,
+        drift=drift if config.retrain_on_drift else None,
     )
     context.log.info(f"training {outcome.status}: {outcome.reason}")
     metadata = {
@@ -165,6 +198,7 @@ def model_registry(context: AssetExecutionContext, warehouse: WarehouseResource,
         "promoted": outcome.promoted,
         "candidates": [record.model_id for record in outcome.candidates],
     }
+    metadata = _metadata(started, metadata)
     for spec_key in (["ml", "model_registry"], ["ml", "model_promotions"], ["ml", "feature_importance"]):
         yield MaterializeResult(asset_key=spec_key, metadata=metadata)
 
@@ -172,11 +206,16 @@ def model_registry(context: AssetExecutionContext, warehouse: WarehouseResource,
 MODEL_REGISTRY = AssetKey(["ml", "model_registry"])
 
 
-@asset(key=["ml", "eval_metrics"], deps=[MODEL_REGISTRY, TRAINING_EXAMPLES, RUN_DATE], group_name="ml")
+@asset(
+    key=["ml", "eval_metrics"],
+    deps=[MODEL_REGISTRY, TRAINING_EXAMPLES, RUN_DATE],
+    **ML_DAILY,
+)
 def eval_metrics(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """The champion's, the heuristic's and the oracle's metrics on the run date's validation window,
     and the run's HTML report (ROC, precision-recall, gain, calibration, NDCG by model, importance,
     drift), whose path is in the metadata."""
+    started = time.perf_counter()
     stage = _stage(context, warehouse)
     metrics = pipeline.evaluate_champion(stage, load_training_config())
     # `<scorer>/<metric>`: the champion's id, 'heuristic' and 'oracle', all customers, raw order
@@ -189,36 +228,51 @@ def eval_metrics(context: AssetExecutionContext, warehouse: WarehouseResource) -
     }
     context.log.info("evaluated: " + ", ".join(f"{name} {value:.4f}" for name, value in values.items()))
     if metrics.empty:  # no labelled impressions to judge yet: nothing to report
-        return MaterializeResult(metadata=values)
+        return MaterializeResult(metadata=_metadata(started, values))
     report = pipeline.write_report(stage, load_model_policy())
     context.log.info(f"report: {report}")
-    return MaterializeResult(metadata={**values, "report": MetadataValue.path(str(report))})
+    return MaterializeResult(metadata=_metadata(started, {**values, "report": MetadataValue.path(str(report))}))
 
 
-@asset(key=["ml", "offer_scores"], deps=[MODEL_REGISTRY, SCORING_CANDIDATES, RUN_DATE], group_name="ml")
+@asset(
+    key=["ml", "offer_scores"],
+    deps=[MODEL_REGISTRY, SCORING_CANDIDATES, RUN_DATE],
+    **ML_DAILY,
+)
 def offer_scores(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """Every candidate customer x offer pair of the day, scored by the champion (calibrated
     probability) or, with no usable model, ranked by the heuristic."""
+    started = time.perf_counter()
     counts = pipeline.score_candidates(_stage(context, warehouse))
     context.log.info(f"scored {counts['candidate_pairs']:,} candidate pairs")
-    return MaterializeResult(metadata=counts)
+    return MaterializeResult(metadata=_metadata(started, counts))
 
 
-@asset(key=["ml", "recommendations"], deps=[offer_scores.key, SCORING_CANDIDATES, RUN_DATE], group_name="ml")
+@asset(
+    key=["ml", "recommendations"],
+    deps=[offer_scores.key, SCORING_CANDIDATES, RUN_DATE],
+    **ML_DAILY,
+)
 def recommendations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """Each customer's K offers of the day: the scored offers re-ranked by MMR, at most
     OFFERRANK_MAX_PER_CATEGORY per category, none already redeemed."""
+    started = time.perf_counter()
     counts = pipeline.write_recommendations(_stage(context, warehouse))
     context.log.info(f"wrote {counts['recommendations_written']:,} recommendations")
-    return MaterializeResult(metadata=counts)
+    return MaterializeResult(metadata=_metadata(started, counts))
 
 
-@asset(key=["ml", "recommendation_explanations"], deps=[recommendations.key, SCORING_CANDIDATES], group_name="ml")
+@asset(
+    key=["ml", "recommendation_explanations"],
+    deps=[recommendations.key, SCORING_CANDIDATES],
+    **ML_DAILY,
+)
 def recommendation_explanations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """The top 3 feature contributions of every recommendation."""
+    started = time.perf_counter()
     counts = pipeline.explain_recommendations(_stage(context, warehouse))
     context.log.info(f"wrote {counts['rows_written']:,} explanation rows")
-    return MaterializeResult(metadata=counts)
+    return MaterializeResult(metadata=_metadata(started, counts))
 
 
 class _ReportingTranslator(DagsterDbtTranslator):
@@ -232,6 +286,8 @@ class _ReportingTranslator(DagsterDbtTranslator):
     select="",
     selector=REPORTING_SELECTOR,
     dagster_dbt_translator=_ReportingTranslator(_DBT_SETTINGS),
+    partitions_def=DAILY_PARTITIONS,
+    backfill_policy=ONE_DATE_PER_RUN,
 )
 def reporting_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """The reporting marts for BI over the ml tables (and the staging views under them), with
@@ -239,3 +295,39 @@ def reporting_models(context: AssetExecutionContext, dbt: DbtCliResource, wareho
     sources as the Python assets are keyed (["ml", table]), so they follow them."""
     with pipeline.recorded_reporting_build(_stage(context, warehouse)):
         yield from dbt.cli(["build"], context=context).stream()
+
+
+# --- Python checks of the outputs (ml/checks.py); blocking ones stop the assets downstream -------------
+
+
+def _check_result(outcome: checks.CheckOutcome, severity: AssetCheckSeverity) -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=outcome.passed, severity=severity, description=outcome.description, metadata=outcome.metadata
+    )
+
+
+@asset_check(asset=offer_scores, blocking=True)
+def scores_cover_candidates(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    """One score row per candidate pair of the run date: none lost, none doubled."""
+    return _check_result(checks.scores_cover_candidates(_stage(context, warehouse)), AssetCheckSeverity.ERROR)
+
+
+@asset_check(asset=recommendations, blocking=True)
+def every_eligible_customer_recommended(
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> AssetCheckResult:
+    """Every customer with a candidate offer not yet redeemed has recommendations."""
+    return _check_result(
+        checks.every_eligible_customer_recommended(_stage(context, warehouse)), AssetCheckSeverity.ERROR
+    )
+
+
+@asset_check(asset=eval_metrics)
+def champion_metric_holds(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    """The champion's primary metric is within OFFERRANK_METRIC_TOLERANCE of the previous run
+    date's served model: a warning to look, not a reason to stop serving."""
+    outcome = checks.champion_metric_holds(_stage(context, warehouse), load_training_config(), load_model_policy())
+    return _check_result(outcome, AssetCheckSeverity.WARN)
+
+
+PYTHON_CHECKS = [scores_cover_candidates, every_eligible_customer_recommended, champion_metric_holds]

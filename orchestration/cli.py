@@ -20,6 +20,8 @@ from ml.generate import GeneratorParams, generate_all
 from ml.registry import rollback_target
 
 if TYPE_CHECKING:
+    from dagster import ExecuteInProcessResult
+
     from ml.pipeline import RunSummary
 
 
@@ -117,22 +119,34 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     _ensure_database(settings)
     _use_dagster_home(settings)
 
-    from dagster import DagsterInstance
+    from dagster import DagsterInstance, RunRequest
 
-    from ml.pipeline import run_summary
+    from ml.config import load_model_policy
     from orchestration.project import warehouse_project
 
     warehouse_project.preparer.prepare(warehouse_project)
+    from orchestration.assets import DAILY_PARTITIONS
     from orchestration.definitions import DAILY_JOB, defs
+    from orchestration.sensors import RETRAIN_JOB, drift_retraining_request
 
+    run_date = args.date
+    if run_date is None:
+        with data.connect(settings) as conn:
+            run_date = data.next_run_date(conn, settings.raw_schema)
+        if run_date is None:
+            print(f"offerrank run: no impressions in schema {settings.raw_schema!r}: load data first", file=sys.stderr)
+            return 1
+    partition = run_date.isoformat()
+    if not DAILY_PARTITIONS.has_partition_key(partition):
+        print(
+            f"offerrank run: {partition} is not a run date: the daily partitions run from"
+            f" {settings.first_date} (OFFERRANK_FIRST_DATE) to today",
+            file=sys.stderr,
+        )
+        return 1
     run_config = {
         "ops": {
-            "warehouse_models": {
-                "config": {
-                    "as_of_date": args.date.isoformat() if args.date else None,
-                    "full_refresh": args.full_refresh,
-                }
-            },
+            "warehouse_models": {"config": {"full_refresh": args.full_refresh}},
             "model_registry": {"config": {"retrain": args.retrain}},
         },
         "loggers": {"console": {"config": {"log_level": "INFO"}}},
@@ -141,12 +155,58 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     # per stage from Dagster's logger.
     log_path = settings.home / "logs" / f"run-{dt.datetime.now():%Y%m%d-%H%M%S}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    instance = DagsterInstance.get()
     with log_path.open("w") as log, contextlib.redirect_stdout(log):
         result = defs.resolve_job_def(DAILY_JOB).execute_in_process(
-            run_config=run_config, instance=DagsterInstance.get(), raise_on_error=False
+            run_config=run_config, instance=instance, partition_key=partition, raise_on_error=False
         )
-    summary = run_summary(settings, result.run_id)
-    print(f"\nrun {result.run_id} for {summary.run_date}: {'success' if result.success else 'FAILED'}")
+    _print_run(settings, result.run_id, result.success, log_path)
+    if not result.success:
+        print(f"offerrank run: {_failure(result)}", file=sys.stderr)
+        return 1
+    # Without the Dagster daemon, do what its drift sensor would (orchestration/sensors.py).
+    registry = next(
+        event.materialization
+        for event in result.get_asset_materialization_events()
+        if event.asset_key.path == ["ml", "model_registry"]
+    )
+    decision = drift_retraining_request(
+        registry.metadata, partition, result.run_id, load_model_policy().drift_threshold
+    )
+    if not isinstance(decision, RunRequest):
+        return 0
+    print(f"\nthe drift sensor's retraining ({decision.tags['offerrank/trigger']}):")
+    with log_path.open("a") as log, contextlib.redirect_stdout(log):
+        retrained = defs.resolve_job_def(RETRAIN_JOB).execute_in_process(
+            run_config={**decision.run_config, "loggers": run_config["loggers"]},
+            instance=instance,
+            partition_key=partition,
+            tags=decision.tags,
+            raise_on_error=False,
+        )
+    _print_run(settings, retrained.run_id, retrained.success, log_path)
+    if not retrained.success:
+        print(f"offerrank run: the retraining failed: {_failure(retrained)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _failure(result: ExecuteInProcessResult) -> str:
+    """Why a run failed, in a line: the first failure's innermost error, its step or resource first."""
+    for event in result.all_events:
+        if event.is_step_failure or event.event_type_value == "RESOURCE_INIT_FAILURE":
+            error = event.event_specific_data.error
+            while error.cause is not None:
+                error = error.cause
+            return f"{event.step_key or 'resources'}: {error.message.strip()}"
+    return "see the dbt output and the Dagster logs above"
+
+
+def _print_run(settings: Settings, run_id: str, success: bool, log_path: Path) -> None:
+    from ml.pipeline import run_summary
+
+    summary = run_summary(settings, run_id)
+    print(f"\nrun {run_id} for {summary.run_date}: {'success' if success else 'FAILED'}")
     print(f"dbt output: {log_path}")
     print("stages:")
     for stage in summary.stages:
@@ -157,7 +217,6 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  {table:<28} {rows:>10,}")
     _print_metrics(summary)
     _print_drift(summary)
-    return 0 if result.success else 1
 
 
 def _print_metrics(summary: RunSummary) -> None:

@@ -1,8 +1,19 @@
-"""The offerrank Dagster code location: `dagster dev` at the repository root loads this."""
+"""The offerrank Dagster code location: `dagster dev` at the repository root loads this.
 
-from dagster import AssetSelection, Definitions, define_asset_job
+Every job runs in one process (the in-process executor): a run holds the warehouse's run lock
+from its first step to its last (orchestration/resources.py), and its steps form one chain anyway.
+"""
+
+from dagster import (
+    AssetSelection,
+    Definitions,
+    build_schedule_from_partitioned_job,
+    define_asset_job,
+    in_process_executor,
+)
 
 from orchestration.assets import (
+    PYTHON_CHECKS,
     eval_metrics,
     feature_drift,
     model_registry,
@@ -13,8 +24,19 @@ from orchestration.assets import (
     warehouse_models,
 )
 from orchestration.resources import build_resources
+from orchestration.sensors import drift_retraining, drift_retraining_job
 
 DAILY_JOB = "daily_run"
+
+daily_job = define_asset_job(
+    DAILY_JOB,
+    selection=AssetSelection.all() | AssetSelection.all_asset_checks(),
+    description="The whole daily run for one date (a partition): dbt, drift, training, evaluation, scores.",
+)
+
+# Each morning at 06:00 UTC, the run for that day. Off until turned on (the UI, or
+# `dagster schedule start daily_run_schedule`): the demo's data ends months ago.
+daily_schedule = build_schedule_from_partitioned_job(daily_job, hour_of_day=6)
 
 defs = Definitions(
     assets=[
@@ -27,12 +49,10 @@ defs = Definitions(
         recommendation_explanations,
         reporting_models,
     ],
-    jobs=[
-        define_asset_job(
-            DAILY_JOB,
-            selection=AssetSelection.all() | AssetSelection.all_asset_checks(),
-            description="The whole daily run for one date.",
-        )
-    ],
+    asset_checks=PYTHON_CHECKS,
+    jobs=[daily_job, drift_retraining_job],
+    schedules=[daily_schedule],
+    sensors=[drift_retraining],
+    executor=in_process_executor,
     resources=build_resources(),
 )

@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
-from dagster import ConfigurableResource
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from dagster import ConfigurableResource, InitResourceContext
 from dagster_dbt import DbtCliResource
 
+from ml import data
 from ml.config import Settings, load_settings
 from orchestration.project import warehouse_project
 
 
 class WarehouseResource(ConfigurableResource):
     """The warehouse the `ml` stages read and write. Connection settings come from the environment
-    (PG* variables or the embedded default), so no credential ever enters Dagster config or metadata."""
+    (PG* variables or the embedded default), so no credential ever enters Dagster config or metadata.
+
+    A run holds the warehouse's run lock (`ml.data.warehouse_lock`) from its first step to its end:
+    the definitions use the in-process executor, so the resource is set up once per run.
+    """
 
     def settings(self) -> Settings:
         return load_settings()
+
+    @contextmanager
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator[WarehouseResource]:
+        settings = self.settings()
+        run = context.run
+        date = run.tags.get("dagster/partition", "no date") if run else "no date"
+        holder = f"offerrank run {run.run_id[:8] if run else '-'} for {date}"
+        log = context.log
+        if log is not None:
+            log.info(f"taking the warehouse run lock as '{holder}'")
+        with data.warehouse_lock(settings, holder, settings.lock_wait_seconds):
+            yield self
 
 
 def build_resources() -> dict[str, object]:

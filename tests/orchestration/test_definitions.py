@@ -1,8 +1,6 @@
 """The Dagster code location loads and wires the Python assets after the dbt models they read."""
 
-import pytest
 from dagster import AssetKey
-from pydantic import ValidationError
 
 from tests.conftest import REPORTING_MARTS
 
@@ -72,10 +70,77 @@ def test_reporting_models_follow_the_ml_assets_in_their_own_group(dbt_manifest):
     assert reporting["fct_latest_recommendations"] in checks
 
 
-def test_dbt_build_config_rejects_a_malformed_date(dbt_manifest):
-    from orchestration.assets import DbtBuildConfig
+def test_every_asset_is_partitioned_by_run_date_and_runs_in_one_process(dbt_manifest):
+    from dagster import BackfillPolicy, DailyPartitionsDefinition
 
-    assert DbtBuildConfig(as_of_date="2026-06-30").as_of_date == "2026-06-30"
-    assert DbtBuildConfig(as_of_date="").as_of_date is None
-    with pytest.raises(ValidationError, match="YYYY-MM-DD"):
-        DbtBuildConfig(as_of_date="30/06/2026")
+    from ml.config import load_settings
+    from orchestration.assets import DAILY_PARTITIONS
+    from orchestration.definitions import DAILY_JOB, defs
+
+    graph = defs.resolve_asset_graph()
+    assert isinstance(DAILY_PARTITIONS, DailyPartitionsDefinition)
+    assert DAILY_PARTITIONS.start.date() == load_settings().first_date
+    assert {
+        graph.get(key).partitions_def for key in graph.get_all_asset_keys() if graph.get(key).is_materializable
+    } == {DAILY_PARTITIONS}
+    # a backfill builds each date in its own run, as the stages read one run date
+    assert {
+        graph.get(key).backfill_policy for key in graph.get_all_asset_keys() if graph.get(key).is_materializable
+    } == {BackfillPolicy.multi_run(max_partitions_per_run=1)}
+    # one process per run: the run lock is held from the first step to the last
+    assert defs.resolve_job_def(DAILY_JOB).executor_def.name == "in_process"
+
+
+def test_the_schedule_runs_each_days_partition_in_the_morning(dbt_manifest):
+    import datetime as dt
+
+    from dagster import build_schedule_context
+
+    from orchestration.definitions import defs
+
+    schedule = defs.resolve_schedule_def("daily_run_schedule")
+    assert schedule.cron_schedule == "0 6 * * *" and schedule.job_name == "daily_run"
+    tick = dt.datetime(2026, 6, 30, 6, 0, tzinfo=dt.UTC)
+    (request,) = schedule.evaluate_tick(build_schedule_context(scheduled_execution_time=tick)).run_requests
+    assert request.partition_key == "2026-06-30"
+
+
+def test_the_python_checks_guard_the_outputs_and_two_block_what_follows(dbt_manifest):
+    from orchestration.assets import PYTHON_CHECKS
+    from orchestration.definitions import DAILY_JOB, defs
+
+    checks = {
+        key.name: key.asset_key.path for key in defs.resolve_job_def(DAILY_JOB).asset_layer.asset_graph.asset_check_keys
+    }
+    assert checks["scores_cover_candidates"] == ["ml", "offer_scores"]
+    assert checks["every_eligible_customer_recommended"] == ["ml", "recommendations"]
+    assert checks["champion_metric_holds"] == ["ml", "eval_metrics"]
+    blocking = {spec.name for check in PYTHON_CHECKS for spec in check.check_specs if spec.blocking}
+    assert {"scores_cover_candidates", "every_eligible_customer_recommended"} <= blocking
+    assert "champion_metric_holds" not in blocking
+
+
+def test_the_drift_sensor_retrains_a_drifted_date_that_did_not_train(dbt_manifest):
+    from dagster import FloatMetadataValue, RunRequest, SkipReason, TextMetadataValue
+
+    from orchestration.definitions import defs
+    from orchestration.sensors import RETRAIN_JOB, drift_retraining_request
+
+    assert defs.resolve_sensor_def("drift_retraining").job_name == RETRAIN_JOB
+    retrain = defs.resolve_job_def(RETRAIN_JOB).asset_layer.executable_asset_keys
+    assert {("ml", "model_registry"), ("ml", "offer_scores"), ("ml", "recommendations")} <= {
+        tuple(key.path) for key in retrain
+    }
+    assert not any(key.path[-1] == "fct_training_examples" for key in retrain)  # the marts stay as built
+
+    def decide(signal: object, status: str) -> RunRequest | SkipReason:
+        metadata = {"drift_signal": signal, "status": TextMetadataValue(status)}
+        return drift_retraining_request(metadata, "2026-06-30", "run-1", threshold=0.25)
+
+    request = decide(FloatMetadataValue(0.31), "skipped")
+    assert isinstance(request, RunRequest)
+    assert request.partition_key == "2026-06-30" and request.run_key == "drift-run-1"
+    assert request.run_config == {"ops": {"model_registry": {"config": {"retrain_on_drift": True}}}}
+    assert isinstance(decide(FloatMetadataValue(0.31), "trained"), SkipReason)  # it trained on today's data
+    assert isinstance(decide(FloatMetadataValue(0.25), "skipped"), SkipReason)  # at the threshold: no
+    assert isinstance(decide(TextMetadataValue("not measured"), "skipped"), SkipReason)
