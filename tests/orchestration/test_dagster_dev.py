@@ -1,7 +1,8 @@
-"""`dagster dev` (through `offerrank dev`) shows the whole graph and materializes all of it."""
+"""`dagster dev` (through `offerrank dev`) shows the whole graph and backfills it over two dates."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -40,7 +41,8 @@ def dagster_dev(server, generated_data, dbt_manifest, tmp_path_factory) -> Itera
         [str(Path(sys.executable).parent / "offerrank"), "dev", "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=dict(os.environ),
+        # no drift retraining run launched by the sensor after the backfill: this test waits for none
+        env={**os.environ, "OFFERRANK_DRIFT_THRESHOLD": "1000"},
     )
     try:
         deadline = time.monotonic() + 180
@@ -68,38 +70,58 @@ def test_the_ui_shows_dbt_models_and_ml_assets(dagster_dev):
     assert {"fct_training_examples", "fct_scoring_candidates", "model_registry", "offer_scores"} <= names
 
 
-def test_materializing_the_daily_job_from_the_ui_succeeds(dagster_dev):
-    launched = _graphql(
-        dagster_dev,
-        'mutation { launchRun(executionParams: { selector: { repositoryLocationName: "offerrank",'
-        ' repositoryName: "__repository__", jobName: "daily_run" }, runConfigData: "{}" })'
-        " { __typename ... on LaunchRunSuccess { run { runId } } } }",
-    )["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
-    deadline = time.monotonic() + 400
-    status = "QUEUED"
-    while status not in ("SUCCESS", "FAILURE", "CANCELED") and time.monotonic() < deadline:
-        time.sleep(3)
-        status = _graphql(dagster_dev, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ status }} }} }}')[
-            "runOrError"
-        ]["status"]
-    assert status == "SUCCESS"
+def _backfill_status(port: int, backfill_id: str) -> dict:
+    return _graphql(
+        port,
+        f'{{ partitionBackfillOrError(backfillId: "{backfill_id}") {{ ... on PartitionBackfill'
+        " { status runs(limit: 10) { runId status tags { key value } } } } }",
+    )["partitionBackfillOrError"]
+
+
+def test_a_backfill_of_two_dates_from_the_ui_runs_each_date(dagster_dev):
+    """A backfill launched as the UI does, run by `dagster dev`'s daemon: one run per date (they may
+    start together and take turns at the run lock), each running every stage for its own date."""
     settings = load_settings()
     with data.connect(settings) as conn:
-        steps = conn.execute(
-            sql.SQL("select step from {} where run_id = %s and status = 'success'").format(
-                sql.Identifier(settings.ml_schema, "pipeline_runs")
-            ),
-            (run_id,),
-        ).fetchall()
-    assert sorted(step for (step,) in steps) == [
-        "dbt_build",
-        "drift",
-        "evaluate",
-        "explain",
-        "recommend",
-        "reporting",
-        "score",
-        "train",
-    ]
+        last = data.next_run_date(conn, settings.raw_schema)
+    dates = [(last - dt.timedelta(days=1)).isoformat(), last.isoformat()]
+    launched = _graphql(
+        dagster_dev,
+        "mutation { launchPartitionBackfill(backfillParams: { selector: { partitionSetName:"
+        ' "daily_run_partition_set", repositorySelector: { repositoryLocationName: "offerrank",'
+        f' repositoryName: "__repository__" }} }}, partitionNames: {json.dumps(dates)} }})'
+        " { __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }",
+    )["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    deadline = time.monotonic() + 600
+    backfill = _backfill_status(dagster_dev, launched["backfillId"])
+    while backfill["status"] in ("REQUESTED", "CANCELING", "FAILING") and time.monotonic() < deadline:
+        time.sleep(3)
+        backfill = _backfill_status(dagster_dev, launched["backfillId"])
+    assert backfill["status"] == "COMPLETED_SUCCESS", backfill
+    runs = {
+        next(tag["value"] for tag in run["tags"] if tag["key"] == "dagster/partition"): run["runId"]
+        for run in backfill["runs"]
+    }
+    assert sorted(runs) == dates and {run["status"] for run in backfill["runs"]} == {"SUCCESS"}
+    with data.connect(settings) as conn:
+        for date, run_id in runs.items():
+            steps = conn.execute(
+                sql.SQL("select step, run_date from {} where run_id = %s and status = 'success'").format(
+                    sql.Identifier(settings.ml_schema, "pipeline_runs")
+                ),
+                (run_id,),
+            ).fetchall()
+            assert sorted(step for step, _ in steps) == [
+                "dbt_build",
+                "drift",
+                "evaluate",
+                "explain",
+                "recommend",
+                "reporting",
+                "score",
+                "train",
+            ]
+            assert {run_date.isoformat() for _, run_date in steps} == {date}
+            scores = sql.Identifier(settings.ml_schema, "offer_scores")
+            assert data.date_row_count(conn, scores, "score_date", dt.date.fromisoformat(date)) > 0

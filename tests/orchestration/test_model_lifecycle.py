@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from psycopg import sql
 
-from ml import data, pipeline
+from ml import checks, data, pipeline
 from ml.config import ModelPolicy, Settings, load_training_config
 from ml.features import DbtManifest
 from orchestration import cli
@@ -179,15 +184,26 @@ def test_an_unusable_champion_falls_back_to_the_heuristic_and_forces_retraining(
 
 
 def _last_run_steps(settings: Settings) -> dict[str, tuple[str, str, dt.date]]:
-    """step -> (status, message, run_date) of the latest run."""
+    """step -> (status, message, run_date) of the latest run of each step."""
     with data.connect(settings) as conn:
         rows = conn.execute(
             sql.SQL(
-                "select step, status, message, run_date from {table} where run_id ="
-                " (select run_id from {table} order by started_at desc limit 1)"
-            ).format(table=sql.Identifier(settings.ml_schema, "pipeline_runs"))
+                "select distinct on (step) step, status, message, run_date from {} order by step, started_at desc"
+            ).format(sql.Identifier(settings.ml_schema, "pipeline_runs"))
         ).fetchall()
     return {step: (status, message, run_date) for step, status, message, run_date in rows}
+
+
+def _train_messages(settings: Settings, day: dt.date) -> list[str]:
+    """The messages of every training stage of `day`, oldest first."""
+    with data.connect(settings) as conn:
+        rows = conn.execute(
+            sql.SQL("select message from {} where step = 'train' and run_date = %s order by started_at").format(
+                sql.Identifier(settings.ml_schema, "pipeline_runs")
+            ),
+            (day,),
+        ).fetchall()
+    return [message for (message,) in rows]
 
 
 def test_feature_drift_of_another_day_above_the_threshold_triggers_retraining(world, monkeypatch, capsys):
@@ -195,14 +211,17 @@ def test_feature_drift_of_another_day_above_the_threshold_triggers_retraining(wo
     with data.connect(settings) as conn:
         champion = data.champion_model(conn, settings.ml_schema)
     reference_date = champion.trained_for_date
-    day = reference_date - dt.timedelta(days=1)
+    day = world["drift_day"] = reference_date - dt.timedelta(days=1)
     # The daily job for another day: the feature_drift asset measures its candidates against those
-    # of the champion's training date, and the model_registry asset hands the largest PSI to the
-    # policy. No weekday retraining, and no promotion, so the champion and its reference stay.
+    # of the champion's training date, and the model_registry asset records the largest PSI. The
+    # daily run does not train (no weekday retraining); the drift sensor's decision, which
+    # `offerrank run` takes itself, launches the retraining run. No promotion, so the champion and
+    # its reference stay.
     monkeypatch.setenv("OFFERRANK_RETRAIN_ON", "never")
     monkeypatch.setenv("OFFERRANK_DRIFT_THRESHOLD", "0")
     monkeypatch.setenv("OFFERRANK_PROMOTION_MARGIN", "1")
     assert cli.main(["run", "--date", day.isoformat()]) == 0
+    printed = capsys.readouterr().out
     steps = _last_run_steps(settings)
     assert steps["train"][2] == day
     stage = _stage(settings)
@@ -218,10 +237,13 @@ def test_feature_drift_of_another_day_above_the_threshold_triggers_retraining(wo
     assert signal == drift.loc[drift["is_in_signal"], "psi"].max() > 0
     assert steps["drift"][0] == "success" and steps["drift"][1].startswith("largest drift")
     assert steps["train"][0] == "success"
-    assert steps["train"][1].startswith(f"trained because feature drift {signal:.3f} exceeds the threshold 0.0")
+    daily, retraining = _train_messages(settings, day)
+    assert daily.startswith(f"skipped: champion {champion.model_id} is current")
+    assert retraining.startswith(f"trained because feature drift {signal:.3f} exceeds the threshold 0.0")
+    assert f"the drift sensor's retraining (drift {signal:.3f} > 0.0 in run" in printed
     assert _champion_id(settings) == champion.model_id
     # the run summary lists the largest drifts in the signal first
-    summary = capsys.readouterr().out.split(f"feature drift of {day} against the candidates of {reference_date},")[1]
+    summary = printed.split(f"feature drift of {day} against the candidates of {reference_date},")[1]
     top = drift[drift["is_in_signal"]].sort_values("psi", ascending=False).iloc[0]
     ks = "-" if pd.isna(top["ks"]) else f"{top['ks']:.4f}"
     assert summary.splitlines()[2].split() == [top["feature"], f"{top['psi']:.4f}", ks, "yes"]
@@ -264,3 +286,109 @@ def test_a_champion_without_a_reference_sample_gives_no_drift_signal(world):
     assert message.startswith(f"no reference sample for {champion.trained_for_date}, the training date of champion")
     with data.connect(settings) as conn:
         assert data.largest_drifts(conn, settings.ml_schema, day).empty  # the earlier rows of the day are gone
+
+
+def test_two_runs_of_one_date_at_once_take_turns(world):
+    """Three `offerrank run`s of one date in three processes: while the first holds the run lock,
+    one that will not wait stops naming it, and one that waits runs after it; no duplicate rows."""
+    settings = world["settings"]
+    with data.connect(settings) as conn:
+        day = data.next_run_date(conn, settings.raw_schema)
+    started = dt.datetime.now(dt.UTC)
+    env = {**os.environ, "OFFERRANK_RETRAIN_ON": "never"}
+    run = [str(Path(sys.executable).parent / "offerrank"), "run", "--date", day.isoformat()]
+    first = subprocess.Popen(run, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        with data.connect(settings) as conn:
+            while not conn.execute(
+                "select exists (select from pg_locks where locktype = 'advisory' and granted"
+                " and database = (select oid from pg_database where datname = current_database()))"
+            ).fetchone()[0]:
+                assert first.poll() is None and time.monotonic() < deadline, "the first run never took the lock"
+                time.sleep(0.2)
+        second = subprocess.Popen(run, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        impatient = subprocess.run(
+            run, env={**env, "OFFERRANK_LOCK_WAIT_SECONDS": "0"}, capture_output=True, text=True, timeout=300
+        )
+        assert first.poll() is None, "the first run ended before the impatient one was refused: no contention shown"
+        first_output, _ = first.communicate(timeout=600)
+        second_output, _ = second.communicate(timeout=600)
+    finally:
+        first.kill()
+    assert first.returncode == 0, first_output[-3000:]
+    assert second.returncode == 0, second_output[-3000:]
+    assert impatient.returncode == 1
+    assert "another offerrank run holds the warehouse" in impatient.stderr
+    assert f"for {day} (server pid" in impatient.stderr
+    with data.connect(settings) as conn:
+        spans = conn.execute(
+            sql.SQL(
+                "select run_id, min(started_at), max(finished_at) from {} where started_at >= %s"
+                " group by run_id order by 2"
+            ).format(sql.Identifier(settings.ml_schema, "pipeline_runs")),
+            (started,),
+        ).fetchall()
+        duplicates = conn.execute(
+            sql.SQL("select count(*) - count(distinct (customer_id, offer_id)) from {} where score_date = %s").format(
+                sql.Identifier(settings.ml_schema, "offer_scores")
+            ),
+            (day,),
+        ).fetchone()[0]
+    assert len(spans) == 2 and spans[0][2] <= spans[1][1]  # one after the other, never interleaved
+    assert duplicates == 0
+    stage = _stage(settings)
+    assert checks.scores_cover_candidates(stage).passed
+
+
+def test_the_metric_check_compares_the_champion_with_the_model_that_served_the_day_before(world):
+    settings = world["settings"]
+    stage = _stage(settings)
+    config = load_training_config()
+    outcome = checks.champion_metric_holds(stage, config, ModelPolicy(metric_tolerance=1.0))
+    value, previous = outcome.metadata[config.primary_metric], outcome.metadata["previous_value"]
+    with data.connect(settings) as conn:
+        champion = data.champion_model(conn, settings.ml_schema).model_id
+        served_before = data.ranking_model(conn, settings.ml_schema, world["drift_day"])
+        assert (
+            value
+            == data.validation_metrics(conn, settings.ml_schema, pipeline.run_date(conn, stage.manifest))[champion][
+                config.primary_metric
+            ]
+        )
+    assert outcome.passed and outcome.metadata["previous_model"] == served_before
+    assert f"{config.primary_metric} {value:.4f} against {previous:.4f} of {served_before}" in outcome.description
+    # a tolerance just short of the change fails the check
+    strict = ModelPolicy(metric_tolerance=previous - value - 1e-6)
+    assert not checks.champion_metric_holds(stage, config, strict).passed
+
+
+def test_the_output_checks_fail_on_a_broken_day_and_pass_once_it_is_rewritten(world):
+    settings = world["settings"]
+    stage = _stage(settings)
+    assert checks.scores_cover_candidates(stage).passed
+    assert checks.every_eligible_customer_recommended(stage).passed
+    with data.connect(settings) as conn:
+        day = pipeline.run_date(conn, stage.manifest)
+        customer = conn.execute(
+            sql.SQL("select min(customer_id) from {} where score_date = %s").format(
+                sql.Identifier(settings.ml_schema, "recommendations")
+            ),
+            (day,),
+        ).fetchone()[0]
+        for table in ("offer_scores", "recommendations"):
+            conn.execute(
+                sql.SQL("delete from {} where score_date = %s and customer_id = %s").format(
+                    sql.Identifier(settings.ml_schema, table)
+                ),
+                (day, customer),
+            )
+    scores = checks.scores_cover_candidates(stage)
+    assert not scores.passed and scores.metadata["score_rows"] < scores.metadata["candidate_pairs"]
+    listed = checks.every_eligible_customer_recommended(stage)
+    assert not listed.passed and listed.metadata["without_recommendations"] == 1
+    assert listed.description.endswith(f"1 have none, e.g. customer_id {customer}")
+    pipeline.score_candidates(stage)
+    pipeline.write_recommendations(stage)
+    assert checks.scores_cover_candidates(stage).passed
+    assert checks.every_eligible_customer_recommended(stage).passed
