@@ -120,6 +120,19 @@ class Settings:
         return self.home / "dagster"
 
 
+# PostgreSQL cuts longer identifiers short with a mere notice: the schema or role created would not
+# be the one later looked up by name.
+MAX_IDENTIFIER_BYTES = 63
+
+
+def _identifier(env: os._Environ[str] | dict[str, str], variable: str, default: str) -> str:
+    """A schema or role name from the environment, used verbatim (every statement quotes it)."""
+    name = env.get(variable, default)
+    if not name or len(name.encode()) > MAX_IDENTIFIER_BYTES or "\x00" in name:
+        raise ValueError(f"{variable} must be a name of 1 to {MAX_IDENTIFIER_BYTES} bytes, got {name!r}")
+    return name
+
+
 def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
     """Build settings from environment variables (the process environment by default)."""
     env = os.environ if environ is None else environ
@@ -134,10 +147,10 @@ def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> S
     return Settings(
         database=database,
         home=Path(env.get("OFFERRANK_HOME", PROJECT_ROOT / ".offerrank")).resolve(),
-        raw_schema=env.get("OFFERRANK_RAW_SCHEMA", "raw"),
-        ml_schema=env.get("OFFERRANK_ML_SCHEMA", "ml"),
-        truth_schema=env.get("OFFERRANK_TRUTH_SCHEMA", "truth"),
-        reader_role=env.get("OFFERRANK_READER_ROLE", DEFAULT_READER_ROLE),
+        raw_schema=_identifier(env, "OFFERRANK_RAW_SCHEMA", "raw"),
+        ml_schema=_identifier(env, "OFFERRANK_ML_SCHEMA", "ml"),
+        truth_schema=_identifier(env, "OFFERRANK_TRUTH_SCHEMA", "truth"),
+        reader_role=_identifier(env, "OFFERRANK_READER_ROLE", DEFAULT_READER_ROLE),
         top_k=int(env.get("OFFERRANK_TOP_K", 5)),
         rerank=load_rerank_config(env),
         first_date=_date(env, "OFFERRANK_FIRST_DATE", Settings.first_date),

@@ -287,7 +287,7 @@ def read_true_probabilities(conn: psycopg.Connection, schema: str, impression_id
     rows would not be comparable with the model it stands beside.
     """
     table = sql.Identifier(schema, "impression_outcomes")
-    exists = conn.execute("select to_regclass(%s)", (f"{sql.Identifier(schema).as_string(conn)}.impression_outcomes",))
+    exists = conn.execute("select to_regclass(%s)", (table.as_string(conn),))
     if exists.fetchone()[0] is None:
         return None
     truth = copy_out(

@@ -1,7 +1,7 @@
 """Offline metrics of a ranking model, and the choice between candidates, on arrays: no database, no globals.
 
-Ranking is judged on raw scores (ROC AUC, and the list metrics over customers: NDCG@k here,
-precision/recall@k, MAP, margin@k, diversity@k and coverage@k in `ml.list_metrics`); calibration
+Ranking is judged on raw scores (ROC AUC, and the list metrics over customers in `ml.list_metrics`:
+NDCG@k, precision/recall@k, MAP, margin@k, diversity@k and coverage@k); calibration
 on the probabilities a calibrator makes of them (log loss, Brier score, expected calibration
 error). `scorer_metrics` gives all of them for one scorer on an `EvalWindow`, overall and per
 customer segment, for the raw order and for the lists as served (MMR re-ranked under the business
@@ -40,25 +40,12 @@ from ml.list_metrics import (
 )
 
 
-@dataclass(frozen=True)
-class GroupedMetric:
-    value: float
-    n_groups: int
-
-
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve; NaN when only one class is present."""
     labels = np.asarray(labels)
     if np.unique(labels).size < 2:
         return float("nan")
     return float(roc_auc_score(labels, scores))
-
-
-def ndcg_at_k(groups: np.ndarray, relevance: np.ndarray, scores: np.ndarray, k: int | None) -> GroupedMetric:
-    """Mean NDCG@k over groups (customers) that have at least one relevant item."""
-    (per_group,) = ndcg_by_group(group_codes(groups), relevance, scores, (k,))
-    defined = per_group[~np.isnan(per_group)]
-    return GroupedMetric(float(defined.mean()) if len(defined) else float("nan"), len(defined))
 
 
 def metric_label(metric: str, k: object) -> str:

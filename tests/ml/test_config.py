@@ -32,6 +32,7 @@ def test_pghost_selects_an_external_server_and_the_password_is_never_shown():
     assert "s3cret" in database.conninfo()
     assert "s3cret" not in database.describe()
     assert "s3cret" not in repr(settings)
+    assert "s3cret" not in str(settings) and "s3cret" not in repr(database)
     assert database.describe().startswith("postgresql://analyst@db.example:6543/shop")
 
 
@@ -41,6 +42,16 @@ def test_home_and_schemas_are_configurable(tmp_path: Path):
     )
     assert settings.pgdata == tmp_path / "pgdata"
     assert (settings.ml_schema, settings.top_k) == ("ranking", 3)
+
+
+def test_schema_and_role_names_are_taken_verbatim_up_to_postgres_identifier_length():
+    hostile = 'ml"; drop table raw.customers; --'
+    assert load_settings({"OFFERRANK_ML_SCHEMA": hostile}).ml_schema == hostile
+    assert load_settings({"OFFERRANK_READER_ROLE": "é" * 31}).reader_role == "é" * 31  # 62 bytes
+    for variable in ("OFFERRANK_RAW_SCHEMA", "OFFERRANK_ML_SCHEMA", "OFFERRANK_TRUTH_SCHEMA", "OFFERRANK_READER_ROLE"):
+        for name in ("", "x" * 64, "é" * 32, "a\x00b"):
+            with pytest.raises(ValueError, match=variable):
+                load_settings({variable: name})
 
 
 def test_rerank_defaults_environment_overrides_and_validation():

@@ -93,6 +93,64 @@ def test_ndcg_by_group_matches_sklearn_with_ties(k):
     np.testing.assert_allclose(ndcg_by_group(codes, labels, scores, (k,))[0], expected, rtol=1e-12)
 
 
+def _random_groups(seed: int, n_groups: int = 200, tie_decimals: int = 1):
+    """Groups of 2..14 rows under sparse, unordered ids, with rounded (often tied) scores."""
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(n_groups), rng.integers(2, 15, n_groups))
+    labels = (rng.random(len(groups)) < 0.25).astype(int)
+    # Rounded scores make many ties, which sklearn averages over; so must we.
+    scores = np.round(rng.random(len(groups)), tie_decimals)
+    return groups, labels, scores
+
+
+def _mean_ndcg(groups, relevance, scores, k):
+    """NDCG@k averaged over the groups where it is defined, and how many (as ml.evaluate reports it)."""
+    (per_group,) = ndcg_by_group(group_codes(groups), relevance, scores, (k,))
+    defined = per_group[~np.isnan(per_group)]
+    return (float(defined.mean()) if len(defined) else float("nan")), len(defined)
+
+
+def _sklearn_mean_ndcg(groups, relevance, scores, k):
+    per_group = [
+        ndcg_score([relevance[groups == g]], [scores[groups == g]], k=k)
+        for g in np.unique(groups)
+        if relevance[groups == g].sum() > 0
+    ]
+    return float(np.mean(per_group)), len(per_group)
+
+
+@pytest.mark.parametrize("k", [1, 3, 10, None])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_mean_ndcg_matches_sklearn_with_ties(k, seed):
+    groups, labels, scores = _random_groups(seed)
+    expected, n_groups = _sklearn_mean_ndcg(groups, labels, scores, k)
+    value, counted = _mean_ndcg(groups, labels, scores, k)
+    assert value == pytest.approx(expected, rel=1e-12)
+    assert counted == n_groups
+
+
+def test_graded_ndcg_uses_exponential_gain():
+    groups, _, scores = _random_groups(2, tie_decimals=3)
+    relevance = np.random.default_rng(2).integers(0, 4, len(groups))
+    # sklearn uses the relevance itself as gain; 2^rel - 1 passed as relevance gives our convention.
+    expected, _ = _sklearn_mean_ndcg(groups, np.exp2(relevance) - 1, scores, 5)
+    assert _mean_ndcg(groups, relevance, scores, 5)[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_ndcg_hand_worked_example():
+    # One customer, offers scored b > a > c, only c relevant: DCG = 1/log2(4) = 0.5, ideal DCG = 1.
+    relevance, scores = np.array([0, 0, 1]), np.array([0.5, 0.9, 0.1])
+    assert ndcg_by_group(np.zeros(3, dtype=int), relevance, scores, (10,))[0].tolist() == pytest.approx([0.5])
+    # Cut off at 2, the relevant offer at position 3 earns nothing.
+    assert ndcg_by_group(np.zeros(3, dtype=int), relevance, scores, (2,))[0].tolist() == [0.0]
+
+
+def test_groups_without_relevant_items_are_left_out():
+    assert _mean_ndcg(np.array([1, 1, 2, 2]), np.array([1, 0, 0, 0]), np.array([0.9, 0.1, 0.5, 0.4]), 10) == (1.0, 1)
+    value, counted = _mean_ndcg(np.array([1, 1]), np.array([0, 0]), np.array([0.2, 0.1]), 10)
+    assert np.isnan(value) and counted == 0
+
+
 def test_margin_at_k_sums_the_values_of_the_first_k():
     codes = np.array([0, 0, 0, 1])
     values = np.array([0.5, 0.0, 0.25, 0.0])  # label x kept margin

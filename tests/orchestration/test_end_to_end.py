@@ -1,19 +1,39 @@
 """The whole daily run through Dagster on generated data: tables, grains, metrics, selection,
-explanations, idempotency."""
+explanations, idempotency, and that the run's password leaks nowhere."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import secrets
+import sys
+import tempfile
+import time
+import traceback
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psycopg
 import pytest
+from dagster import DagsterInstance, serialize_value
 from psycopg import sql
 from sklearn.metrics import brier_score_loss, log_loss, ndcg_score, roc_auc_score
 
 from ml import data, heuristic, pipeline
-from ml.config import ALGORITHMS, RerankConfig, Settings, load_rerank_config, load_training_config
+from ml.config import (
+    ALGORITHMS,
+    PROJECT_ROOT,
+    RerankConfig,
+    Settings,
+    load_rerank_config,
+    load_settings,
+    load_training_config,
+)
 from ml.evaluate import select_best
 from ml.features import CANDIDATES_MODEL, OFFER_FEATURES_MODEL, TRAINING_MODEL, DbtManifest
 from ml.pipeline import Scorer
@@ -51,16 +71,103 @@ def _checksums(settings: Settings) -> dict[str, tuple[int, str]]:
         }
 
 
+# The run logs in as production does: a role of its own, owning its database, with a password the
+# server checks. The embedded test server trusts every other login; this one gets a scram-sha-256
+# line of its own in pg_hba.conf, so the password is really sent and really needed.
+RUN_LOGIN = "offerrank_run"
+
+
+def _refuses(conninfo: str) -> bool:
+    try:
+        psycopg.connect(conninfo, connect_timeout=10).close()
+    except psycopg.OperationalError:
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def _password_login(server: Settings, database: str) -> Iterator[str]:
+    """Make RUN_LOGIN, with a new random password, the owner of `database`; yields the password."""
+    token = secrets.token_hex(16)
+    # A space, quotes and a backslash: each form of a connection string quotes or escapes them
+    # differently, while the token inside stays one findable run of hex digits.
+    password = f'{token} it\'s "secret" \\ '
+    without_password = replace(server.database, user=RUN_LOGIN, dbname=database)
+    with psycopg.connect(server.database.conninfo(dbname="postgres"), autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("create role {} login password {}").format(sql.Identifier(RUN_LOGIN), sql.Literal(password))
+        )
+        admin.execute(
+            sql.SQL("alter database {} owner to {}").format(sql.Identifier(database), sql.Identifier(RUN_LOGIN))
+        )
+        # The run's login may not create roles: the reader role exists beforehand, as the README asks.
+        data.ensure_reader_role(admin, server.reader_role)
+        hba = Path(admin.execute("show hba_file").fetchone()[0])
+        trusting = hba.read_text()
+        hba.write_text(f"host all {RUN_LOGIN} 127.0.0.1/32 scram-sha-256\n{trusting}")
+        admin.execute("select pg_reload_conf()")
+        try:
+            deadline = time.monotonic() + 10  # the server rereads pg_hba.conf after a signal, not at once
+            while not _refuses(without_password.conninfo()) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert _refuses(without_password.conninfo()), "the server still trusts the run's login"
+            assert _refuses(replace(without_password, password=f"not {token}").conninfo())
+            yield password
+        finally:
+            hba.write_text(trusting)
+            admin.execute("select pg_reload_conf()")
+
+
+@contextlib.contextmanager
+def _captured_output(into: list[str]) -> Iterator[None]:
+    """Append to `into` all the block writes to stdout and stderr, from Python or from child processes."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    python = io.StringIO()
+    with tempfile.TemporaryFile() as descriptors:
+        saved = [os.dup(1), os.dup(2)]
+        os.dup2(descriptors.fileno(), 1)
+        os.dup2(descriptors.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(python), contextlib.redirect_stderr(python):
+                yield
+        finally:
+            for fd, original in zip((1, 2), saved, strict=True):
+                os.dup2(original, fd)
+                os.close(original)
+            descriptors.seek(0)
+            into.append(descriptors.read().decode(errors="replace") + python.getvalue())
+
+
 @pytest.fixture(scope="module")
-def demo_run(server: Settings, generated_world, dbt_manifest) -> dict:
-    settings = use_database(server, "end_to_end")
-    load_generated(settings, *generated_world)
-    assert cli.main(["run"]) == 0
-    first = _checksums(settings)
-    first_drift = _drift_rows(settings)
-    # forced: the re-run retrains too, whatever the weekday, and must find the same models
-    assert cli.main(["run", "--retrain"]) == 0
-    return {"settings": settings, "first": first, "second": _checksums(settings), "first_drift": first_drift}
+def demo_run(server: Settings, generated_world, dbt_manifest) -> Iterator[dict]:
+    use_database(server, "end_to_end")
+    started = time.time()
+    output: list[str] = []
+    with _password_login(server, "end_to_end") as password, pytest.MonkeyPatch.context() as env:
+        env.setenv("PGUSER", RUN_LOGIN)
+        env.setenv("PGPASSWORD", password)
+        settings = load_settings()
+        load_generated(settings, *generated_world)
+        with _captured_output(output):
+            code = cli.main(["run"])
+        assert code == 0, output[-1][-5000:]
+        first = _checksums(settings)
+        first_drift = _drift_rows(settings)
+        # forced: the re-run retrains too, whatever the weekday, and must find the same models
+        with _captured_output(output):
+            code = cli.main(["run", "--retrain"])
+        assert code == 0, output[-1][-5000:]
+        yield {
+            "settings": settings,
+            "first": first,
+            "second": _checksums(settings),
+            "first_drift": first_drift,
+            "password": password,
+            "token": password.split()[0],
+            "started": started,
+            "output": output,
+        }
 
 
 def _drift_rows(settings: Settings) -> int:
@@ -520,3 +627,121 @@ def test_feature_drift_mart_marks_each_dates_drift_signal(demo_run):
     assert signals["is_in_signal"].all() and signals["psi"].tolist() == [signal]
     assert set(mart["psi_band"]) <= {"stable", "moderate", "significant"}
     assert sorted(mart["psi_rank"]) == list(range(1, len(mart) + 1))
+
+
+# --- the run's password ------------------------------------------------------------------------
+
+
+def test_the_run_built_everything_as_its_password_protected_login(demo_run):
+    settings = demo_run["settings"]
+    assert (settings.database.user, settings.database.password) == (RUN_LOGIN, demo_run["password"])
+    with data.connect(settings) as conn:
+        owners = conn.execute(
+            "select distinct tableowner from pg_tables where schemaname not in ('pg_catalog', 'information_schema')"
+        ).fetchall()
+    assert owners == [(RUN_LOGIN,)]
+
+
+def _files(roots: list[Path], since: float | None = None) -> Iterator[Path]:
+    """Every file under `roots` (modified at or after `since`, if given), skipping .git and .venv."""
+    for root in roots:
+        for folder, subfolders, names in os.walk(root):
+            subfolders[:] = [name for name in subfolders if name not in (".git", ".venv")]
+            for name in names:
+                path = Path(folder, name)
+                with contextlib.suppress(FileNotFoundError):  # the server recycles WAL files as we walk
+                    if since is None or path.stat().st_mtime >= since:
+                        yield path
+
+
+# Each test greps for the password's random token: any form of the password, bare, in a
+# conninfo string or URL-encoded, holds it as is.
+
+
+def test_the_password_is_in_no_file_the_runs_wrote(demo_run):
+    token = demo_run["token"].encode()
+    # OFFERRANK_HOME (the runs' logs with dbt's output, reports, the server's data and log) and
+    # DAGSTER_HOME (runs, event logs, compute logs), whole; of the project, what the runs wrote:
+    # dbt's target/ and logs/ of each invocation, its partial-parse state.
+    homes = list(_files([demo_run["settings"].home, Path(os.environ["DAGSTER_HOME"])]))
+    written = list(_files([PROJECT_ROOT], since=demo_run["started"]))
+    holding = []
+    for path in homes + written:
+        with contextlib.suppress(FileNotFoundError):
+            if token in path.read_bytes():
+                holding.append(path)
+    assert holding == []
+    assert len([path for path in homes if path.match("logs/run-*.log") and path.stat().st_size]) == 2
+    assert any(path.name == "dbt.log" for path in written) and any(path.suffix == ".db" for path in homes)
+
+
+def test_the_password_is_in_no_dagster_run_event_or_metadata(demo_run):
+    settings, token = demo_run["settings"], demo_run["token"]
+    with data.connect(settings) as conn:
+        run_ids = [
+            run_id
+            for (run_id,) in conn.execute(
+                sql.SQL("select distinct run_id from {}").format(sql.Identifier(settings.ml_schema, "pipeline_runs"))
+            ).fetchall()
+        ]
+    assert len(run_ids) == 2
+    instance = DagsterInstance.get()
+    for run_id in run_ids:
+        # as Dagster's storage serialises them: the run (config, tags) and every event, with the
+        # metadata of every materialization and asset check, and every log line
+        assert token not in serialize_value(instance.get_run_by_id(run_id))
+        events = instance.all_logs(run_id)
+        assert [event for event in events if token in serialize_value(event)] == []
+        materializations = [event.asset_materialization for event in events if event.asset_materialization]
+        assert any(materialization.metadata for materialization in materializations)
+        for materialization in materializations:
+            assert token not in repr(materialization.metadata), materialization.asset_key
+
+
+def test_the_password_is_in_no_row_of_any_table(demo_run):
+    settings, token = demo_run["settings"], demo_run["token"]
+    # every row of every table (the registry's provenance, stage messages, the marts) and every
+    # comment dbt left on them
+    with data.connect(settings) as conn:
+        tables = conn.execute(
+            "select schemaname, tablename from pg_tables where schemaname not in ('pg_catalog', 'information_schema')"
+        ).fetchall()
+        assert {(settings.ml_schema, table) for table in data.OUTPUT_TABLES} <= set(tables)
+        holding = [
+            table
+            for table in tables
+            if conn.execute(
+                sql.SQL("select exists (select from {} as row where strpos(row::text, %s) > 0)").format(
+                    sql.Identifier(*table)
+                ),
+                (token,),
+            ).fetchone()[0]
+        ]
+        comments = conn.execute("select count(*) from pg_description where strpos(description, %s) > 0", (token,))
+        assert holding == [] and comments.fetchone()[0] == 0
+
+
+def test_the_password_is_not_in_what_the_runs_printed(demo_run):
+    # from Python and from dbt's and the server's processes, stdout and stderr: the summary and
+    # Dagster's log lines
+    assert len(demo_run["output"]) == 2
+    for printed in demo_run["output"]:
+        assert "stages:" in printed and " - dagster - INFO - daily_run - " in printed
+        assert demo_run["token"] not in printed
+
+
+def test_a_refused_login_shows_no_password(demo_run, monkeypatch, capsys):
+    settings = demo_run["settings"]
+    token = secrets.token_hex(16)
+    wrong = replace(settings, database=replace(settings.database, password=f"wrong {token}"))
+    with pytest.raises(ConnectionError) as refused:
+        data.connect(wrong)
+    shown = "".join(traceback.format_exception(refused.value))  # with the cause psycopg raised
+    assert "password authentication failed" in shown and RUN_LOGIN in shown
+    assert token not in shown and token not in repr(wrong)
+    # the command line reports the same refusal in its own words
+    monkeypatch.setenv("PGPASSWORD", f"wrong {token}")
+    assert cli.main(["model", "list"]) == 2
+    printed = capsys.readouterr()
+    assert "cannot reach the warehouse" in printed.err
+    assert token not in printed.out + printed.err
