@@ -13,6 +13,7 @@ from dagster import (
     AssetKey,
     AssetSpec,
     Config,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -29,6 +30,7 @@ from pydantic import field_validator
 
 from ml import pipeline
 from ml.config import load_model_policy, load_training_config
+from ml.data_tests import DataTestsFailed
 from ml.evaluate import metric_label
 from ml.features import CANDIDATES_MODEL, RUN_DATE_MODEL, TRAINING_MODEL, DbtManifest
 from orchestration.project import warehouse_project
@@ -88,8 +90,14 @@ def warehouse_models(
     args = ["build", *(["--full-refresh"] if config.full_refresh else [])]
     if config.as_of_date:
         args += ["--vars", json.dumps({"as_of_date": config.as_of_date})]
-    with pipeline.recorded_dbt_build(_stage(context, warehouse)):
-        yield from dbt.cli(args, context=context).stream()
+    try:
+        with pipeline.recorded_dbt_build(_stage(context, warehouse)) as build:
+            invocation = dbt.cli(args, context=context)
+            build.target_path = invocation.target_path
+            yield from invocation.stream()
+    except DataTestsFailed as failed:
+        # the failed rules and their sample rows, where Dagster shows why the run stopped
+        raise Failure(description=str(failed)) from failed
 
 
 def _model_key(model: str) -> AssetKey:
