@@ -339,7 +339,7 @@ def test_null_keys_stop_the_dbt_build_with_the_rule_and_sample_rows(raw_db):
     message = str(failed.value)
     assert "- source_not_null_raw_impressions_impression_id (not_null on source raw.impressions" in message
     assert "1 failing row" in message
-    assert "impression_id=null" in message
+    assert "impression_id=null, customer_id=1, offer_id=1, shown_at=2026-05-01" in message  # the whole row
     logged = _one(
         conn,
         sql.SQL("select status, message from {} where run_id = 'null-keys'").format(
