@@ -44,7 +44,7 @@
             'rules': [
                 {
                     'name': 'unknown_order',
-                    'reason': 'its order_id is not in raw orders',
+                    'reason': 'its order_id is null or not in raw orders',
                     'lookup': {'parent': 'orders', 'column': 'order_id'},
                 },
                 {
