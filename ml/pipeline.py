@@ -26,7 +26,7 @@ from psycopg import sql
 from ml import data, heuristic, rerank
 from ml.calibrate import Calibrator, fit_calibrator
 from ml.config import WAREHOUSE_DIR, ModelPolicy, RerankConfig, Settings, TrainingConfig, code_version
-from ml.data_tests import DataTestsFailed, failed_error_tests, failure_message
+from ml.data_tests import DataTestsFailed, FailedTest, failed_error_tests, failure_message
 from ml.drift import DRIFT_COLUMNS, feature_drift
 from ml.evaluate import (
     MARGIN_IMPACT,
@@ -150,9 +150,7 @@ def recorded_dbt_build(stage: StageRun) -> Iterator[DbtBuild]:
             try:
                 yield build
             except Exception as err:
-                results = build.target_path / "run_results.json"
-                # an older build's results say nothing about this one, which failed before writing its own
-                failed = failed_error_tests(build.target_path, conn) if _written_since(results, started) else []
+                failed = _failed_error_tests(build.target_path, conn, started)
                 if failed:
                     raise DataTestsFailed(failure_message(failed)) from err
                 raise
@@ -166,8 +164,17 @@ def recorded_dbt_build(stage: StageRun) -> Iterator[DbtBuild]:
             log.counts.update(active_offers=active_offers, candidate_pairs=candidate_pairs)
 
 
-def _written_since(path: Path, started: float) -> bool:
-    return path.exists() and path.stat().st_mtime >= started
+def _failed_error_tests(target_path: Path, conn: psycopg.Connection, started: float) -> list[FailedTest]:
+    """The failed error-severity tests of the build that started at `started`; none if unknown."""
+    results = target_path / "run_results.json"
+    # an older build's results say nothing about this one, which failed before writing its own
+    if not results.exists() or results.stat().st_mtime < started:
+        return []
+    try:
+        return failed_error_tests(target_path, conn)
+    except (OSError, ValueError, KeyError):
+        # unreadable or unexpected artifacts must not hide the build's own error
+        return []
 
 
 @contextmanager
