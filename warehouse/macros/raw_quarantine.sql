@@ -17,27 +17,17 @@
     {%- set unknown_customer = {
         'name': 'unknown_customer',
         'reason': 'its customer_id is null or not in raw customers',
+        'lookup': {'parent': 'customers', 'column': 'customer_id'},
     } -%}
     {%- set unknown_offer = {
         'name': 'unknown_offer',
         'reason': 'its offer_id is null or not in raw offers',
-    } -%}
-    {%- set missing_timestamp = {
-        'name': 'missing_timestamp',
-        'reason': 'it has no timestamp',
-    } -%}
-    {%- set future_timestamp = {
-        'name': 'future_timestamp',
-        'reason': 'its timestamp is after the build started',
+        'lookup': {'parent': 'offers', 'column': 'offer_id'},
     } -%}
     {{- return({
         'orders': {
             'key': ['order_id'],
-            'rules': [
-                dict(unknown_customer, lookup={'parent': 'customers', 'column': 'customer_id'}),
-                dict(missing_timestamp, condition='orders.ordered_at is null'),
-                dict(future_timestamp, condition='orders.ordered_at > current_timestamp'),
-            ],
+            'rules': [unknown_customer] + raw_quarantine_timestamp_rules('orders', 'ordered_at'),
         },
         'order_items': {
             'key': ['order_id', 'line_number'],
@@ -71,31 +61,15 @@
         },
         'impressions': {
             'key': ['impression_id'],
-            'rules': [
-                dict(unknown_customer, lookup={'parent': 'customers', 'column': 'customer_id'}),
-                dict(unknown_offer, lookup={'parent': 'offers', 'column': 'offer_id'}),
-                dict(missing_timestamp, condition='impressions.shown_at is null'),
-                dict(future_timestamp, condition='impressions.shown_at > current_timestamp'),
-                {
-                    'name': 'duplicate_event',
-                    'reason': 'an impression with a lower impression_id has the same customer, offer and shown_at',
-                    'condition': raw_quarantine_repeated('impressions', 'impression_id', ['customer_id', 'offer_id', 'shown_at']),
-                },
-            ],
+            'rules': [unknown_customer, unknown_offer]
+                + raw_quarantine_timestamp_rules('impressions', 'shown_at')
+                + [raw_quarantine_duplicate_rule('impressions', 'impression_id', ['customer_id', 'offer_id', 'shown_at'])],
         },
         'redemptions': {
             'key': ['redemption_id'],
-            'rules': [
-                dict(unknown_customer, lookup={'parent': 'customers', 'column': 'customer_id'}),
-                dict(unknown_offer, lookup={'parent': 'offers', 'column': 'offer_id'}),
-                dict(missing_timestamp, condition='redemptions.redeemed_at is null'),
-                dict(future_timestamp, condition='redemptions.redeemed_at > current_timestamp'),
-                {
-                    'name': 'duplicate_event',
-                    'reason': 'a redemption with a lower redemption_id has the same customer, offer and redeemed_at',
-                    'condition': raw_quarantine_repeated('redemptions', 'redemption_id', ['customer_id', 'offer_id', 'redeemed_at']),
-                },
-            ],
+            'rules': [unknown_customer, unknown_offer]
+                + raw_quarantine_timestamp_rules('redemptions', 'redeemed_at')
+                + [raw_quarantine_duplicate_rule('redemptions', 'redemption_id', ['customer_id', 'offer_id', 'redeemed_at'])],
         },
         'interaction_events': {
             'key': ['event_id'],
@@ -110,26 +84,42 @@
                     'reason': 'its impression is quarantined',
                     'lookup': {'parent': 'impressions', 'column': 'impression_id', 'kept': true},
                 },
-                dict(missing_timestamp, condition='interaction_events.event_at is null'),
-                dict(future_timestamp, condition='interaction_events.event_at > current_timestamp'),
-                {
-                    'name': 'duplicate_event',
-                    'reason': 'an event with a lower event_id has the same impression, event_type and event_at',
-                    'condition': raw_quarantine_repeated('interaction_events', 'event_id', ['impression_id', 'event_type', 'event_at']),
-                },
-            ],
+            ]
+                + raw_quarantine_timestamp_rules('interaction_events', 'event_at')
+                + [raw_quarantine_duplicate_rule('interaction_events', 'event_id', ['impression_id', 'event_type', 'event_at'])],
         },
     }) -}}
 {%- endmacro %}
 
 
-{#- Another row has the same `columns` and a lower `key`: the first by key is kept. Only rows
-    that broke no earlier rule reach this test (a case expression stops at the first true
-    branch), but the window sees every row, so a copy of a quarantined row is a duplicate too. -#}
-{% macro raw_quarantine_repeated(table, key, columns) -%}
-    row_number() over (
-        partition by {{ table }}.{{ columns | join(', ' ~ table ~ '.') }} order by {{ table }}.{{ key }}
-    ) > 1
+{#- The rules on an event's timestamp `column`: it is missing, or later than the build's start. -#}
+{% macro raw_quarantine_timestamp_rules(table, column) -%}
+    {{- return([
+        {
+            'name': 'missing_timestamp',
+            'reason': 'its ' ~ column ~ ' is null',
+            'condition': table ~ '.' ~ column ~ ' is null',
+        },
+        {
+            'name': 'future_timestamp',
+            'reason': 'its ' ~ column ~ ' is after the build started',
+            'condition': table ~ '.' ~ column ~ ' > current_timestamp',
+        },
+    ]) -}}
+{%- endmacro %}
+
+
+{#- A row of `table` is a duplicate event when a row with a lower `key` has the same `columns`:
+    the first by key is kept. Only rows that broke no earlier rule reach this test (a case
+    expression stops at the first true branch), but the window sees every row, so a copy of a
+    quarantined row is a duplicate too. -#}
+{% macro raw_quarantine_duplicate_rule(table, key, columns) -%}
+    {{- return({
+        'name': 'duplicate_event',
+        'reason': 'a row with a lower ' ~ key ~ ' has the same ' ~ columns | join(', '),
+        'condition': 'row_number() over (partition by ' ~ table ~ '.' ~ columns | join(', ' ~ table ~ '.')
+            ~ ' order by ' ~ table ~ '.' ~ key ~ ') > 1',
+    }) -}}
 {%- endmacro %}
 
 
