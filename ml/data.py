@@ -533,6 +533,16 @@ def _small_query(conn: psycopg.Connection, query: sql.Composable, params: QueryP
         return frame.where(frame.notna(), None)  # SQL nulls stay None, not NaN
 
 
+def sample_rows(conn: psycopg.Connection, query: str, limit: int) -> pd.DataFrame:
+    """The first `limit` rows of `query`, a SELECT given as text (a dbt test's compiled SQL).
+
+    The text is composed, not passed with parameters, so a `%` in it is not a placeholder.
+    """
+    return _small_query(
+        conn, sql.SQL("select * from (\n{}\n) as sampled limit {}").format(sql.SQL(query), sql.Literal(limit))
+    )
+
+
 def list_models(conn: psycopg.Connection, schema: str) -> pd.DataFrame:
     """Every registered model without its text, newest first."""
     return _small_query(

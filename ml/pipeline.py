@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ from psycopg import sql
 
 from ml import data, heuristic, rerank
 from ml.calibrate import Calibrator, fit_calibrator
-from ml.config import ModelPolicy, RerankConfig, Settings, TrainingConfig, code_version
+from ml.config import WAREHOUSE_DIR, ModelPolicy, RerankConfig, Settings, TrainingConfig, code_version
+from ml.data_tests import DataTestsFailed, FailedTest, failed_error_tests, failure_message
 from ml.drift import DRIFT_COLUMNS, feature_drift
 from ml.evaluate import (
     MARGIN_IMPACT,
@@ -138,13 +140,35 @@ def read_examples(
     )
 
 
+@dataclass
+class DbtBuild:
+    """The dbt build a `recorded_dbt_build` block runs: where its artifacts go."""
+
+    target_path: Path = WAREHOUSE_DIR / "target"
+    """The folder of the build's run_results.json and manifest.json; dagster-dbt gives each
+    invocation its own (`DbtCliInvocation.target_path`), set it before the build runs."""
+
+
 @contextmanager
-def recorded_dbt_build(stage: StageRun) -> Iterator[None]:
-    """Log the dbt build wrapped by this block, with the size of the day it built."""
+def recorded_dbt_build(stage: StageRun) -> Iterator[DbtBuild]:
+    """Log the dbt build wrapped by this block, with the size of the day it built.
+
+    When the build fails on data tests of error severity (a null or duplicate key in raw, an
+    offer that ends before it starts...), the block raises DataTestsFailed naming each test and
+    showing sample offending rows, and that message is the stage's in ml.pipeline_runs.
+    """
+    build = DbtBuild()
     with data.connect(stage.settings) as conn:
         data.ensure_ml_tables(conn, stage.schema, stage.settings.reader_role)
         with data.recorded_stage(conn, stage.schema, stage.run_id, "dbt_build") as log:
-            yield
+            started = time.time()
+            try:
+                yield build
+            except Exception as err:
+                failed = _failed_error_tests(build.target_path, conn, started)
+                if failed:
+                    raise DataTestsFailed(failure_message(failed)) from err
+                raise
             log.run_date = run_date(conn, stage.manifest)
             active_offers, candidate_pairs = conn.execute(
                 sql.SQL("select count(distinct offer_id), count(*) from {} where as_of_date = %s").format(
@@ -153,6 +177,19 @@ def recorded_dbt_build(stage: StageRun) -> Iterator[None]:
                 (log.run_date,),
             ).fetchone()
             log.counts.update(active_offers=active_offers, candidate_pairs=candidate_pairs)
+
+
+def _failed_error_tests(target_path: Path, conn: psycopg.Connection, started: float) -> list[FailedTest]:
+    """The failed error-severity tests of the build that started at `started`; none if unknown."""
+    results = target_path / "run_results.json"
+    # an older build's results say nothing about this one, which failed before writing its own
+    if not results.exists() or results.stat().st_mtime < started:
+        return []
+    try:
+        return failed_error_tests(target_path, conn)
+    except (OSError, ValueError, KeyError):
+        # unreadable or unexpected artifacts must not hide the build's own error
+        return []
 
 
 @contextmanager

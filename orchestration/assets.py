@@ -19,6 +19,7 @@ from dagster import (
     BackfillPolicy,
     Config,
     DailyPartitionsDefinition,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -35,6 +36,7 @@ from dagster_dbt import (
 
 from ml import checks, pipeline
 from ml.config import load_model_policy, load_settings, load_training_config
+from ml.data_tests import DataTestsFailed
 from ml.evaluate import metric_label
 from ml.features import CANDIDATES_MODEL, RUN_DATE_MODEL, TRAINING_MODEL, DbtManifest
 from orchestration.project import warehouse_project
@@ -112,8 +114,14 @@ def warehouse_models(
     # The incremental marts add the partition's date (warehouse/macros/as_of_date.sql).
     args = [*PRODUCTION_BUILD, *(["--full-refresh"] if config.full_refresh else [])]
     args += ["--vars", json.dumps({"as_of_date": context.partition_key})]
-    with pipeline.recorded_dbt_build(_stage(context, warehouse, built=False)):
-        yield from dbt.cli(args, context=context).stream()
+    try:
+        with pipeline.recorded_dbt_build(_stage(context, warehouse, built=False)) as build:
+            invocation = dbt.cli(args, context=context)
+            build.target_path = invocation.target_path
+            yield from invocation.stream()
+    except DataTestsFailed as failed:
+        # the failed rules and their sample rows, where Dagster shows why the run stopped
+        raise Failure(description=str(failed)) from failed
 
 
 def _model_key(model: str) -> AssetKey:

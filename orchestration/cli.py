@@ -210,7 +210,8 @@ def _print_run(settings: Settings, run_id: str, success: bool, log_path: Path) -
     print(f"dbt output: {log_path}")
     print("stages:")
     for stage in summary.stages:
-        message = f"  {stage['message']}" if stage["message"] else ""
+        # a failed dbt build's message lists rules and rows, one a line: under the stage's columns
+        message = f"  {stage['message']}".replace("\n", "\n" + " " * 34) if stage["message"] else ""
         print(f"  {stage['step']:<12} {stage['status']:<8} {stage['seconds'] or 0:7.1f}s{message}")
     print(f"tables in schema {settings.ml_schema!r} (rows for {summary.run_date} where keyed by date):")
     for table, rows in summary.table_rows.items():

@@ -22,7 +22,12 @@ FEATURE_TABLES = {
 
 
 def _later_copies(frames: dict[str, pd.DataFrame], cutoff: pd.Timestamp) -> dict[str, pd.DataFrame]:
-    """Duplicates, under new ids, of every order, impression, redemption and event at or after `cutoff`."""
+    """Copies, under new ids, of every order, impression, redemption and event at or after `cutoff`.
+
+    The copied events are a second later: an exact copy under a new id is a duplicate event,
+    which the warehouse quarantines (macros/raw_quarantine.sql) and no feature would ever read.
+    """
+    later = pd.Timedelta(seconds=1)
     orders = frames["orders"][frames["orders"]["ordered_at"] >= cutoff]
     id_shift = int(frames["orders"]["order_id"].max())
     items = frames["order_items"][frames["order_items"]["order_id"].isin(orders["order_id"])]
@@ -34,13 +39,17 @@ def _later_copies(frames: dict[str, pd.DataFrame], cutoff: pd.Timestamp) -> dict
     return {
         "orders": orders.assign(order_id=orders["order_id"] + id_shift),
         "order_items": items.assign(order_id=items["order_id"] + id_shift),
-        "impressions": impressions.assign(impression_id=impressions["impression_id"] + impression_shift),
+        "impressions": impressions.assign(
+            impression_id=impressions["impression_id"] + impression_shift, shown_at=impressions["shown_at"] + later
+        ),
         "redemptions": redemptions.assign(
-            redemption_id=redemptions["redemption_id"] + int(frames["redemptions"]["redemption_id"].max())
+            redemption_id=redemptions["redemption_id"] + int(frames["redemptions"]["redemption_id"].max()),
+            redeemed_at=redemptions["redeemed_at"] + later,
         ),
         "interaction_events": events.assign(
             event_id=events["event_id"] + int(frames["interaction_events"]["event_id"].max()),
             impression_id=events["impression_id"] + impression_shift,
+            event_at=events["event_at"] + later,
         ),
     }
 

@@ -1,32 +1,38 @@
+-- The raw impressions the warehouse uses: those no warn-severity rule quarantined
+-- (stg_raw__quarantined_rows, macros/raw_quarantine.sql).
 with
 
-source as (
+impressions as (
 
-    select * from {{ source('raw', 'impressions') }}
+    select * from {{ ref('base_raw__impressions') }}
 
 ),
 
-renamed as (
+quarantined_rows as (
+
+    select * from {{ ref('stg_raw__quarantined_rows') }}
+    where source_table = 'impressions'
+
+),
+
+kept as (
 
     select
-
-        ---------- ids
-        impression_id::bigint as impression_id,
-        customer_id::bigint as customer_id,
-        offer_id::bigint as offer_id,
-
-        ---------- numerics
-        -- probability that the logging policy showed this offer in this visit (off-policy evaluation)
-        propensity::double precision as propensity,
-
-        ---------- timestamps
-        shown_at::timestamptz as shown_at,
-
-        ---------- dates (UTC, whatever the session time zone)
-        (shown_at at time zone 'UTC')::date as shown_date
-
-    from source
+        impressions.impression_id,
+        impressions.customer_id,
+        impressions.offer_id,
+        impressions.propensity,
+        impressions.shown_at,
+        impressions.shown_date
+    from impressions
+    where
+        not exists (
+            select quarantined_rows.row_key
+            from quarantined_rows
+            where
+                (quarantined_rows.row_key ->> 'impression_id')::bigint = impressions.impression_id
+        )
 
 )
 
-select * from renamed
+select * from kept

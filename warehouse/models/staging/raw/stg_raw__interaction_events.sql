@@ -1,30 +1,37 @@
+-- The raw interaction events the warehouse uses: those no warn-severity rule quarantined
+-- (stg_raw__quarantined_rows, macros/raw_quarantine.sql).
 with
 
-source as (
+interaction_events as (
 
-    select * from {{ source('raw', 'interaction_events') }}
+    select * from {{ ref('base_raw__interaction_events') }}
 
 ),
 
-renamed as (
+quarantined_rows as (
+
+    select * from {{ ref('stg_raw__quarantined_rows') }}
+    where source_table = 'interaction_events'
+
+),
+
+kept as (
 
     select
-
-        ---------- ids
-        event_id::bigint as event_id,
-        impression_id::bigint as impression_id,
-
-        ---------- strings
-        event_type::text as event_type,
-
-        ---------- timestamps
-        event_at::timestamptz as event_at,
-
-        ---------- dates (UTC, whatever the session time zone)
-        (event_at at time zone 'UTC')::date as event_date
-
-    from source
+        interaction_events.event_id,
+        interaction_events.impression_id,
+        interaction_events.event_type,
+        interaction_events.event_at,
+        interaction_events.event_date
+    from interaction_events
+    where
+        not exists (
+            select quarantined_rows.row_key
+            from quarantined_rows
+            where
+                (quarantined_rows.row_key ->> 'event_id')::bigint = interaction_events.event_id
+        )
 
 )
 
-select * from renamed
+select * from kept

@@ -1,29 +1,39 @@
+-- The raw order items the warehouse uses: those no warn-severity rule quarantined
+-- (stg_raw__quarantined_rows, macros/raw_quarantine.sql).
 with
 
-source as (
+order_items as (
 
-    select * from {{ source('raw', 'order_items') }}
+    select * from {{ ref('base_raw__order_items') }}
 
 ),
 
-renamed as (
+quarantined_rows as (
+
+    select * from {{ ref('stg_raw__quarantined_rows') }}
+    where source_table = 'order_items'
+
+),
+
+kept as (
 
     select
-
-        ---------- ids
-        order_id::bigint as order_id,
-        line_number::integer as line_number,
-        product_id::bigint as product_id,
-
-        ---------- numerics
-        quantity::integer as quantity,
-        unit_price::numeric(12, 2) as paid_unit_price,
-
-        ---------- booleans
-        is_promo::boolean as is_promo
-
-    from source
+        order_items.order_id,
+        order_items.line_number,
+        order_items.product_id,
+        order_items.quantity,
+        order_items.paid_unit_price,
+        order_items.is_promo
+    from order_items
+    where
+        not exists (
+            select quarantined_rows.row_key
+            from quarantined_rows
+            where
+                (quarantined_rows.row_key ->> 'order_id')::bigint = order_items.order_id
+                and (quarantined_rows.row_key ->> 'line_number')::integer = order_items.line_number
+        )
 
 )
 
-select * from renamed
+select * from kept

@@ -1,27 +1,36 @@
+-- The raw orders the warehouse uses: those no warn-severity rule quarantined
+-- (stg_raw__quarantined_rows, macros/raw_quarantine.sql).
 with
 
-source as (
+orders as (
 
-    select * from {{ source('raw', 'orders') }}
+    select * from {{ ref('base_raw__orders') }}
 
 ),
 
-renamed as (
+quarantined_rows as (
+
+    select * from {{ ref('stg_raw__quarantined_rows') }}
+    where source_table = 'orders'
+
+),
+
+kept as (
 
     select
-
-        ---------- ids
-        order_id::bigint as order_id,
-        customer_id::bigint as customer_id,
-
-        ---------- timestamps
-        ordered_at::timestamptz as ordered_at,
-
-        ---------- dates (UTC, whatever the session time zone)
-        (ordered_at at time zone 'UTC')::date as ordered_date
-
-    from source
+        orders.order_id,
+        orders.customer_id,
+        orders.ordered_at,
+        orders.ordered_date
+    from orders
+    where
+        not exists (
+            select quarantined_rows.row_key
+            from quarantined_rows
+            where
+                (quarantined_rows.row_key ->> 'order_id')::bigint = orders.order_id
+        )
 
 )
 
-select * from renamed
+select * from kept

@@ -1,28 +1,37 @@
+-- The raw redemptions the warehouse uses: those no warn-severity rule quarantined
+-- (stg_raw__quarantined_rows, macros/raw_quarantine.sql).
 with
 
-source as (
+redemptions as (
 
-    select * from {{ source('raw', 'redemptions') }}
+    select * from {{ ref('base_raw__redemptions') }}
 
 ),
 
-renamed as (
+quarantined_rows as (
+
+    select * from {{ ref('stg_raw__quarantined_rows') }}
+    where source_table = 'redemptions'
+
+),
+
+kept as (
 
     select
-
-        ---------- ids
-        redemption_id::bigint as redemption_id,
-        customer_id::bigint as customer_id,
-        offer_id::bigint as offer_id,
-
-        ---------- timestamps
-        redeemed_at::timestamptz as redeemed_at,
-
-        ---------- dates (UTC, whatever the session time zone)
-        (redeemed_at at time zone 'UTC')::date as redeemed_date
-
-    from source
+        redemptions.redemption_id,
+        redemptions.customer_id,
+        redemptions.offer_id,
+        redemptions.redeemed_at,
+        redemptions.redeemed_date
+    from redemptions
+    where
+        not exists (
+            select quarantined_rows.row_key
+            from quarantined_rows
+            where
+                (quarantined_rows.row_key ->> 'redemption_id')::bigint = redemptions.redemption_id
+        )
 
 )
 
-select * from renamed
+select * from kept
