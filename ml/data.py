@@ -496,18 +496,6 @@ def replace_feature_importance(conn: psycopg.Connection, schema: str, model_id: 
     return copy_in(conn, table, frame)
 
 
-def replace_offer_scores(
-    conn: psycopg.Connection, schema: str, score_date: dt.date, chunks: Iterable[pd.DataFrame]
-) -> int:
-    """Replace one date's scores with `chunks`, in one transaction: readers see the old day or the new."""
-    table = sql.Identifier(schema, "offer_scores")
-    with conn.transaction():
-        conn.execute(sql.SQL("delete from {} where score_date = %s").format(table), (score_date,))
-        written = sum(copy_in(conn, table, chunk) for chunk in chunks)
-    conn.execute(sql.SQL("analyze {}").format(table))
-    return written
-
-
 RECOMMENDATION_COLUMNS = [
     "score_date",
     "customer_id",
@@ -520,14 +508,31 @@ RECOMMENDATION_COLUMNS = [
 ]
 
 
-def replace_recommendations(
-    conn: psycopg.Connection, schema: str, score_date: dt.date, chunks: Iterable[pd.DataFrame]
-) -> int:
-    """Replace one date's recommendations with `chunks` (RECOMMENDATION_COLUMNS), in one transaction."""
-    table = sql.Identifier(schema, "recommendations")
+def replace_scored_day(
+    conn: psycopg.Connection,
+    schema: str,
+    score_date: dt.date,
+    chunks: Iterable[tuple[pd.DataFrame, pd.DataFrame]],
+) -> tuple[int, int]:
+    """Replace one date's `offer_scores` and `recommendations` with `chunks` of (scores,
+    recommendations) rows, all in one transaction; returns the rows written to each.
+
+    Readers see the old day of both tables or the new one, never a part or a mix: a failure, a
+    killed process or a lost connection before the commit leaves the old day whole. The chunks
+    are consumed as they are written, so their source may stream.
+    """
+    scores_table = sql.Identifier(schema, "offer_scores")
+    recommendations_table = sql.Identifier(schema, "recommendations")
+    scored = recommended = 0
     with conn.transaction():
-        conn.execute(sql.SQL("delete from {} where score_date = %s").format(table), (score_date,))
-        return sum(copy_in(conn, table, chunk[RECOMMENDATION_COLUMNS]) for chunk in chunks)
+        for table in (scores_table, recommendations_table):
+            conn.execute(sql.SQL("delete from {} where score_date = %s").format(table), (score_date,))
+        for scores, recommendations in chunks:
+            scored += copy_in(conn, scores_table, scores)
+            recommended += copy_in(conn, recommendations_table, recommendations[RECOMMENDATION_COLUMNS])
+    for table in (scores_table, recommendations_table):
+        conn.execute(sql.SQL("analyze {}").format(table))
+    return scored, recommended
 
 
 def replace_eval_metrics(conn: psycopg.Connection, schema: str, as_of_date: dt.date, metrics: pd.DataFrame) -> int:

@@ -195,25 +195,43 @@ def eval_metrics(context: AssetExecutionContext, warehouse: WarehouseResource) -
     return MaterializeResult(metadata={**values, "report": MetadataValue.path(str(report))})
 
 
-@asset(key=["ml", "offer_scores"], deps=[MODEL_REGISTRY, SCORING_CANDIDATES, RUN_DATE], group_name="ml")
-def offer_scores(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    """Every candidate customer x offer pair of the day, scored by the champion (calibrated
-    probability) or, with no usable model, ranked by the heuristic."""
-    counts = pipeline.score_candidates(_stage(context, warehouse))
+@multi_asset(
+    specs=[
+        AssetSpec(
+            ["ml", "offer_scores"],
+            deps=[MODEL_REGISTRY, SCORING_CANDIDATES, RUN_DATE],
+            description="Every candidate customer x offer pair of the day, scored by the champion (calibrated"
+            " probability) or, with no usable model, ranked by the heuristic.",
+        ),
+        AssetSpec(
+            ["ml", "recommendations"],
+            deps=[AssetKey(["ml", "offer_scores"]), SCORING_CANDIDATES, RUN_DATE],
+            description="Each customer's K offers of the day: the scored offers re-ranked by MMR, at most"
+            " OFFERRANK_MAX_PER_CATEGORY per category, none already redeemed.",
+        ),
+    ],
+    group_name="ml",
+)
+def offer_scores_and_recommendations(context: AssetExecutionContext, warehouse: WarehouseResource):
+    """Scores and recommendations of the day, written in one transaction: readers never see one
+    without the other, nor a part of the day."""
+    counts = pipeline.score_and_recommend(_stage(context, warehouse))
     context.log.info(f"scored {counts['candidate_pairs']:,} candidate pairs")
-    return MaterializeResult(metadata=counts)
-
-
-@asset(key=["ml", "recommendations"], deps=[offer_scores.key, SCORING_CANDIDATES, RUN_DATE], group_name="ml")
-def recommendations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    """Each customer's K offers of the day: the scored offers re-ranked by MMR, at most
-    OFFERRANK_MAX_PER_CATEGORY per category, none already redeemed."""
-    counts = pipeline.write_recommendations(_stage(context, warehouse))
     context.log.info(f"wrote {counts['recommendations_written']:,} recommendations")
-    return MaterializeResult(metadata=counts)
+    scored, recommended = counts["candidate_pairs"], counts["recommendations_written"]
+    yield MaterializeResult(
+        asset_key=["ml", "offer_scores"], metadata={"candidate_pairs": scored, "rows_written": scored}
+    )
+    yield MaterializeResult(
+        asset_key=["ml", "recommendations"],
+        metadata={"recommendations_written": recommended, "rows_written": recommended},
+    )
 
 
-@asset(key=["ml", "recommendation_explanations"], deps=[recommendations.key, SCORING_CANDIDATES], group_name="ml")
+RECOMMENDATIONS = AssetKey(["ml", "recommendations"])
+
+
+@asset(key=["ml", "recommendation_explanations"], deps=[RECOMMENDATIONS, SCORING_CANDIDATES], group_name="ml")
 def recommendation_explanations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """The top 3 feature contributions of every recommendation."""
     counts = pipeline.explain_recommendations(_stage(context, warehouse))

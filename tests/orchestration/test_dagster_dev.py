@@ -98,7 +98,6 @@ def test_materializing_the_daily_job_from_the_ui_succeeds(dagster_dev):
         "drift",
         "evaluate",
         "explain",
-        "recommend",
         "reporting",
         "score",
         "train",
