@@ -715,6 +715,8 @@ def recorded_stage(
 
     The stage may set `run_date` once it knows it, fills `counts` (keys from _STAGE_COUNTS) and
     may leave a `message`; one that recovers from its own failure sets `failed` and does not raise.
+    A stage that loses its connection raises ConnectionError saying where and what to do (never
+    the password); its row stays 'running', as there is no server left to tell.
     """
     table = sql.Identifier(schema, "pipeline_runs")
     conn.execute(
@@ -726,29 +728,47 @@ def recorded_stage(
         (run_id, run_date, step),
     )
     log = StageLog(run_date)
-    status, message = "failed", None
+    status, message, error = "failed", None, None
     try:
         yield log
         status, message = ("failed" if log.failed else "success"), log.message
     except BaseException as err:
-        message = f"{type(err).__name__}: {err}"[:2000]
+        message, error = f"{type(err).__name__}: {err}"[:2000], err
         raise
     finally:
         unknown = set(log.counts) - set(_STAGE_COUNTS)
         if unknown:
             raise ValueError(f"unknown stage counts {sorted(unknown)}")
         counts = [log.counts.get(name) for name in _STAGE_COUNTS]
-        conn.execute(
-            sql.SQL(
-                "update {} set status = %s, message = %s, run_date = coalesce(%s, run_date),"
-                " finished_at = clock_timestamp(), seconds = extract(epoch from clock_timestamp() - started_at),"
-                " {counts} where run_id = %s and step = %s"
-            ).format(
-                table,
-                counts=sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(n)) for n in _STAGE_COUNTS),
-            ),
-            (status, message, log.run_date, *counts, run_id, step),
-        )
+        try:
+            conn.execute(
+                sql.SQL(
+                    "update {} set status = %s, message = %s, run_date = coalesce(%s, run_date),"
+                    " finished_at = clock_timestamp(), seconds = extract(epoch from clock_timestamp() - started_at),"
+                    " {counts} where run_id = %s and step = %s"
+                ).format(
+                    table,
+                    counts=sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(n)) for n in _STAGE_COUNTS),
+                ),
+                (status, message, log.run_date, *counts, run_id, step),
+            )
+        except psycopg.OperationalError as lost:
+            if not conn.broken:
+                raise
+            # The stage's own error, when the server's going away caused it, says the most.
+            cause = error if isinstance(error, psycopg.OperationalError) else lost
+            raise _lost_connection(conn, step, cause) from lost
+
+
+def _lost_connection(conn: psycopg.Connection, step: str, cause: psycopg.OperationalError) -> ConnectionError:
+    """The error of a stage whose server went away (stopped, restarted, crashed) or became unreachable."""
+    reason = next((line.strip() for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
+    where = f"postgresql://{conn.info.user}@{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
+    return ConnectionError(
+        f"lost the connection to the warehouse at {where} during stage {step!r} ({reason}): what the stage had"
+        " not committed is rolled back, and its pipeline_runs row stays 'running'. Check that the server runs"
+        " (the embedded one: `offerrank db start`), then run the stage again."
+    )
 
 
 def stage_log(conn: psycopg.Connection, schema: str, run_id: str) -> list[dict[str, object]]:
