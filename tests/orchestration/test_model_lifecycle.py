@@ -170,6 +170,9 @@ def test_an_unusable_champion_falls_back_to_the_heuristic_and_forces_retraining(
         data.promote_model(conn, settings.ml_schema, "stale", action="manual_promote", reason="test")
     stage = _stage(settings)
     counts = pipeline.score_and_recommend(stage)
+    # as in a run: the day's explanations follow its new recommendations (the reporting marts of a
+    # later run read both)
+    pipeline.explain_recommendations(stage)
     scores = _rows(settings, "offer_scores", ["score_date", "ranked_by"])
     today = scores[scores["score_date"] > world["too_early"]]
     assert counts["candidate_pairs"] == len(today) and set(today["ranked_by"]) == {"heuristic"}
