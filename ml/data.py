@@ -571,18 +571,6 @@ def replace_feature_importance(conn: psycopg.Connection, schema: str, model_id: 
     return copy_in(conn, table, frame)
 
 
-def replace_offer_scores(
-    conn: psycopg.Connection, schema: str, score_date: dt.date, chunks: Iterable[pd.DataFrame]
-) -> int:
-    """Replace one date's scores with `chunks`, in one transaction: readers see the old day or the new."""
-    table = sql.Identifier(schema, "offer_scores")
-    with conn.transaction():
-        conn.execute(sql.SQL("delete from {} where score_date = %s").format(table), (score_date,))
-        written = sum(copy_in(conn, table, chunk) for chunk in chunks)
-    conn.execute(sql.SQL("analyze {}").format(table))
-    return written
-
-
 RECOMMENDATION_COLUMNS = [
     "score_date",
     "customer_id",
@@ -595,14 +583,31 @@ RECOMMENDATION_COLUMNS = [
 ]
 
 
-def replace_recommendations(
-    conn: psycopg.Connection, schema: str, score_date: dt.date, chunks: Iterable[pd.DataFrame]
-) -> int:
-    """Replace one date's recommendations with `chunks` (RECOMMENDATION_COLUMNS), in one transaction."""
-    table = sql.Identifier(schema, "recommendations")
+def replace_scored_day(
+    conn: psycopg.Connection,
+    schema: str,
+    score_date: dt.date,
+    chunks: Iterable[tuple[pd.DataFrame, pd.DataFrame]],
+) -> tuple[int, int]:
+    """Replace one date's `offer_scores` and `recommendations` with `chunks` of (scores,
+    recommendations) rows, all in one transaction; returns the rows written to each.
+
+    Readers see the old day of both tables or the new one, never a part or a mix: a failure, a
+    killed process or a lost connection before the commit leaves the old day whole. The chunks
+    are consumed as they are written, so their source may stream.
+    """
+    scores_table = sql.Identifier(schema, "offer_scores")
+    recommendations_table = sql.Identifier(schema, "recommendations")
+    scored = recommended = 0
     with conn.transaction():
-        conn.execute(sql.SQL("delete from {} where score_date = %s").format(table), (score_date,))
-        return sum(copy_in(conn, table, chunk[RECOMMENDATION_COLUMNS]) for chunk in chunks)
+        for table in (scores_table, recommendations_table):
+            conn.execute(sql.SQL("delete from {} where score_date = %s").format(table), (score_date,))
+        for scores, recommendations in chunks:
+            scored += copy_in(conn, scores_table, scores)
+            recommended += copy_in(conn, recommendations_table, recommendations[RECOMMENDATION_COLUMNS])
+    for table in (scores_table, recommendations_table):
+        conn.execute(sql.SQL("analyze {}").format(table))
+    return scored, recommended
 
 
 def replace_eval_metrics(conn: psycopg.Connection, schema: str, as_of_date: dt.date, metrics: pd.DataFrame) -> int:
@@ -845,6 +850,8 @@ def recorded_stage(
 
     The stage may set `run_date` once it knows it, fills `counts` (keys from _STAGE_COUNTS) and
     may leave a `message`; one that recovers from its own failure sets `failed` and does not raise.
+    A stage that loses its connection raises ConnectionError saying where and what to do (never
+    the password); its row stays 'running', as there is no server left to tell.
     """
     table = sql.Identifier(schema, "pipeline_runs")
     conn.execute(
@@ -856,29 +863,47 @@ def recorded_stage(
         (run_id, run_date, step),
     )
     log = StageLog(run_date)
-    status, message = "failed", None
+    status, message, error = "failed", None, None
     try:
         yield log
         status, message = ("failed" if log.failed else "success"), log.message
     except BaseException as err:
-        message = f"{type(err).__name__}: {err}"[:2000]
+        message, error = f"{type(err).__name__}: {err}"[:2000], err
         raise
     finally:
         unknown = set(log.counts) - set(_STAGE_COUNTS)
         if unknown:
             raise ValueError(f"unknown stage counts {sorted(unknown)}")
         counts = [log.counts.get(name) for name in _STAGE_COUNTS]
-        conn.execute(
-            sql.SQL(
-                "update {} set status = %s, message = %s, run_date = coalesce(%s, run_date),"
-                " finished_at = clock_timestamp(), seconds = extract(epoch from clock_timestamp() - started_at),"
-                " {counts} where run_id = %s and step = %s"
-            ).format(
-                table,
-                counts=sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(n)) for n in _STAGE_COUNTS),
-            ),
-            (status, message, log.run_date, *counts, run_id, step),
-        )
+        try:
+            conn.execute(
+                sql.SQL(
+                    "update {} set status = %s, message = %s, run_date = coalesce(%s, run_date),"
+                    " finished_at = clock_timestamp(), seconds = extract(epoch from clock_timestamp() - started_at),"
+                    " {counts} where run_id = %s and step = %s"
+                ).format(
+                    table,
+                    counts=sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(n)) for n in _STAGE_COUNTS),
+                ),
+                (status, message, log.run_date, *counts, run_id, step),
+            )
+        except psycopg.OperationalError as lost:
+            if not conn.broken:
+                raise
+            # The stage's own error, when the server's going away caused it, says the most.
+            cause = error if isinstance(error, psycopg.OperationalError) else lost
+            raise _lost_connection(conn, step, cause) from lost
+
+
+def _lost_connection(conn: psycopg.Connection, step: str, cause: psycopg.OperationalError) -> ConnectionError:
+    """The error of a stage whose server went away (stopped, restarted, crashed) or became unreachable."""
+    reason = next((line.strip() for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
+    where = f"postgresql://{conn.info.user}@{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
+    return ConnectionError(
+        f"lost the connection to the warehouse at {where} during stage {step!r} ({reason}): what the stage had"
+        " not committed is rolled back, and its pipeline_runs row stays 'running'. Check that the server runs"
+        " (the embedded one: `offerrank db start`), then run the stage again."
+    )
 
 
 def stage_log(conn: psycopg.Connection, schema: str, run_id: str) -> list[dict[str, object]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -681,110 +681,99 @@ def _prior_rate(conn: psycopg.Connection, stage: StageRun, as_of: dt.date) -> fl
     return float(prior)
 
 
-def score_candidates(stage: StageRun) -> dict[str, int]:
-    """Score every candidate pair of the run date and replace that date's scores.
+def score_and_recommend(stage: StageRun) -> dict[str, int]:
+    """Score every candidate pair of the run date, re-rank each customer's scored offers into the
+    day's recommendations, and replace the date's scores and recommendations in one transaction.
 
     The champion scores when it can; otherwise the heuristic ranks, and its rows say so
-    (`ranked_by = 'heuristic'`). Candidates stream in chunks of whole customers, so memory does
-    not grow with their number; all chunks are written in one transaction on a second connection.
-    """
-    with data.connect(stage.settings) as reader, data.connect(stage.settings) as writer:
-        data.ensure_ml_tables(writer, stage.schema, stage.settings.reader_role)
-        as_of = run_date(reader, stage.manifest)
-        with data.recorded_stage(writer, stage.schema, stage.run_id, "score", as_of) as log:
-            champion = _champion(reader, stage)
-            if champion.scorer is not None:
-                scorer = champion.scorer
-                columns = scorer.record.features
-
-                def scored(chunk: pd.DataFrame) -> pd.DataFrame:
-                    raw, probabilities = calibrated_scores(scorer.model, scorer.calibrator, chunk)
-                    return score_frame(chunk, raw, probabilities, scorer.model_id, ranked_by="model")
-
-                log.message = f"ranked by champion {scorer.model_id}"
-            else:
-                prior = _prior_rate(reader, stage, as_of)
-                columns = list(heuristic.FEATURES)
-
-                def scored(chunk: pd.DataFrame) -> pd.DataFrame:
-                    return score_frame(
-                        chunk,
-                        heuristic.raw_scores(chunk, prior),
-                        heuristic.scores(chunk, prior),
-                        heuristic.HEURISTIC_ID,
-                        ranked_by="heuristic",
-                    )
-
-                log.message = f"ranked by the heuristic: {champion.problem or 'there is no champion'}"
-            query = sql.SQL("select {} from {} where as_of_date = %s order by customer_id, offer_id").format(
-                sql.SQL(", ").join(map(sql.Identifier, dict.fromkeys([*CANDIDATE_KEYS, *columns]))),
-                stage.manifest.relation(CANDIDATES_MODEL),
-            )
-            chunks = (scored(chunk) for chunk in _customer_chunks(data.iter_copy_out(reader, query, (as_of,))))
-            written = data.replace_offer_scores(writer, stage.schema, as_of, chunks)
-            log.counts["candidate_pairs"] = written
-            log.counts["rows_written"] = written
-    return log.counts
-
-
-def write_recommendations(stage: StageRun) -> dict[str, int]:
-    """Replace the run date's recommendations: each customer's scored offers re-ranked by MMR
-    under the business rules (ml/rerank.py), `top_k` at most.
-
-    Only the day's candidates (offers active on the run date) are eligible: the scores are read
-    joined to fct_scoring_candidates, which also gives the offer attributes and
-    has_redeemed_offer. They stream in chunks of whole customers, as in `score_candidates`.
+    (`ranked_by = 'heuristic'`). Recommendations are each customer's scored offers re-ranked by
+    MMR under the business rules (ml/rerank.py), `top_k` at most; only the day's candidates
+    (offers active on the run date) are eligible. Candidates are read once and stream in chunks of
+    whole customers, so memory does not grow with their number: each chunk is scored, re-ranked
+    and written on a second connection, inside the one transaction of `data.replace_scored_day`.
+    Readers see the previous day of both tables or the new one, never a part; a failure or a
+    killed process leaves the previous day whole.
     """
     options = stage.settings.rerank
     with data.connect(stage.settings) as reader, data.connect(stage.settings) as writer:
         data.ensure_ml_tables(writer, stage.schema, stage.settings.reader_role)
         as_of = run_date(reader, stage.manifest)
-        with data.recorded_stage(writer, stage.schema, stage.run_id, "recommend", as_of) as log:
-            query = _rerank_query(stage)
-            chunks = (
-                rerank.mmr_rerank(
-                    chunk,
+        with data.recorded_stage(writer, stage.schema, stage.run_id, "score", as_of) as log:
+            score_columns, scored, ranked_by = _day_scorer(reader, stage, as_of)
+            rerank_columns = _rerank_columns(stage)
+            query = sql.SQL("select {} from {} where as_of_date = %s order by customer_id, offer_id").format(
+                sql.SQL(", ").join(
+                    map(sql.Identifier, dict.fromkeys([*CANDIDATE_KEYS, *score_columns, *rerank_columns]))
+                ),
+                stage.manifest.relation(CANDIDATES_MODEL),
+            )
+
+            def scored_and_reranked(chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+                scores = scored(chunk)
+                ranked = scores.rename(columns={"rank": "score_rank"}).assign(
+                    **{name: chunk[name].to_numpy() for name in rerank_columns}
+                )
+                recommendations = rerank.mmr_rerank(
+                    ranked,
                     top_k=stage.settings.top_k,
                     mmr_lambda=options.mmr_lambda,
                     max_per_category=options.max_per_category,
                 )
-                for chunk in _customer_chunks(data.iter_copy_out(reader, query, (as_of,)))
+                return scores, recommendations
+
+            chunks = _customer_chunks(data.iter_copy_out(reader, query, (as_of,)))
+            scored_pairs, recommended = data.replace_scored_day(
+                writer, stage.schema, as_of, (scored_and_reranked(chunk) for chunk in chunks)
             )
-            written = data.replace_recommendations(writer, stage.schema, as_of, chunks)
             log.message = (
-                f"MMR lambda {options.mmr_lambda}, at most {options.max_per_category} per category,"
+                f"{ranked_by}; MMR lambda {options.mmr_lambda}, at most {options.max_per_category} per category,"
                 f" top {stage.settings.top_k}"
             )
-            log.counts["recommendations_written"] = written
-            log.counts["rows_written"] = written
+            log.counts.update(
+                candidate_pairs=scored_pairs,
+                recommendations_written=recommended,
+                rows_written=scored_pairs + recommended,
+            )
     return log.counts
 
 
-def _rerank_query(stage: StageRun) -> sql.Composed:
-    """The run date's scores with what the re-ranker needs, ordered by customer (one parameter: the date)."""
+def _day_scorer(
+    conn: psycopg.Connection, stage: StageRun, as_of: dt.date
+) -> tuple[list[str], Callable[[pd.DataFrame], pd.DataFrame], str]:
+    """What scores the run date: the candidate columns it reads, the function from a chunk of
+    candidates to its `offer_scores` rows, and which ranker it is, in words."""
+    champion = _champion(conn, stage)
+    if champion.scorer is not None:
+        scorer = champion.scorer
+
+        def by_model(chunk: pd.DataFrame) -> pd.DataFrame:
+            raw, probabilities = calibrated_scores(scorer.model, scorer.calibrator, chunk)
+            return score_frame(chunk, raw, probabilities, scorer.model_id, ranked_by="model")
+
+        return scorer.record.features, by_model, f"ranked by champion {scorer.model_id}"
+    prior = _prior_rate(conn, stage, as_of)
+
+    def by_heuristic(chunk: pd.DataFrame) -> pd.DataFrame:
+        return score_frame(
+            chunk,
+            heuristic.raw_scores(chunk, prior),
+            heuristic.scores(chunk, prior),
+            heuristic.HEURISTIC_ID,
+            ranked_by="heuristic",
+        )
+
+    why = champion.problem or "there is no champion"
+    return list(heuristic.FEATURES), by_heuristic, f"ranked by the heuristic: {why}"
+
+
+def _rerank_columns(stage: StageRun) -> list[str]:
+    """The candidate columns the re-ranker needs: the similarity attributes the marts have, and
+    has_redeemed_offer."""
     available = set(stage.manifest.feature_columns(CANDIDATES_MODEL))
     attributes = [name for name in rerank.SIMILARITY_ATTRIBUTES if name in available]
     if "offer_category" not in attributes:
         raise LookupError(f"{CANDIDATES_MODEL} has no offer_category: the per-category rule needs it")
-    score_columns = sql.SQL(", ").join(
-        sql.Identifier("scores", column)
-        for column in ("score_date", "customer_id", "offer_id", "score", "model_id", "ranked_by")
-    )
-    return sql.SQL(
-        "select {score_columns}, scores.rank as score_rank, {attributes}"
-        " from {scores} as scores inner join {candidates} as candidates"
-        " on candidates.as_of_date = scores.score_date"
-        " and candidates.customer_id = scores.customer_id and candidates.offer_id = scores.offer_id"
-        " where scores.score_date = %s"
-        " order by scores.customer_id, scores.offer_id"
-    ).format(
-        score_columns=score_columns,
-        attributes=sql.SQL(", ").join(
-            sql.Identifier("candidates", column) for column in [*attributes, "has_redeemed_offer"]
-        ),
-        scores=sql.Identifier(stage.schema, "offer_scores"),
-        candidates=stage.manifest.relation(CANDIDATES_MODEL),
-    )
+    return [*attributes, "has_redeemed_offer"]
 
 
 def explain_recommendations(stage: StageRun) -> dict[str, int]:

@@ -245,39 +245,45 @@ def eval_metrics(context: AssetExecutionContext, warehouse: WarehouseResource) -
     return MaterializeResult(metadata=_metadata(started, {**values, "report": MetadataValue.path(str(report))}))
 
 
-@asset(
-    key=["ml", "offer_scores"],
-    deps=[MODEL_REGISTRY, SCORING_CANDIDATES, RUN_DATE],
+OFFER_SCORES = AssetKey(["ml", "offer_scores"])
+RECOMMENDATIONS = AssetKey(["ml", "recommendations"])
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            OFFER_SCORES,
+            deps=[MODEL_REGISTRY, SCORING_CANDIDATES, RUN_DATE],
+            description="Every candidate customer x offer pair of the day, scored by the champion (calibrated"
+            " probability) or, with no usable model, ranked by the heuristic.",
+        ),
+        AssetSpec(
+            RECOMMENDATIONS,
+            deps=[OFFER_SCORES, SCORING_CANDIDATES, RUN_DATE],
+            description="Each customer's K offers of the day: the scored offers re-ranked by MMR, at most"
+            " OFFERRANK_MAX_PER_CATEGORY per category, none already redeemed.",
+        ),
+    ],
     **ML_DAILY,
 )
-def offer_scores(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    """Every candidate customer x offer pair of the day, scored by the champion (calibrated
-    probability) or, with no usable model, ranked by the heuristic."""
+def offer_scores_and_recommendations(context: AssetExecutionContext, warehouse: WarehouseResource):
+    """Scores and recommendations of the day, written in one transaction: readers never see one
+    without the other, nor a part of the day."""
     started = time.perf_counter()
-    counts = pipeline.score_candidates(_stage(context, warehouse))
+    counts = pipeline.score_and_recommend(_stage(context, warehouse))
     context.log.info(f"scored {counts['candidate_pairs']:,} candidate pairs")
-    return MaterializeResult(metadata=_metadata(started, counts))
-
-
-@asset(
-    key=["ml", "recommendations"],
-    deps=[offer_scores.key, SCORING_CANDIDATES, RUN_DATE],
-    **ML_DAILY,
-)
-def recommendations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    """Each customer's K offers of the day: the scored offers re-ranked by MMR, at most
-    OFFERRANK_MAX_PER_CATEGORY per category, none already redeemed."""
-    started = time.perf_counter()
-    counts = pipeline.write_recommendations(_stage(context, warehouse))
     context.log.info(f"wrote {counts['recommendations_written']:,} recommendations")
-    return MaterializeResult(metadata=_metadata(started, counts))
+    scored, recommended = counts["candidate_pairs"], counts["recommendations_written"]
+    yield MaterializeResult(
+        asset_key=OFFER_SCORES, metadata=_metadata(started, {"candidate_pairs": scored, "rows_written": scored})
+    )
+    yield MaterializeResult(
+        asset_key=RECOMMENDATIONS,
+        metadata=_metadata(started, {"recommendations_written": recommended, "rows_written": recommended}),
+    )
 
 
-@asset(
-    key=["ml", "recommendation_explanations"],
-    deps=[recommendations.key, SCORING_CANDIDATES],
-    **ML_DAILY,
-)
+@asset(key=["ml", "recommendation_explanations"], deps=[RECOMMENDATIONS, SCORING_CANDIDATES], **ML_DAILY)
 def recommendation_explanations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """The top 3 feature contributions of every recommendation."""
     started = time.perf_counter()
@@ -317,13 +323,13 @@ def _check_result(outcome: checks.CheckOutcome, severity: AssetCheckSeverity) ->
     )
 
 
-@asset_check(asset=offer_scores, blocking=True)
+@asset_check(asset=OFFER_SCORES, blocking=True)
 def scores_cover_candidates(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
     """One score row per candidate pair of the run date: none lost, none doubled."""
     return _check_result(checks.scores_cover_candidates(_stage(context, warehouse)), AssetCheckSeverity.ERROR)
 
 
-@asset_check(asset=recommendations, blocking=True)
+@asset_check(asset=RECOMMENDATIONS, blocking=True)
 def every_eligible_customer_recommended(
     context: AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> AssetCheckResult:

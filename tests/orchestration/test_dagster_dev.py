@@ -117,7 +117,6 @@ def test_a_backfill_of_two_dates_from_the_ui_runs_each_date(dagster_dev):
                 "drift",
                 "evaluate",
                 "explain",
-                "recommend",
                 "reporting",
                 "score",
                 "train",

@@ -38,6 +38,11 @@ def test_definitions_load_with_the_whole_graph(dbt_manifest):
     )
     assert {"model_registry", "fct_scoring_candidates"} <= upstream("offer_scores")
     assert "offer_scores" in upstream("recommendations")
+    # one op writes both, in one transaction: they are never materialized apart
+    assert set(defs.resolve_assets_def(AssetKey(["ml", "offer_scores"])).keys) == {
+        AssetKey(["ml", "offer_scores"]),
+        AssetKey(["ml", "recommendations"]),
+    }
     assert {"recommendations", "fct_scoring_candidates"} <= upstream("recommendation_explanations")
     assert defs.resolve_job_def(DAILY_JOB) is not None
 

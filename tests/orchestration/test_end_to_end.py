@@ -260,10 +260,10 @@ def test_with_lambda_one_and_no_category_cap_recommendations_are_the_top_k_by_sc
     stage = pipeline.StageRun(replace(settings, rerank=load_rerank_config()), f"rerank-{uuid.uuid4()}", manifest)
     restore = pipeline.StageRun(settings, f"rerank-{uuid.uuid4()}", manifest)
     try:
-        pipeline.write_recommendations(stage)
+        pipeline.score_and_recommend(stage)
         recommendations, scored = _recommendations_and_candidates(settings)
     finally:  # put the day's recommendations back as the run wrote them, and forget these stage logs
-        pipeline.write_recommendations(restore)
+        pipeline.score_and_recommend(restore)
         with data.connect(settings) as conn:
             conn.execute(
                 sql.SQL("delete from {} where run_id = any(%s)").format(
@@ -469,8 +469,8 @@ def test_every_stage_is_logged(demo_run):
         # drift comes before train (it can trigger it); evaluate and score both follow train, in either
         # order; the reporting marts come last
         assert steps[:3] == ["dbt_build", "drift", "train"] and steps[-1] == "reporting"
-        assert sorted(steps[3:-1]) == ["evaluate", "explain", "recommend", "score"]
-        assert steps.index("explain") > steps.index("recommend") > steps.index("score")
+        assert sorted(steps[3:-1]) == ["evaluate", "explain", "score"]
+        assert steps.index("explain") > steps.index("score")
         assert all_succeeded
 
 

@@ -84,8 +84,7 @@ def warehouse(server: Settings, generated_world, dbt_manifest) -> Iterator[Wareh
     assert outcome.promoted, outcome.reason
     pipeline.measure_drift(stage, TrainingConfig())  # a daily run measures before training; it needs a champion
     pipeline.evaluate_champion(stage, TrainingConfig())
-    pipeline.score_candidates(stage)
-    pipeline.write_recommendations(stage)
+    pipeline.score_and_recommend(stage)
     pipeline.explain_recommendations(stage)
     dbt("run", "--selector", "reporting")  # the reporting marts, over the ml tables
     with data.connect(settings) as owner:
