@@ -125,7 +125,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from orchestration.project import warehouse_project
 
     warehouse_project.preparer.prepare(warehouse_project)
-    from orchestration.assets import DAILY_PARTITIONS
+    from orchestration.assets import DAILY_PARTITIONS, reporting_models
     from orchestration.definitions import DAILY_JOB, defs
     from orchestration.sensors import RETRAIN_JOB, drift_retraining_request
 
@@ -156,9 +156,20 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     log_path = settings.home / "logs" / f"run-{dt.datetime.now():%Y%m%d-%H%M%S}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     instance = DagsterInstance.get()
+    daily = defs.resolve_job_def(DAILY_JOB)
+    # the reporting marts left as they are: all assets but reporting_models, with their checks
+    selection = (
+        [key for key in daily.asset_layer.executable_asset_keys if key not in reporting_models.keys]
+        if args.no_reporting
+        else None
+    )
     with log_path.open("w") as log, contextlib.redirect_stdout(log):
-        result = defs.resolve_job_def(DAILY_JOB).execute_in_process(
-            run_config=run_config, instance=instance, partition_key=partition, raise_on_error=False
+        result = daily.execute_in_process(
+            run_config=run_config,
+            instance=instance,
+            partition_key=partition,
+            asset_selection=selection,
+            raise_on_error=False,
         )
     _print_run(settings, result.run_id, result.success, log_path)
     if not result.success:
@@ -176,12 +187,15 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if not isinstance(decision, RunRequest):
         return 0
     print(f"\nthe drift sensor's retraining ({decision.tags['offerrank/trigger']}):")
+    retraining = defs.resolve_job_def(RETRAIN_JOB)
     with log_path.open("a") as log, contextlib.redirect_stdout(log):
-        retrained = defs.resolve_job_def(RETRAIN_JOB).execute_in_process(
+        retrained = retraining.execute_in_process(
             run_config={**decision.run_config, "loggers": run_config["loggers"]},
             instance=instance,
             partition_key=partition,
             tags=decision.tags,
+            asset_selection=selection
+            and [key for key in retraining.asset_layer.executable_asset_keys if key in selection],
             raise_on_error=False,
         )
     _print_run(settings, retrained.run_id, retrained.success, log_path)
@@ -376,6 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--retrain", action="store_true", help="train new models today whatever the retraining policy says"
+    )
+    run.add_argument(
+        "--no-reporting",
+        action="store_true",
+        help="leave the reporting marts as they are (when running many dates: build them once, after the last)",
     )
     run.set_defaults(handler=cmd_run)
 

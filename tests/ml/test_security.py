@@ -130,8 +130,9 @@ def test_ml_tables_are_created_written_and_read_under_a_hostile_schema_and_reade
         {"score_date": [day, day], "customer_id": [1, 1], "offer_id": [7, 8], "model_id": ["m2", "m2"],
          "score": [0.4, 0.2], "rank": [1, 2], "raw_score": [0.1, -0.3], "ranked_by": ["model", "model"]}
     )  # fmt: skip
-    assert data.replace_offer_scores(conn, schema, day, [scores]) == 2
-    assert data.replace_offer_scores(conn, schema, day, [scores]) == 2  # replaced, not added to
+    recommendations = scores.rename(columns={"rank": "score_rank"}).assign(rank=[1, 2])
+    assert data.replace_scored_day(conn, schema, day, [(scores, recommendations)]) == (2, 2)
+    assert data.replace_scored_day(conn, schema, day, [(scores, recommendations)]) == (2, 2)  # replaced, not added to
     read = data.date_rows(conn, schema, "offer_scores", "score_date", day)
     assert read.sort_values("offer_id")["score"].tolist() == [0.4, 0.2]
     assert data.output_row_counts(conn, schema, day)["offer_scores"] == 2
