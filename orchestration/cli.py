@@ -126,7 +126,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     warehouse_project.preparer.prepare(warehouse_project)
     from orchestration.assets import DAILY_PARTITIONS, reporting_models
-    from orchestration.definitions import DAILY_JOB, defs
+    from orchestration.definitions import DAILY_JOB, DAILY_JOB_WITHOUT_REPORTING, defs
     from orchestration.sensors import RETRAIN_JOB, drift_retraining_request
 
     run_date = args.date
@@ -156,20 +156,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     log_path = settings.home / "logs" / f"run-{dt.datetime.now():%Y%m%d-%H%M%S}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     instance = DagsterInstance.get()
-    daily = defs.resolve_job_def(DAILY_JOB)
-    # the reporting marts left as they are: all assets but reporting_models, with their checks
-    selection = (
-        [key for key in daily.asset_layer.executable_asset_keys if key not in reporting_models.keys]
-        if args.no_reporting
-        else None
-    )
+    daily = defs.resolve_job_def(DAILY_JOB_WITHOUT_REPORTING if args.no_reporting else DAILY_JOB)
     with log_path.open("w") as log, contextlib.redirect_stdout(log):
         result = daily.execute_in_process(
-            run_config=run_config,
-            instance=instance,
-            partition_key=partition,
-            asset_selection=selection,
-            raise_on_error=False,
+            run_config=run_config, instance=instance, partition_key=partition, raise_on_error=False
         )
     _print_run(settings, result.run_id, result.success, log_path)
     if not result.success:
@@ -194,8 +184,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             instance=instance,
             partition_key=partition,
             tags=decision.tags,
-            asset_selection=selection
-            and [key for key in retraining.asset_layer.executable_asset_keys if key in selection],
+            # with --no-reporting, all of it but the reporting marts
+            asset_selection=[
+                key for key in retraining.asset_layer.executable_asset_keys if key not in reporting_models.keys
+            ]
+            if args.no_reporting
+            else None,
             raise_on_error=False,
         )
     _print_run(settings, retrained.run_id, retrained.success, log_path)

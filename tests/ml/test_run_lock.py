@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -23,15 +24,17 @@ from ml import data
 from ml.config import load_settings
 with data.warehouse_lock(load_settings(), "offerrank run holder-1 for 2026-06-30", 0):
     print("held", flush=True)
-    time.sleep(600)
+    sys.stdin.readline()  # holds the lock until the test writes a line (or kills it)
 """
 
 
 @pytest.fixture
 def holder(server: Settings) -> Iterator[tuple[Settings, subprocess.Popen[str]]]:
-    """A process holding the lock of database `run_lock`'s ml schema until killed."""
+    """A process holding the lock of database `run_lock`'s ml schema until it reads a line or is killed."""
     settings = use_database(server, "run_lock")
-    process = subprocess.Popen([sys.executable, "-c", HOLD], stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+    )
     try:
         assert process.stdout.readline().strip() == "held"
         yield settings, process
@@ -62,6 +65,17 @@ def test_a_waiting_run_gives_up_after_its_wait(holder):
     ):
         pytest.fail("two holders of one lock")
     assert time.monotonic() - started >= 1
+
+
+def test_a_waiting_run_takes_the_lock_when_the_holder_finishes(holder):
+    settings, process = holder
+    finish = threading.Timer(1.0, lambda: (process.stdin.write("done\n"), process.stdin.flush()))
+    started = time.monotonic()
+    finish.start()
+    with data.warehouse_lock(settings, "offerrank run next", wait_seconds=30):
+        waited = time.monotonic() - started
+    finish.join()
+    assert waited >= 1 and process.wait(timeout=10) == 0
 
 
 def test_killing_the_holder_frees_the_lock_for_the_waiting_run(holder):

@@ -149,3 +149,15 @@ def test_the_drift_sensor_retrains_a_drifted_date_that_did_not_train(dbt_manifes
     assert isinstance(decide(FloatMetadataValue(0.31), "trained"), SkipReason)  # it trained on today's data
     assert isinstance(decide(FloatMetadataValue(0.25), "skipped"), SkipReason)  # at the threshold: no
     assert isinstance(decide(TextMetadataValue("not measured"), "skipped"), SkipReason)
+
+
+def test_the_job_without_reporting_builds_all_the_features_and_checks_but_not_the_reporting_marts(dbt_manifest):
+    from orchestration.assets import reporting_models, warehouse_models
+    from orchestration.definitions import DAILY_JOB, DAILY_JOB_WITHOUT_REPORTING, defs
+
+    daily, without = (defs.resolve_job_def(name).asset_layer for name in (DAILY_JOB, DAILY_JOB_WITHOUT_REPORTING))
+    assert without.executable_asset_keys == daily.executable_asset_keys - reporting_models.keys
+    assert warehouse_models.keys <= without.executable_asset_keys
+    # every check of the features (the raw sources' tests too), so dbt builds its selector whole
+    reporting_checks = {key for key in daily.asset_graph.asset_check_keys if key.asset_key in reporting_models.keys}
+    assert without.asset_graph.asset_check_keys == daily.asset_graph.asset_check_keys - reporting_checks

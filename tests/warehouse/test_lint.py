@@ -10,7 +10,7 @@ from ml.config import WAREHOUSE_DIR
 def test_models_are_sqlfluff_clean(server):
     # The dbt templater compiles the project, which opens a connection: hence the test server.
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "sqlfluff"), "lint", "models", "tests", "--nocolor", "--processes", "2"],
+        [str(Path(sys.executable).parent / "sqlfluff"), "lint", "models", "tests", "--nocolor"],
         cwd=WAREHOUSE_DIR,
         capture_output=True,
         text=True,
