@@ -153,7 +153,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     }
     # dbt's own output (a line per model and test) goes to a log file; the console gets one line
     # per stage from Dagster's logger.
-    log_path = settings.home / "logs" / f"run-{dt.datetime.now():%Y%m%d-%H%M%S}.log"
+    # the pid too: two runs started in the same second (one waiting for the other) keep their own logs
+    log_path = settings.home / "logs" / f"run-{dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     instance = DagsterInstance.get()
     daily = defs.resolve_job_def(DAILY_JOB_WITHOUT_REPORTING if args.no_reporting else DAILY_JOB)
