@@ -42,7 +42,7 @@ demo: install
 test: install
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses auto --dist loadfile --no-loadscope-reorder
 
 lint: install
 	$(BIN)/ruff check $(PY_SOURCES)

@@ -19,6 +19,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WAREHOUSE_DIR = PROJECT_ROOT / "warehouse"
 PROFILES_DIR = PROJECT_ROOT / "profiles"
 
+
+def dbt_target_path(project_dir: Path = WAREHOUSE_DIR) -> Path:
+    """Where dbt writes the manifest and run results of `project_dir`: dbt's own DBT_TARGET_PATH,
+    read as dbt reads it (relative to the project), else the project's `target/`."""
+    return project_dir / os.environ.get("DBT_TARGET_PATH", "target")
+
+
 # These defaults are repeated in profiles/profiles.yml, which cannot import Python.
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 55432

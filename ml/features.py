@@ -20,7 +20,7 @@ from pathlib import Path
 
 from psycopg import sql
 
-from ml.config import WAREHOUSE_DIR
+from ml.config import WAREHOUSE_DIR, dbt_target_path
 
 TRAINING_MODEL = "fct_training_examples"
 CANDIDATES_MODEL = "fct_scoring_candidates"
@@ -40,7 +40,7 @@ class DbtManifest:
 
     @classmethod
     def load(cls, project_dir: Path = WAREHOUSE_DIR) -> DbtManifest:
-        path = project_dir / "target" / "manifest.json"
+        path = dbt_target_path(project_dir) / "manifest.json"
         if not path.exists():
             raise ManifestError(f"{path} is missing: run `dbt parse` in {project_dir} first")
         return cls(path)

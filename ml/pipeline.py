@@ -15,7 +15,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from psycopg import sql
 
 from ml import data, heuristic, rerank
 from ml.calibrate import Calibrator, fit_calibrator
-from ml.config import WAREHOUSE_DIR, ModelPolicy, RerankConfig, Settings, TrainingConfig, code_version
+from ml.config import ModelPolicy, RerankConfig, Settings, TrainingConfig, code_version, dbt_target_path
 from ml.data_tests import DataTestsFailed, FailedTest, failed_error_tests, failure_message
 from ml.drift import DRIFT_COLUMNS, feature_drift
 from ml.evaluate import (
@@ -144,7 +144,7 @@ def read_examples(
 class DbtBuild:
     """The dbt build a `recorded_dbt_build` block runs: where its artifacts go."""
 
-    target_path: Path = WAREHOUSE_DIR / "target"
+    target_path: Path = field(default_factory=dbt_target_path)
     """The folder of the build's run_results.json and manifest.json; dagster-dbt gives each
     invocation its own (`DbtCliInvocation.target_path`), set it before the build runs."""
 

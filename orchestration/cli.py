@@ -122,9 +122,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from dagster import DagsterInstance, RunRequest
 
     from ml.config import load_model_policy
-    from orchestration.project import warehouse_project
+    from orchestration.project import parse_project
 
-    warehouse_project.preparer.prepare(warehouse_project)
+    parse_project()
     from orchestration.assets import DAILY_PARTITIONS, reporting_models
     from orchestration.definitions import DAILY_JOB, DAILY_JOB_WITHOUT_REPORTING, defs
     from orchestration.sensors import RETRAIN_JOB, drift_retraining_request

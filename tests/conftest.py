@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 
 from ml import data, embedded_db
-from ml.config import PROFILES_DIR, WAREHOUSE_DIR, Settings, load_settings
+from ml.config import PROFILES_DIR, WAREHOUSE_DIR, Settings, dbt_target_path, load_settings
 from ml.generate import GeneratorParams, generate_all
 
 # The dbt marts BI reads over the ml tables (models/marts/reporting/).
@@ -22,6 +22,16 @@ REPORTING_MARTS = ("fct_latest_recommendations", "fct_model_performance_daily", 
 
 # Small enough for a quick suite, large enough that a model finds the signal.
 TEST_DATA = GeneratorParams(customers=400, products=120, offers=30, days=90, seed=11)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`make test` runs one worker per core), each worker has its own server
+    (the session fixtures) and its own dbt target and log folders, so that two dbt invocations
+    never write one manifest. Set before collection: orchestration.project reads it at import."""
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if worker is not None:
+        os.environ["DBT_TARGET_PATH"] = f"target/pytest-{worker}"
+        os.environ["DBT_LOG_PATH"] = str(WAREHOUSE_DIR / "logs" / f"pytest-{worker}")
 
 
 def free_port() -> int:
@@ -102,4 +112,4 @@ def built_warehouse(server: Settings, generated_data) -> tuple[Settings, subproc
 def dbt_manifest() -> Path:
     """A parsed dbt project: dagster-dbt and `ml.features` read target/manifest.json."""
     dbt("parse", "--quiet")
-    return WAREHOUSE_DIR / "target" / "manifest.json"
+    return dbt_target_path() / "manifest.json"

@@ -1,5 +1,6 @@
 """The `offerrank` command and the code location as `dagster dev` finds it."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,13 @@ def test_dagster_finds_the_code_location_from_the_repository_root(server, dbt_ma
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin", "DAGSTER_HOME": str(tmp_path), "PGPORT": str(server.database.port)},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DAGSTER_HOME": str(tmp_path),
+            "PGPORT": str(server.database.port),
+            # where `dbt_manifest` parsed the project (a folder per worker under pytest-xdist)
+            **{name: value for name, value in os.environ.items() if name == "DBT_TARGET_PATH"},
+        },
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -7,7 +7,7 @@ selector (warehouse/selectors.yml) leaves out the reporting models that read the
 
 import json
 
-from ml.config import WAREHOUSE_DIR
+from ml.config import dbt_target_path
 from tests.conftest import REPORTING_MARTS, dbt
 
 
@@ -24,7 +24,7 @@ def _listed(*selection: str) -> set[str]:
 
 
 def test_the_default_selection_leaves_out_exactly_the_reporting_models(dbt_manifest):
-    manifest = json.loads((WAREHOUSE_DIR / "target" / "manifest.json").read_text())
+    manifest = json.loads((dbt_target_path() / "manifest.json").read_text())
     models = {node["name"]: node for node in manifest["nodes"].values() if node["resource_type"] == "model"}
     # every model that reads an ml table, and every model downstream of one, is a reporting model
     reads_ml = {name for name, node in models.items() if any(".ml." in dep for dep in node["depends_on"]["nodes"])}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ml import data, pipeline
-from ml.config import PROFILES_DIR, WAREHOUSE_DIR, ModelPolicy, TrainingConfig
+from ml.config import PROFILES_DIR, WAREHOUSE_DIR, ModelPolicy, TrainingConfig, dbt_target_path
 from ml.features import CANDIDATES_MODEL, TRAINING_MODEL, DbtManifest
 from tests.conftest import load_generated, use_database
 
@@ -37,8 +37,8 @@ def _manifest(tmp_path: Path, models: dict[str, dict]) -> DbtManifest:
         }
         for name, model in models.items()
     }
-    (tmp_path / "target").mkdir()
-    (tmp_path / "target" / "manifest.json").write_text(json.dumps({"nodes": nodes}))
+    dbt_target_path(tmp_path).mkdir(parents=True)
+    (dbt_target_path(tmp_path) / "manifest.json").write_text(json.dumps({"nodes": nodes}))
     return DbtManifest.load(tmp_path)
 
 

@@ -16,7 +16,7 @@ import pytest
 from psycopg import sql
 
 from ml import data
-from ml.config import WAREHOUSE_DIR, Settings
+from ml.config import WAREHOUSE_DIR, Settings, dbt_target_path
 from tests.conftest import dbt, load_generated, use_database
 
 BOUNCER_CONFIG = WAREHOUSE_DIR / "dbt-bouncer.yml"
@@ -24,15 +24,18 @@ BOUNCER_CONFIG = WAREHOUSE_DIR / "dbt-bouncer.yml"
 DOCS_SELECTION = "fqn:* source:*"
 
 
-def run_bouncer(project_dir: Path, output: Path) -> tuple[subprocess.CompletedProcess[str], list[dict]]:
-    """dbt-bouncer on the artifacts in `project_dir`/target; returns its result and its failures."""
+def run_bouncer(artifacts: Path, output: Path) -> tuple[subprocess.CompletedProcess[str], list[dict]]:
+    """dbt-bouncer on the manifest and catalog in `artifacts`; returns its result and its failures."""
+    # dbt-bouncer reads the artifacts from $DBT_PROJECT_DIR/target.
+    project_dir = output.parent / "bouncer-project"
+    project_dir.mkdir()
+    (project_dir / "target").symlink_to(artifacts, target_is_directory=True)
     result = subprocess.run(
         [
             *(str(Path(sys.executable).parent / "dbt-bouncer"), "run", "--config-file", str(BOUNCER_CONFIG)),
             *("--output-file", str(output), "--output-only-failures"),
         ],
         cwd=WAREHOUSE_DIR,
-        # dbt-bouncer reads the artifacts from $DBT_PROJECT_DIR/target.
         env={**os.environ, "DBT_PROJECT_DIR": str(project_dir)},
         capture_output=True,
         text=True,
@@ -60,8 +63,8 @@ def documented_warehouse(built_warehouse) -> subprocess.CompletedProcess[str]:
 
 def test_dbt_docs_generate_writes_the_catalog(documented_warehouse):
     assert documented_warehouse.returncode == 0, documented_warehouse.stdout[-5000:]
-    manifest = json.loads((WAREHOUSE_DIR / "target" / "manifest.json").read_text())
-    catalog = json.loads((WAREHOUSE_DIR / "target" / "catalog.json").read_text())
+    manifest = json.loads((dbt_target_path() / "manifest.json").read_text())
+    catalog = json.loads((dbt_target_path() / "catalog.json").read_text())
     models = {uid for uid, node in manifest["nodes"].items() if node["resource_type"] == "model"}
     assert models and models <= set(catalog["nodes"])
     assert set(manifest["sources"]) <= set(catalog["sources"])
@@ -69,7 +72,7 @@ def test_dbt_docs_generate_writes_the_catalog(documented_warehouse):
 
 
 def test_project_keeps_its_conventions(documented_warehouse, tmp_path):
-    result, failures = run_bouncer(WAREHOUSE_DIR, tmp_path / "failures.json")
+    result, failures = run_bouncer(dbt_target_path(), tmp_path / "failures.json")
     assert result.returncode == 0, describe(failures) or (result.stdout + result.stderr)[-3000:]
 
 
@@ -89,8 +92,8 @@ def test_conventions_catch_violations(documented_warehouse, tmp_path):
     """The checks can fail: each planted violation is reported by the check that should catch it."""
     target = tmp_path / "target"
     target.mkdir()
-    shutil.copy(WAREHOUSE_DIR / "target" / "catalog.json", target)
-    manifest = json.loads((WAREHOUSE_DIR / "target" / "manifest.json").read_text())
+    shutil.copy(dbt_target_path() / "catalog.json", target)
+    manifest = json.loads((dbt_target_path() / "manifest.json").read_text())
     nodes, sources = manifest["nodes"], manifest["sources"]
     # a grain with a unique test but no not_null
     _remove_test(manifest, "stg_raw__orders", "not_null", "order_id")
@@ -113,7 +116,7 @@ def test_conventions_catch_violations(documented_warehouse, tmp_path):
     }
     (target / "manifest.json").write_text(json.dumps(manifest))
 
-    result, failures = run_bouncer(tmp_path, tmp_path / "failures.json")
+    result, failures = run_bouncer(target, tmp_path / "failures.json")
 
     assert result.returncode != 0
     found = {(f["check_run_id"].split(":")[0], f["check_run_id"].split(":")[-1]) for f in failures}

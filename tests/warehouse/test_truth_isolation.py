@@ -3,12 +3,12 @@
 import json
 import re
 
-from ml.config import WAREHOUSE_DIR, load_settings
+from ml.config import dbt_target_path, load_settings
 
 
 def test_no_dbt_node_depends_on_the_truth_schema(dbt_manifest):
     truth_schema = load_settings().truth_schema
-    manifest = json.loads((WAREHOUSE_DIR / "target" / "manifest.json").read_text())
+    manifest = json.loads((dbt_target_path() / "manifest.json").read_text())
     truth_sources = {uid for uid, source in manifest["sources"].items() if source["schema"] == truth_schema}
     reference = re.compile(rf"\b{re.escape(truth_schema)}\s*\.", re.IGNORECASE)
     offenders = [
