@@ -86,9 +86,10 @@ def warehouse_lock(settings: Settings, holder: str, wait_seconds: float) -> Iter
             except psycopg.errors.LockNotAvailable:
                 pass
             if not acquired:
+                holder = run_lock_holder(conn, settings.ml_schema) or "a run that has just finished"
                 raise WarehouseBusyError(
                     f"another offerrank run holds the warehouse ({settings.database.describe()}, ml schema"
-                    f" {settings.ml_schema!r}): {_lock_holder(conn, key)}. Waited {wait_seconds:g} s"
+                    f" {settings.ml_schema!r}): {holder}. Waited {wait_seconds:g} s"
                     " (OFFERRANK_LOCK_WAIT_SECONDS); run again once it has finished."
                 )
         try:
@@ -98,17 +99,19 @@ def warehouse_lock(settings: Settings, holder: str, wait_seconds: float) -> Iter
                 conn.execute("select pg_advisory_unlock(%s, hashtext(%s))", key)
 
 
-def _lock_holder(conn: psycopg.Connection, key: tuple[int, str]) -> str:
+def run_lock_holder(conn: psycopg.Connection, ml_schema: str) -> str | None:
+    """Who holds the run lock of `ml_schema` in this database (its connection's name, server pid
+    and start), or None when no run does."""
     row = conn.execute(
         "select activity.application_name, activity.pid, activity.backend_start"
         " from pg_locks as locks inner join pg_stat_activity as activity on locks.pid = activity.pid"
         " where locks.locktype = 'advisory' and locks.granted and locks.classid = %s::oid"
         " and locks.objid = hashtext(%s)::oid and locks.database = (select oid from pg_database"
         " where datname = current_database())",
-        key,
+        (_LOCK_NAMESPACE, ml_schema),
     ).fetchone()
-    if row is None:  # released between the attempt and this look
-        return "a run that has just finished"
+    if row is None:
+        return None
     name, pid, since = row
     return f"{name} (server pid {pid}, since {since:%Y-%m-%d %H:%M:%S %Z})"
 

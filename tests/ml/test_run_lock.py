@@ -72,10 +72,13 @@ def test_a_waiting_run_takes_the_lock_when_the_holder_finishes(holder):
     finish = threading.Timer(1.0, lambda: (process.stdin.write("done\n"), process.stdin.flush()))
     started = time.monotonic()
     finish.start()
-    with data.warehouse_lock(settings, "offerrank run next", wait_seconds=30):
+    with data.warehouse_lock(settings, "offerrank run next", wait_seconds=30) as conn:
         waited = time.monotonic() - started
+        assert data.run_lock_holder(conn, settings.ml_schema).startswith("offerrank run next (server pid")
     finish.join()
     assert waited >= 1 and process.wait(timeout=10) == 0
+    with data.connect(settings) as conn:
+        assert data.run_lock_holder(conn, settings.ml_schema) is None
 
 
 def test_killing_the_holder_frees_the_lock_for_the_waiting_run(holder):
@@ -91,5 +94,8 @@ def test_killing_the_holder_frees_the_lock_for_the_waiting_run(holder):
 
 def test_another_ml_schema_is_another_warehouse(holder):
     settings, _ = holder
+    with data.connect(settings) as conn:
+        assert data.run_lock_holder(conn, "ml").startswith("offerrank run holder-1 for 2026-06-30 (server pid")
+        assert data.run_lock_holder(conn, "ml_other") is None
     with data.warehouse_lock(dataclasses.replace(settings, ml_schema="ml_other"), "offerrank run other", 0):
         pass

@@ -188,10 +188,7 @@ def _rerun_at_once(settings: Settings) -> dict[str, Rerun]:
     try:
         deadline = time.monotonic() + 180
         with data.connect(settings) as conn:
-            while not conn.execute(
-                "select exists (select from pg_locks where locktype = 'advisory' and granted"
-                " and database = (select oid from pg_database where datname = current_database()))"
-            ).fetchone()[0]:
+            while data.run_lock_holder(conn, settings.ml_schema) is None:
                 assert started["rerun"].poll() is None and time.monotonic() < deadline, "no run took the lock"
                 time.sleep(0.2)
         started["impatient"] = subprocess.Popen(
