@@ -1,6 +1,11 @@
 """The Dagster code location loads and wires the Python assets after the dbt models they read."""
 
+import importlib.metadata
+import inspect
+from functools import cached_property
+
 from dagster import AssetKey
+from packaging import version
 
 from tests.conftest import REPORTING_MARTS
 
@@ -161,3 +166,19 @@ def test_the_job_without_reporting_builds_all_the_features_and_checks_but_not_th
     # every check of the features (the raw sources' tests too), so dbt builds its selector whole
     reporting_checks = {key for key in daily.asset_graph.asset_check_keys if key.asset_key in reporting_models.keys}
     assert without.asset_graph.asset_check_keys == daily.asset_graph.asset_check_keys - reporting_checks
+
+
+def test_the_dbt_resource_knows_the_dbt_version_without_asking_a_subprocess(dbt_manifest, monkeypatch):
+    import dagster_dbt.core.resource
+    from dagster_dbt import DbtCliResource
+
+    from orchestration.resources import build_resources
+
+    # dagster-dbt still reads dbt's version through the attribute the resource overrides
+    assert isinstance(inspect.getattr_static(DbtCliResource, "_cli_version"), cached_property)
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"dagster-dbt ran {args}")
+
+    monkeypatch.setattr(dagster_dbt.core.resource, "check_output", no_subprocess)
+    assert build_resources()["dbt"]._cli_version == version.parse(importlib.metadata.version("dbt-core"))
