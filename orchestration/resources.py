@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 
@@ -41,17 +41,24 @@ class WarehouseResource(ConfigurableResource):
 
 
 class WarehouseDbtResource(DbtCliResource):
-    """dagster-dbt's dbt CLI resource, told the version of the dbt-core installed beside it.
+    """dagster-dbt's dbt CLI resource without two costs of every invocation that buy offerrank
+    nothing, about 8 seconds a dbt step:
 
-    dagster-dbt otherwise asks a `dbt --version` subprocess at each invocation: a second
-    interpreter that imports dbt and looks up the latest release, 4 to 8 seconds of every run for
-    a number this process already has. (dagster-dbt's private `_cli_version`; tests/orchestration/
-    test_definitions.py fails if dagster-dbt stops using it.)
+    - dbt's version comes from the dbt-core installed beside it, not from a `dbt --version`
+      subprocess (a second interpreter that imports dbt and looks up the latest release);
+    - no in-process dbt adapter is opened: dagster-dbt uses it only for `fetch_row_counts()` and
+      `fetch_column_metadata()`, which offerrank does not call (without it they add nothing).
+
+    Both are dagster-dbt's private methods; tests/orchestration/test_definitions.py fails if
+    dagster-dbt stops using them.
     """
 
     @cached_property
     def _cli_version(self) -> version.Version:
         return version.parse(dbt_version)
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
+        return None
 
 
 def build_resources() -> dict[str, object]:

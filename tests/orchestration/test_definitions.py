@@ -168,17 +168,21 @@ def test_the_job_without_reporting_builds_all_the_features_and_checks_but_not_th
     assert without.asset_graph.asset_check_keys == daily.asset_graph.asset_check_keys - reporting_checks
 
 
-def test_the_dbt_resource_knows_the_dbt_version_without_asking_a_subprocess(dbt_manifest, monkeypatch):
+def test_the_dbt_resource_asks_no_dbt_version_subprocess_and_opens_no_adapter(dbt_manifest, monkeypatch):
     import dagster_dbt.core.resource
     from dagster_dbt import DbtCliResource
 
     from orchestration.resources import build_resources
 
-    # dagster-dbt still reads dbt's version through the attribute the resource overrides
+    # dagster-dbt still goes through the two methods the resource overrides
     assert isinstance(inspect.getattr_static(DbtCliResource, "_cli_version"), cached_property)
+    cli = inspect.getsource(DbtCliResource.cli)
+    assert "self._cli_version" in cli and "self._initialize_dbt_core_adapter(" in cli
 
     def no_subprocess(*args, **kwargs):
         raise AssertionError(f"dagster-dbt ran {args}")
 
     monkeypatch.setattr(dagster_dbt.core.resource, "check_output", no_subprocess)
-    assert build_resources()["dbt"]._cli_version == version.parse(importlib.metadata.version("dbt-core"))
+    resource = build_resources()["dbt"]
+    assert resource._cli_version == version.parse(importlib.metadata.version("dbt-core"))
+    assert resource._initialize_dbt_core_adapter(["build"]) is None
