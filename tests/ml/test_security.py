@@ -167,7 +167,7 @@ def test_raw_and_truth_tables_load_into_hostile_schemas(hostile):
     impressions = frames["impressions"]["impression_id"]
     probabilities = data.read_true_probabilities(conn, settings.truth_schema, impressions)
     assert probabilities is not None and len(probabilities) == len(impressions)
-    assert data.clear_truth_tables(conn, settings.truth_schema) == ["impression_outcomes"]
+    assert data.clear_truth_tables(conn, settings.truth_schema) == sorted(data.TRUTH_TABLES)
     assert data.read_true_probabilities(conn, settings.truth_schema, impressions) is None
 
     _added_only_under(before, _catalog(conn), {settings.raw_schema, settings.truth_schema})
