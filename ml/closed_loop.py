@@ -114,27 +114,26 @@ def day_new_offers(world: World, day: int) -> Offers:
     return plan_offers(rng, count, world.products, world.calendar, start_days=(start, start + 1))
 
 
+def _concat(parts: list[Orders] | list[Offers]) -> Orders | Offers:
+    """Dataclasses of arrays one after another, field by field."""
+    kind = type(parts[0])
+    return kind(
+        **{field.name: np.concatenate([getattr(p, field.name) for p in parts]) for field in dataclasses.fields(kind)}
+    )
+
+
 def concat_orders(parts: list[Orders]) -> Orders:
     """Orders one after another, each part's lines pointing at its own orders."""
     offsets = np.cumsum([0] + [len(part.customer) for part in parts[:-1]])
-    fields = {
-        field.name: np.concatenate([getattr(p, field.name) for p in parts]) for field in dataclasses.fields(Orders)
-    }
-    fields["line_order"] = np.concatenate([p.line_order + o for p, o in zip(parts, offsets, strict=True)])
-    return Orders(**fields)
-
-
-def concat_offers(parts: list[Offers]) -> Offers:
-    return Offers(
-        **{field.name: np.concatenate([getattr(p, field.name) for p in parts]) for field in dataclasses.fields(Offers)}
-    )
+    line_order = np.concatenate([p.line_order + o for p, o in zip(parts, offsets, strict=True)])
+    return dataclasses.replace(_concat(parts), line_order=line_order)
 
 
 def world_through(world: World, day: int) -> tuple[Orders, Offers]:
     """Every order up to and including `day` and every offer planned by then, the history's first."""
     first = world.calendar.days
     orders = concat_orders([world.orders, *(day_orders(world, d) for d in range(first, day + 1))])
-    offers = concat_offers([world.offers, *(day_new_offers(world, d) for d in range(first, day + 1))])
+    offers = _concat([world.offers, *(day_new_offers(world, d) for d in range(first, day + 1))])
     return orders, offers
 
 

@@ -141,6 +141,9 @@ def test_redemption_frequency_matches_the_true_probability(world):
         reseeded = dataclasses.replace(world, params=dataclasses.replace(SMALL, seed=1000 + seed))
         simulated = simulate_day(reseeded, FIRST_DAY, state)
         p = simulated.impression_outcomes["true_probability"].to_numpy()
+        label = simulated.impression_outcomes["label_probability"].to_numpy()
+        # nothing pending or redeemed: the label needs the own draw and its delay inside the window
+        assert ((label > 0) & (label < p)).all()
         redeemed += len(simulated.raw["redemptions"]) + len(simulated.pending_redemptions)
         expected += p.sum()
         variance += (p * (1 - p)).sum()
