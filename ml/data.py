@@ -271,15 +271,122 @@ def clear_truth_tables(conn: psycopg.Connection, schema: str = "truth") -> list[
     return tables
 
 
+# The tables of ml/sql/truth_tables.sql.
+TRUTH_TABLES = ("impression_outcomes", "generator_params", "pending_redemptions", "simulated_days")
+
+
 def replace_truth_tables(conn: psycopg.Connection, schema: str, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
-    """Replace the simulator's ground truth with `frames`, in one transaction; returns row counts."""
+    """Replace the simulator's ground truth with `frames`, in one transaction; returns row counts.
+    A truth table not in `frames` is left empty: no closed-loop state outlives the data it was for."""
     with conn.transaction():
         conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
         # Truth is rewritten whole and nothing depends on it: recreating it keeps its layout current.
-        for name in frames:
+        for name in dict.fromkeys([*TRUTH_TABLES, *frames]):
             conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(schema, name)))
         conn.execute(_ddl("truth_tables.sql", schema))
         counts = {name: copy_in(conn, sql.Identifier(schema, name), frame) for name, frame in frames.items()}
+    return counts
+
+
+# --- the closed loop (ml/closed_loop.py) ---------------------------------------------------------
+
+
+def _exists(conn: psycopg.Connection, relation: sql.Identifier) -> bool:
+    return conn.execute("select to_regclass(%s)", (relation.as_string(conn),)).fetchone()[0] is not None
+
+
+def read_generator_params(conn: psycopg.Connection, truth_schema: str) -> dict[str, object] | None:
+    """The parameters `offerrank generate` stored (truth.generator_params), or None: data that the
+    generator did not make (or made before it stored them)."""
+    table = sql.Identifier(truth_schema, "generator_params")
+    if not _exists(conn, table):
+        return None
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        rows = cur.execute(sql.SQL("select * from {}").format(table)).fetchall()
+    return rows[0] if len(rows) == 1 else None
+
+
+def last_simulated_day(conn: psycopg.Connection, truth_schema: str) -> dt.date | None:
+    """The latest day the closed loop simulated; None before the first."""
+    return conn.execute(
+        sql.SQL("select max(simulated_on) from {}").format(sql.Identifier(truth_schema, "simulated_days"))
+    ).fetchone()[0]
+
+
+def raw_row_counts(conn: psycopg.Connection, raw_schema: str) -> dict[str, int]:
+    """The largest id of each raw table the closed loop appends to (ids run from 1 without gaps)."""
+    keys = {"orders": "order_id", "offers": "offer_id", "impressions": "impression_id",
+            "redemptions": "redemption_id", "interaction_events": "event_id"}  # fmt: skip
+    query = sql.SQL(", ").join(
+        sql.SQL("(select coalesce(max({}), 0) from {})").format(sql.Identifier(key), sql.Identifier(raw_schema, table))
+        for table, key in keys.items()
+    )
+    return dict(zip(keys, conn.execute(sql.SQL("select {}").format(query)).fetchone(), strict=True))
+
+
+def read_loop_state(
+    conn: psycopg.Connection, raw_schema: str, truth_schema: str, ml_schema: str, score_date: dt.date
+) -> dict[str, pd.DataFrame]:
+    """What a simulated day depends on: `served` (the day's ml.recommendations: customer_id,
+    offer_id, rank), `redeemed` (the customer_id, offer_id pairs of raw.redemptions) and
+    `pending` (truth.pending_redemptions)."""
+    return {
+        "served": copy_out(
+            conn,
+            sql.SQL("select customer_id, offer_id, rank from {} where score_date = %s").format(
+                sql.Identifier(ml_schema, "recommendations")
+            ),
+            (score_date,),
+        ),
+        "redeemed": copy_out(
+            conn,
+            sql.SQL("select distinct customer_id, offer_id from {}").format(sql.Identifier(raw_schema, "redemptions")),
+        ),
+        "pending": copy_out(
+            conn,
+            sql.SQL("select customer_id, offer_id, impression_id, redeemed_at from {}").format(
+                sql.Identifier(truth_schema, "pending_redemptions")
+            ),
+        ),
+    }
+
+
+def served_variant_mix(conn: psycopg.Connection, ml_schema: str, score_date: dt.date) -> dict[str, int] | None:
+    """Recommendation rows per variant of one day; None when ml.recommendations has no `variant`."""
+    has_variant = conn.execute(
+        "select 1 from information_schema.columns where table_schema = %s and table_name = 'recommendations'"
+        " and column_name = 'variant'",
+        (ml_schema,),
+    ).fetchone()
+    if has_variant is None:
+        return None
+    rows = conn.execute(
+        sql.SQL("select variant, count(*) from {} where score_date = %s group by 1 order by 1").format(
+            sql.Identifier(ml_schema, "recommendations")
+        ),
+        (score_date,),
+    ).fetchall()
+    return {str(variant): count for variant, count in rows}
+
+
+def append_simulated_day(
+    conn: psycopg.Connection,
+    raw_schema: str,
+    truth_schema: str,
+    raw: Mapping[str, pd.DataFrame],
+    truth: Mapping[str, pd.DataFrame],
+    pending: pd.DataFrame,
+) -> dict[str, int]:
+    """Append one simulated day in one transaction, so that a crash leaves whole days: `raw`'s
+    rows to the raw tables and `truth`'s to the truth tables (COPY), and `pending` replaces
+    truth.pending_redemptions. Returns the rows appended per raw table."""
+    with conn.transaction():
+        counts = {name: copy_in(conn, sql.Identifier(raw_schema, name), frame) for name, frame in raw.items()}
+        for name, frame in truth.items():
+            copy_in(conn, sql.Identifier(truth_schema, name), frame)
+        table = sql.Identifier(truth_schema, "pending_redemptions")
+        conn.execute(sql.SQL("delete from {}").format(table))
+        copy_in(conn, table, pending)
     return counts
 
 

@@ -328,6 +328,9 @@ class World:
     label_probability: np.ndarray  # per impression: P(its 7-day label is 1 | the state when shown)
     redemptions: Redemptions
     events: InteractionEvents
+    # drawn for the history's impressions but due after its end (before the offer's): not in raw,
+    # where the closed loop (ml/closed_loop.py) releases them on their day
+    pending_redemptions: Redemptions
 
 
 # --- public API ------------------------------------------------------------------------------------
@@ -362,9 +365,16 @@ def simulate(
     impressions = simulate_impressions(streams[4], customers, offers, calendar, policy)
     features = impression_features(customers, products, orders, offers, impressions, calendar, model)
     rng = streams[5]
-    logit = redemption_logit(features, model) + rng.normal(0.0, model.noise_sd, len(features.discount_depth))
-    probability = 1.0 / (1.0 + np.exp(-logit))
-    redemptions = simulate_redemptions(rng, probability, impressions, offers, calendar, model)
+    probability = true_probability(rng, features, model)
+    redeemed_at_s = draw_redemption_times(rng, probability, impressions.shown_at_s, model)
+    redemptions = first_redemptions(redeemed_at_s, impressions, offers, redemption_cut_s(impressions, offers, calendar))
+    # the world goes on after the history: what would come after its end, before the offer's
+    unbounded = first_redemptions(
+        redeemed_at_s, impressions, offers, redemption_cut_s(impressions, offers, calendar, False)
+    )
+    pending = select_redemptions(
+        unbounded, unbounded.redeemed_at_s >= calendar.start_s + calendar.days * SECONDS_PER_DAY
+    )
     events = simulate_events(streams[6], probability, impressions, redemptions, event_model)
     label = label_probability(probability, impressions, offers, calendar, redemptions, model)
     return World(
@@ -380,6 +390,7 @@ def simulate(
         label,
         redemptions,
         events,
+        pending,
     )
 
 
@@ -541,11 +552,19 @@ def _draw_line_products(
 # --- offers and impressions ------------------------------------------------------------------------
 
 
-def plan_offers(rng: np.random.Generator, n: int, products: Products, calendar: Calendar) -> Offers:
-    """Offers staggered over the history so that a steady number is active each day."""
+def plan_offers(
+    rng: np.random.Generator,
+    n: int,
+    products: Products,
+    calendar: Calendar,
+    start_days: tuple[int, int] | None = None,
+) -> Offers:
+    """Offers staggered over the history so that a steady number is active each day; with
+    `start_days` (first, end exclusive), staggered over those days instead (the closed loop's new
+    offers). Either way the draws are the same, so the history does not depend on it."""
     kind = rng.choice(3, size=n, p=OFFER_KIND_SHARES)
     duration = OFFER_MIN_DAYS + np.rint((OFFER_MAX_DAYS - OFFER_MIN_DAYS) * rng.beta(4.0, 1.2, n)).astype(np.int64)
-    first, last = -OFFER_LEAD_DAYS, calendar.days + OFFER_PLANNED_AHEAD_DAYS
+    first, last = start_days or (-OFFER_LEAD_DAYS, calendar.days + OFFER_PLANNED_AHEAD_DAYS)
     start_day = first + np.floor((np.arange(n) + rng.random(n)) * (last - first) / max(n, 1)).astype(np.int64)
     end_day = start_day + duration - 1
 
@@ -652,6 +671,14 @@ def propensities(q: np.ndarray) -> np.ndarray:
     return q / -np.expm1(np.log1p(-q).sum(axis=-1, keepdims=True))
 
 
+IMPRESSION_GAP_S = 7  # seconds between the offers of one visit, in the order shown
+
+
+def session_seconds(rng: np.random.Generator, n: int) -> np.ndarray:
+    """When `n` visits start, in seconds after midnight: around noon (sd 3.5 h), 06:00..23:00."""
+    return np.clip(rng.normal(12 * 3600.0, 3.5 * 3600.0, n), 6 * 3600, 23 * 3600).astype(np.int64)
+
+
 def simulate_impressions(
     rng: np.random.Generator,
     customers: Customers,
@@ -678,8 +705,8 @@ def simulate_impressions(
         ranked = np.argsort(np.where(shown, -q, 1.0), axis=1, kind="stable")
         row, position = np.nonzero(np.arange(len(active))[None, :] < shown.sum(axis=1)[:, None])
         column = ranked[row, position]
-        session_s = np.clip(rng.normal(12 * 3600.0, 3.5 * 3600.0, len(visitors)), 6 * 3600, 23 * 3600).astype(np.int64)
-        shown_at_s = calendar.start_s + day * SECONDS_PER_DAY + session_s[row] + 7 * position
+        session_s = session_seconds(rng, len(visitors))
+        shown_at_s = calendar.start_s + day * SECONDS_PER_DAY + session_s[row] + IMPRESSION_GAP_S * position
         propensity = propensities(q_by_type)[customers.business_type[visitors[row]], column]
         parts.append((visitors[row], active[column], np.full(len(row), day), shown_at_s, propensity))
     if not parts:
@@ -773,6 +800,15 @@ def redemption_logit(features: ImpressionFeatures, model: RedemptionModel) -> np
     )
 
 
+def true_probability(rng: np.random.Generator, features: ImpressionFeatures, model: RedemptionModel) -> np.ndarray:
+    """The true redemption probability of each impression: the logit plus its own noise draw."""
+    logit = redemption_logit(features, model) + rng.normal(0.0, model.noise_sd, len(features.discount_depth))
+    return 1.0 / (1.0 + np.exp(-logit))
+
+
+NOT_REDEEMED = np.iinfo(np.int64).max  # the redemption time of an impression whose draw failed
+
+
 def simulate_redemptions(
     rng: np.random.Generator,
     probability: np.ndarray,
@@ -783,12 +819,48 @@ def simulate_redemptions(
 ) -> Redemptions:
     """Bernoulli redemptions with a 0..14-day delay, cut at the offer's end and at the data's end,
     at most one per customer and offer."""
+    redeemed_at_s = draw_redemption_times(rng, probability, impressions.shown_at_s, model)
+    return first_redemptions(redeemed_at_s, impressions, offers, redemption_cut_s(impressions, offers, calendar))
+
+
+def draw_redemption_times(
+    rng: np.random.Generator, probability: np.ndarray, shown_at_s: np.ndarray, model: RedemptionModel
+) -> np.ndarray:
+    """Each impression's Bernoulli(p) draw and delay (0..14 days, at least 60 s): its redemption
+    time in epoch seconds, NOT_REDEEMED where the draw failed."""
     n = len(probability)
     redeemed = rng.random(n) < probability
     delay_s = np.maximum(_truncated_exponential(rng, n, model.mean_delay_days, model.max_delay_days), 60)
-    redeemed_at_s = impressions.shown_at_s + delay_s
-    last_day = np.minimum(offers.end_day[impressions.offer], calendar.days - 1)
-    keep = redeemed & (redeemed_at_s < calendar.start_s + (last_day + 1) * SECONDS_PER_DAY)
+    return np.where(redeemed, shown_at_s + delay_s, NOT_REDEEMED)
+
+
+def redemption_cut_s(
+    impressions: Impressions, offers: Offers, calendar: Calendar, at_data_end: bool = True
+) -> np.ndarray:
+    """Per impression, the time its redemption must come before: the end of the offer's last day,
+    or of the data's (`calendar`'s last day) when that comes sooner and `at_data_end`."""
+    last_day = offers.end_day[impressions.offer]
+    if at_data_end:
+        last_day = np.minimum(last_day, calendar.days - 1)
+    return calendar.start_s + (last_day + 1) * SECONDS_PER_DAY
+
+
+def select_redemptions(redemptions: Redemptions, keep: np.ndarray) -> Redemptions:
+    """The redemptions where `keep` (a mask or indices), in their order."""
+    return Redemptions(
+        redemptions.customer[keep],
+        redemptions.offer[keep],
+        redemptions.impression[keep],
+        redemptions.redeemed_at_s[keep],
+    )
+
+
+def first_redemptions(
+    redeemed_at_s: np.ndarray, impressions: Impressions, offers: Offers, cut_s: np.ndarray
+) -> Redemptions:
+    """The redemptions that come before their impression's `cut_s`, the earliest per customer and
+    offer, ordered by time."""
+    keep = redeemed_at_s < cut_s
     impression = np.flatnonzero(keep)
     impression = impression[
         np.lexsort((redeemed_at_s[impression], impressions.offer[impression], impressions.customer[impression]))

@@ -14,14 +14,16 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ml import data, embedded_db, load
+from ml import closed_loop, data, embedded_db, load
 from ml.config import PROJECT_ROOT, Settings, load_settings
-from ml.generate import GeneratorParams, generate_all
+from ml.generate import GeneratorParams, simulate, to_frames, truth_tables
 from ml.registry import rollback_target
 
 if TYPE_CHECKING:
+    import psycopg
     from dagster import ExecuteInProcessResult
 
+    from ml.generate import World
     from ml.pipeline import RunSummary
 
 
@@ -54,7 +56,9 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     )
     _ensure_database(settings)
     started = time.perf_counter()
-    frames, truth = generate_all(params)
+    world = simulate(params)
+    # the closed loop's start (its parameters and the history's redemptions still to come) with it
+    frames, truth = to_frames(world), truth_tables(world) | closed_loop.initial_truth(world)
     with data.connect(settings) as conn, conn.transaction():
         counts = data.replace_raw_tables(conn, settings.raw_schema, frames)
         data.replace_truth_tables(conn, settings.truth_schema, truth)
@@ -198,6 +202,59 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"offerrank run: the retraining failed: {_failure(retrained)}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    _ensure_database(settings)
+    with data.connect(settings) as conn:
+        stored = data.read_generator_params(conn, settings.truth_schema)
+        last = data.last_simulated_day(conn, settings.truth_schema) if stored else None
+    if stored is None:
+        print(
+            f"offerrank simulate: schema {settings.truth_schema!r} holds no generator parameters: the raw data was"
+            " not made by `offerrank generate` (or by an older version of it), and the simulator needs the world's"
+            " latent truth. Run `offerrank generate` first.",
+            file=sys.stderr,
+        )
+        return 1
+    world = simulate(GeneratorParams(**stored))
+    day = (last or world.params.end_date) + dt.timedelta(days=1)
+    for _ in range(args.days):
+        # the day's recommendations, by the daily run itself (retraining by the model policy)
+        run = argparse.Namespace(date=day, full_refresh=False, retrain=False, no_reporting=args.no_reporting)
+        if cmd_run(run, settings) != 0:
+            print(
+                f"offerrank simulate: the run for {day} failed; simulated days end at {day - dt.timedelta(days=1)}",
+                file=sys.stderr,
+            )
+            return 1
+        started = time.perf_counter()
+        with data.connect(settings) as conn:
+            simulated, mix = _simulate_day(conn, settings, world, day)
+        summary = simulated.summary.iloc[0]
+        print(
+            f"\nsimulated {day}: {summary['impressions']:,} impressions, {summary['redemptions_released']:,}"
+            f" redemptions released ({summary['redemptions_pending']:,} pending), {summary['orders']:,} orders,"
+            f" {summary['new_offers']} new offers in {time.perf_counter() - started:.1f}s"
+            + (f"; served variants: {', '.join(f'{v} {n:,}' for v, n in mix.items())}" if mix is not None else "")
+        )
+        day += dt.timedelta(days=1)
+    return 0
+
+
+def _simulate_day(
+    conn: psycopg.Connection, settings: Settings, world: World, day: dt.date
+) -> tuple[closed_loop.SimulatedDay, dict[str, int] | None]:
+    """Draw day `day` from the warehouse's state and append it in one transaction; with the
+    served variant mix when the recommendations have variants."""
+    frames = data.read_loop_state(conn, settings.raw_schema, settings.truth_schema, settings.ml_schema, day)
+    state = closed_loop.loop_state(frames, data.raw_row_counts(conn, settings.raw_schema))
+    simulated = closed_loop.simulate_day(world, day, state)
+    truth = {"impression_outcomes": simulated.impression_outcomes, "simulated_days": simulated.summary}
+    data.append_simulated_day(
+        conn, settings.raw_schema, settings.truth_schema, simulated.raw, truth, simulated.pending_redemptions
+    )
+    return simulated, data.served_variant_mix(conn, settings.ml_schema, day)
 
 
 def _failure(result: ExecuteInProcessResult) -> str:
@@ -345,6 +402,16 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="offerrank", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -392,6 +459,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave the reporting marts as they are (when running many dates: build them once, after the last)",
     )
     run.set_defaults(handler=cmd_run)
+
+    simulate_ = commands.add_parser(
+        "simulate",
+        help="advance the generated world N days: each day the daily run's recommendations are what customers see",
+    )
+    simulate_.add_argument("--days", type=_positive, required=True, help="days to simulate (at least 1)")
+    simulate_.add_argument("--no-reporting", action="store_true", help="passed to each day's run")
+    simulate_.set_defaults(handler=cmd_simulate)
 
     report = commands.add_parser("report", help="write the HTML report of a run date: plots of its quality")
     report.add_argument("--date", type=_date, default=None, help="the run date (default: the last one dbt built)")

@@ -33,7 +33,8 @@ def test_same_seed_same_tables_other_seed_other_tables(server):
         runs[name] = _checksums(settings)
     raw_tables = ["customers", "products", "orders", "order_items", "offers", "impressions", "redemptions",
                   "interaction_events"]  # fmt: skip
-    assert set(runs["seed_a"]) == {f"raw.{t}" for t in raw_tables} | {"truth.impression_outcomes"}
+    truth_tables = ["impression_outcomes", "generator_params", "pending_redemptions", "simulated_days"]
+    assert set(runs["seed_a"]) == {f"raw.{t}" for t in raw_tables} | {f"truth.{t}" for t in truth_tables}
     assert runs["seed_a"] == runs["seed_a_again"]
-    for table in ("raw.customers", "raw.impressions", "truth.impression_outcomes"):
+    for table in ("raw.customers", "raw.impressions", "truth.impression_outcomes", "truth.generator_params"):
         assert runs["seed_b"][table] != runs["seed_a"][table], table

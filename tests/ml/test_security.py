@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pandas as pd
 import psycopg
 import pytest
 from psycopg import sql
 
-from ml import data
+from ml import closed_loop, data
 from ml.config import Settings, load_settings
-from ml.generate import GeneratorParams, generate_all
+from ml.generate import GeneratorParams, simulate, to_frames, truth_tables
 from tests.conftest import use_database
 
 # Pasted unquoted into a statement without parameters, the first one runs its own `drop` (psycopg
@@ -150,7 +150,10 @@ def test_ml_tables_are_created_written_and_read_under_a_hostile_schema_and_reade
 
 def test_raw_and_truth_tables_load_into_hostile_schemas(hostile):
     settings, conn = hostile
-    frames, truth = generate_all(TINY)
+    raw, truth_schema, ml = settings.raw_schema, settings.truth_schema, settings.ml_schema
+    world = simulate(TINY)
+    frames, truth = to_frames(world), truth_tables(world) | closed_loop.initial_truth(world)
+    data.ensure_ml_tables(conn, ml, settings.reader_role)  # the closed loop reads the recommendations
     before = _catalog(conn)
     data.replace_raw_tables(conn, settings.raw_schema, frames)
     # a table of another layout is found by its schema's name, dropped and rebuilt by the next load
@@ -167,7 +170,20 @@ def test_raw_and_truth_tables_load_into_hostile_schemas(hostile):
     impressions = frames["impressions"]["impression_id"]
     probabilities = data.read_true_probabilities(conn, settings.truth_schema, impressions)
     assert probabilities is not None and len(probabilities) == len(impressions)
-    assert data.clear_truth_tables(conn, settings.truth_schema) == ["impression_outcomes"]
+    # the closed loop's reads and its one-transaction append of a day (nobody is served)
+    assert data.read_generator_params(conn, truth_schema) == asdict(TINY)
+    day = TINY.end_date + dt.timedelta(days=1)
+    state = closed_loop.loop_state(
+        data.read_loop_state(conn, raw, truth_schema, ml, day), data.raw_row_counts(conn, raw)
+    )
+    simulated = closed_loop.simulate_day(world, day, state)
+    appended = data.append_simulated_day(
+        conn, raw, truth_schema, simulated.raw, {"simulated_days": simulated.summary}, simulated.pending_redemptions
+    )
+    assert appended == {name: len(frame) for name, frame in simulated.raw.items()} and appended["orders"] > 0
+    assert data.last_simulated_day(conn, truth_schema) == day
+    assert data.served_variant_mix(conn, ml, day) is None
+    assert data.clear_truth_tables(conn, settings.truth_schema) == sorted(data.TRUTH_TABLES)
     assert data.read_true_probabilities(conn, settings.truth_schema, impressions) is None
 
     _added_only_under(before, _catalog(conn), {settings.raw_schema, settings.truth_schema})
