@@ -19,7 +19,7 @@ from psycopg import sql
 from ml import checks, data, experiment, pipeline
 from ml.config import ExperimentConfig, ModelPolicy, Settings, load_model_policy, load_training_config
 from ml.features import DbtManifest
-from orchestration import cli
+from orchestration import assets, cli
 from tests.conftest import load_generated, use_database
 from tests.ml.test_experiment import reference_variant
 
@@ -432,6 +432,13 @@ def test_an_experiment_serves_each_variant_by_its_ranker_with_a_shadow_beside(wo
         agreement = data.shadow_agreement(conn, settings.ml_schema, day).set_index("variant")
     assert agreement.loc["all", "overlap_at_k"] == pytest.approx(lists["overlap"].mean())
     assert counts["overlap_at_k"] == pytest.approx(lists["overlap"].mean())
+    # ... which the recommendations asset reports in its Dagster metadata
+    metadata = assets._experiment_metadata(counts)
+    assert metadata["shadow_overlap_at_k"] == pytest.approx(lists["overlap"].mean())
+    assert (
+        metadata["shadow_model"] == challenger
+        and metadata["customers_control"] == by_variant.get_group("control")["customer_id"].nunique()
+    )
     for variant, overlap in lists.groupby("variant")["overlap"].mean().items():
         assert agreement.loc[variant, "overlap_at_k"] == pytest.approx(overlap)
     assert agreement.loc["treatment", "overlap_at_k"] < 1  # the challenger does rank differently
