@@ -674,20 +674,19 @@ def experiment_assignments(conn: psycopg.Connection, schema: str, experiment_id:
     )
 
 
-def latest_challenger(conn: psycopg.Connection, schema: str, metric: str, tiebreak: str) -> ModelRecord | None:
-    """The best-validated model of the latest training date that is not the champion: highest
-    `metric` in its registry metrics, ties by `tiebreak`, then model_id. None when there is none."""
-    records = _model_records(
+def latest_challengers(conn: psycopg.Connection, schema: str, metric: str, tiebreak: str) -> list[ModelRecord]:
+    """The models of the latest training date that are not the champion, best-validated first:
+    highest `metric` in their registry metrics, ties by `tiebreak`, then by model_id."""
+    return _model_records(
         conn,
         schema,
         sql.SQL(
             "status <> 'champion' and trained_for_date = (select max(trained_for_date) from {})"
             " order by (metrics ->> %s)::double precision desc nulls last,"
-            " (metrics ->> %s)::double precision desc nulls last, model_id limit 1"
+            " (metrics ->> %s)::double precision desc nulls last, model_id"
         ).format(sql.Identifier(schema, "model_registry")),
         (metric, tiebreak),
     )
-    return records[0] if records else None
 
 
 def shadow_agreement(conn: psycopg.Connection, schema: str, score_date: dt.date) -> pd.DataFrame:

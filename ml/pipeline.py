@@ -921,21 +921,25 @@ def _day_serving(conn: psycopg.Connection, stage: StageRun, as_of: dt.date) -> D
 
 def _challenger(conn: psycopg.Connection, stage: StageRun, which: str, variable: str) -> tuple[DayScorer | None, str]:
     """The ranker of a challenger: `challenger`, the best-validated non-champion of the latest
-    training, or a registered model id (an unknown id is a configuration error: it raises). None,
+    training that can score today, or a registered model id (an unknown id is a configuration error: it raises). None,
     and why, when there is no such model or it cannot score today."""
     if which in (CHALLENGER, SHADOW_CHALLENGER):
         training = load_training_config()
-        record = data.latest_challenger(conn, stage.schema, training.primary_metric, training.tiebreak_metric)
-        if record is None:
+        records = data.latest_challengers(conn, stage.schema, training.primary_metric, training.tiebreak_metric)
+        if not records:
             return None, "no challenger: the latest training left no model besides the champion"
     else:
         record = data.registered_model(conn, stage.schema, which)
         if record is None:
             raise LookupError(f"{variable} names model {which!r}, which is not in {stage.schema}.model_registry")
-    scorer, problem = _loaded(stage, record)
-    if scorer is None:
-        return None, f"challenger {record.model_id} cannot score today's candidates: {problem}"
-    return _model_ranker(scorer, f"challenger {record.model_id}"), ""
+        records = [record]
+    problems = []
+    for record in records:  # the best one that can score today
+        scorer, problem = _loaded(stage, record)
+        if scorer is not None:
+            return _model_ranker(scorer, f"challenger {record.model_id}"), ""
+        problems.append(f"{record.model_id}: {problem}")
+    return None, f"no challenger can score today's candidates ({'; '.join(problems)})"
 
 
 def _rerank_columns(stage: StageRun) -> list[str]:
