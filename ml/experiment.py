@@ -24,17 +24,28 @@ AGREEMENT_COLUMNS = ["score_date", "variant", "model_id", "k", "customers", "ove
 
 def buckets(customer_ids: np.ndarray, experiment_id: str, salt: str) -> np.ndarray:
     """Each customer's bucket in 0..BUCKETS-1: the salted sha256 described above."""
-    prefix = f"{salt}:{experiment_id}:"
-    # sha256 per id in C (hashlib); the 8-byte prefixes are read back as one array.
-    digests = b"".join(hashlib.sha256(f"{prefix}{int(c)}".encode()).digest()[:8] for c in customer_ids)
+    # The prefix is hashed once and its state copied per id; the digests' first 8 bytes are read
+    # back as one array. About 1 µs a customer, on one core.
+    prefix = hashlib.sha256(f"{salt}:{experiment_id}:".encode())
+
+    def head(customer_id: int) -> bytes:
+        digest = prefix.copy()
+        digest.update(str(customer_id).encode())
+        return digest.digest()[:8]
+
+    digests = b"".join(map(head, np.asarray(customer_ids, dtype=np.int64).tolist()))
     return (np.frombuffer(digests, dtype=">u8") % np.uint64(BUCKETS)).astype(np.int64)
+
+
+# Variants in bucket order: control's buckets first, then canary's, then treatment's.
+_BUCKET_ORDER = np.array(["control", "canary", "treatment"], dtype=object)
 
 
 def variants(customer_ids: np.ndarray, config: ExperimentConfig) -> np.ndarray:
     """Each customer's variant under `config`: control, canary or treatment, by bucket."""
     bucket = buckets(np.asarray(customer_ids), config.experiment_id, config.salt)
-    control, canary = config.control_buckets, config.control_buckets + config.canary_buckets
-    return np.select([bucket < control, bucket < canary], ["control", "canary"], "treatment").astype(object)
+    edges = [config.control_buckets, config.control_buckets + config.canary_buckets]
+    return _BUCKET_ORDER[np.searchsorted(edges, bucket, side="right")]
 
 
 def customer_variants(customer_ids: pd.Series, config: ExperimentConfig) -> np.ndarray:

@@ -36,10 +36,11 @@ def test_assignment_is_the_documented_salted_hash():
 
 def test_split_proportions_are_within_binomial_bounds_and_fast():
     ids = np.arange(1, 100_001)
-    started = time.perf_counter()
+    # CPU time: the suite shares its cores, and waiting for one is not the hash's cost
+    started = time.process_time()
     assigned = experiment.variants(ids, SPLIT)
-    seconds = time.perf_counter() - started
-    assert seconds < 1.0, f"{seconds:.2f} s for 100k customers"
+    seconds = time.process_time() - started
+    assert seconds < 0.5, f"{seconds:.2f} s of CPU for 100k customers"
     n = len(ids)
     for variant, share in (("treatment", 0.5), ("canary", 0.1), ("control", 0.4)):
         count = int((assigned == variant).sum())
