@@ -624,16 +624,10 @@ def replace_scored_day(
     time of their first exposure, and a re-run of the day adds nothing.
     """
     tables = {name: sql.Identifier(schema, name) for name in _SCORED_DAY_TABLES}
-    exposures = sql.Identifier("scored_day_exposures")  # a temporary table, dropped at commit
-    written = dict.fromkeys(("scores", "recommendations", "shadow_recommendations"), 0)
+    written = dict.fromkeys(("scores", "recommendations", "shadow_recommendations", "new_assignments"), 0)
     with conn.transaction():
         for table in tables.values():
             conn.execute(sql.SQL("delete from {} where score_date = %s").format(table), (score_date,))
-        conn.execute(
-            sql.SQL("create temporary table {} (like {}) on commit drop").format(
-                exposures, sql.Identifier(schema, "experiment_assignments")
-            )
-        )
         for chunk in chunks:
             written["scores"] += copy_in(conn, tables["offer_scores"], chunk.scores)
             written["recommendations"] += copy_in(
@@ -643,20 +637,34 @@ def replace_scored_day(
                 written["shadow_recommendations"] += copy_in(
                     conn, tables["shadow_recommendations"], chunk.shadow[SHADOW_COLUMNS]
                 )
-            if chunk.exposures is not None:
-                copy_in(conn, exposures, chunk.exposures)
-        # COPY cannot skip conflicts: the day's exposures go through the temporary table.
-        new_assignments = conn.execute(
-            sql.SQL("insert into {} select * from {} on conflict do nothing").format(
-                sql.Identifier(schema, "experiment_assignments"), exposures
-            )
-        ).rowcount
+            if chunk.exposures is not None and not chunk.exposures.empty:
+                written["new_assignments"] += _add_assignments(conn, schema, chunk.exposures)
         rows = agreement() if agreement is not None else None
         if rows is not None and not rows.empty:
             copy_in(conn, tables["shadow_agreement"], rows)
     for table in (tables["offer_scores"], tables["recommendations"]):
         conn.execute(sql.SQL("analyze {}").format(table))
-    return ScoredDay(written["scores"], written["recommendations"], new_assignments, written["shadow_recommendations"])
+    return ScoredDay(
+        written["scores"], written["recommendations"], written["new_assignments"], written["shadow_recommendations"]
+    )
+
+
+_ASSIGNMENT_TYPES = {"experiment_id": "text", "customer_id": "bigint", "variant": "text", "assigned_at": "timestamptz"}
+
+
+def _add_assignments(conn: psycopg.Connection, schema: str, frame: pd.DataFrame) -> int:
+    """Add the customers of `frame` not yet assigned in their experiment; returns how many.
+
+    COPY cannot skip conflicts, and a temporary table would leave a temporary schema behind on the
+    server: one insert of the chunk's columns as arrays (one row per customer, a few thousand).
+    """
+    arrays = sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(kind)) for kind in _ASSIGNMENT_TYPES.values())
+    statement = sql.SQL("insert into {} ({}) select * from unnest({}) on conflict do nothing").format(
+        sql.Identifier(schema, "experiment_assignments"),
+        sql.SQL(", ").join(map(sql.Identifier, _ASSIGNMENT_TYPES)),
+        arrays,
+    )
+    return conn.execute(statement, [frame[column].tolist() for column in _ASSIGNMENT_TYPES]).rowcount
 
 
 # The tables a scored day replaces, keyed by score_date.
