@@ -101,6 +101,92 @@ def load_rerank_config(environ: os._Environ[str] | dict[str, str] | None = None)
     return RerankConfig(**overrides)
 
 
+# Assignment hashes each customer into one of this many buckets; shares are whole buckets.
+BUCKETS = 10_000
+VARIANTS = ("control", "treatment", "canary")
+SHADOW_OFF, SHADOW_CHALLENGER = "off", "challenger"
+CHALLENGER = "challenger"  # the canary's model by default: the best non-champion of the latest training
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Who is served by what (ml/experiment.py, docs/experiments.md).
+
+    Each customer falls in one of BUCKETS buckets by a salted hash of the experiment id and their
+    id: the first `control_share` of the buckets are `control` (the heuristic ranking), the next
+    `canary_share` are `canary` (the challenger), the rest `treatment` (the champion). The
+    defaults put everyone in treatment, which is what serving did before experiments existed.
+    """
+
+    experiment_id: str = "default"
+    salt: str = "offerrank"
+    treatment_share: float = 1.0
+    canary_share: float = 0.0
+    canary_model: str = CHALLENGER  # or a registered model_id
+    shadow: str = SHADOW_OFF  # off, challenger, or a registered model_id scored beside serving, never served
+
+    def __post_init__(self) -> None:
+        if not self.experiment_id or len(self.experiment_id) > 200:
+            raise ValueError(f"OFFERRANK_EXPERIMENT must be a name of 1 to 200 characters, got {self.experiment_id!r}")
+        if not self.salt:
+            raise ValueError("OFFERRANK_EXPERIMENT_SALT must not be empty")
+        for variable, share in (
+            ("OFFERRANK_TREATMENT_SHARE", self.treatment_share),
+            ("OFFERRANK_CANARY_SHARE", self.canary_share),
+        ):
+            if not 0 <= share <= 1 or abs(round(share * BUCKETS) - share * BUCKETS) > 1e-6:
+                raise ValueError(
+                    f"{variable} must be a share between 0 and 1 in steps of {1 / BUCKETS:g}, got {share!r}"
+                )
+        if self.treatment_buckets + self.canary_buckets > BUCKETS:
+            raise ValueError(
+                f"OFFERRANK_TREATMENT_SHARE {self.treatment_share:g} and OFFERRANK_CANARY_SHARE"
+                f" {self.canary_share:g} add up to more than 1; control gets what they leave"
+            )
+        if not self.canary_model or not self.shadow:
+            raise ValueError("OFFERRANK_CANARY_MODEL and OFFERRANK_SHADOW must not be empty")
+
+    @property
+    def control_buckets(self) -> int:
+        return BUCKETS - self.treatment_buckets - self.canary_buckets
+
+    @property
+    def canary_buckets(self) -> int:
+        return round(self.canary_share * BUCKETS)
+
+    @property
+    def treatment_buckets(self) -> int:
+        return round(self.treatment_share * BUCKETS)
+
+
+def load_experiment_config(environ: os._Environ[str] | dict[str, str] | None = None) -> ExperimentConfig:
+    """The experiment: OFFERRANK_EXPERIMENT (its id), OFFERRANK_EXPERIMENT_SALT,
+    OFFERRANK_TREATMENT_SHARE (default: all that the canary leaves), OFFERRANK_CANARY_SHARE,
+    OFFERRANK_CANARY_MODEL (`challenger` or a model id) and OFFERRANK_SHADOW (`off`, `on` or
+    `challenger`, or a model id)."""
+    env = os.environ if environ is None else environ
+    defaults = ExperimentConfig()
+    canary = _share(env, "OFFERRANK_CANARY_SHARE", defaults.canary_share)
+    shadow = env.get("OFFERRANK_SHADOW", "").strip() or SHADOW_OFF
+    shadow = {"on": SHADOW_CHALLENGER, "true": SHADOW_CHALLENGER, "false": SHADOW_OFF}.get(shadow.lower(), shadow)
+    return ExperimentConfig(
+        experiment_id=env.get("OFFERRANK_EXPERIMENT", "").strip() or defaults.experiment_id,
+        salt=env.get("OFFERRANK_EXPERIMENT_SALT", "").strip() or defaults.salt,
+        treatment_share=_share(env, "OFFERRANK_TREATMENT_SHARE", round(1 - canary, 4)),
+        canary_share=canary,
+        canary_model=env.get("OFFERRANK_CANARY_MODEL", "").strip() or defaults.canary_model,
+        shadow=shadow.lower() if shadow.lower() in (SHADOW_OFF, SHADOW_CHALLENGER) else shadow,
+    )
+
+
+def _share(env: os._Environ[str] | dict[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    try:
+        return float(text) if text else default
+    except ValueError:
+        raise ValueError(f"{name} must be a share between 0 and 1, got {text!r}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable about a run, read once from the environment."""
@@ -113,6 +199,7 @@ class Settings:
     reader_role: str = DEFAULT_READER_ROLE  # the NOLOGIN role BI logins join: SELECT on marts and ml only
     top_k: int = 5
     rerank: RerankConfig = field(default_factory=RerankConfig)
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     # The first date of the Dagster daily partitions; a run date before it cannot be materialized.
     first_date: dt.date = dt.date(2025, 1, 1)
     # How long a run waits for another run of the same warehouse to finish before it stops.
@@ -160,6 +247,7 @@ def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> S
         reader_role=_identifier(env, "OFFERRANK_READER_ROLE", DEFAULT_READER_ROLE),
         top_k=int(env.get("OFFERRANK_TOP_K", 5)),
         rerank=load_rerank_config(env),
+        experiment=load_experiment_config(env),
         first_date=_date(env, "OFFERRANK_FIRST_DATE", Settings.first_date),
         lock_wait_seconds=_non_negative(env, "OFFERRANK_LOCK_WAIT_SECONDS", Settings.lock_wait_seconds),
     )

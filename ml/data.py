@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
@@ -690,34 +690,132 @@ RECOMMENDATION_COLUMNS = [
     "model_id",
     "ranked_by",
     "score_rank",
+    "variant",
 ]
+SHADOW_COLUMNS = ["score_date", "customer_id", "rank", "offer_id", "score", "model_id", "score_rank"]
+
+
+@dataclass(frozen=True)
+class ServedChunk:
+    """The rows of some whole customers of a scored day."""
+
+    scores: pd.DataFrame  # offer_scores rows
+    recommendations: pd.DataFrame  # recommendations rows (RECOMMENDATION_COLUMNS and any others)
+    exposures: pd.DataFrame | None = None  # experiment_assignments rows of the customers served
+    shadow: pd.DataFrame | None = None  # shadow_recommendations rows (SHADOW_COLUMNS and any others)
+
+
+@dataclass(frozen=True)
+class ScoredDay:
+    """What `replace_scored_day` wrote: rows per table."""
+
+    scores: int = 0
+    recommendations: int = 0
+    new_assignments: int = 0
+    shadow_recommendations: int = 0
 
 
 def replace_scored_day(
     conn: psycopg.Connection,
     schema: str,
     score_date: dt.date,
-    chunks: Iterable[tuple[pd.DataFrame, pd.DataFrame]],
-) -> tuple[int, int]:
-    """Replace one date's `offer_scores` and `recommendations` with `chunks` of (scores,
-    recommendations) rows, all in one transaction; returns the rows written to each.
+    chunks: Iterable[ServedChunk],
+    agreement: Callable[[], pd.DataFrame] | None = None,
+) -> ScoredDay:
+    """Replace one date's `offer_scores`, `recommendations`, `shadow_recommendations` and
+    `shadow_agreement` with `chunks`, and add the day's first exposures to `experiment_assignments`,
+    all in one transaction.
 
-    Readers see the old day of both tables or the new one, never a part or a mix: a failure, a
+    Readers see the old day of every table or the new one, never a part or a mix: a failure, a
     killed process or a lost connection before the commit leaves the old day whole. The chunks
-    are consumed as they are written, so their source may stream.
+    are consumed as they are written, so their source may stream; `agreement`, called once they
+    are all written, gives the day's `shadow_agreement` rows (None or empty: no shadow).
+    Assignments are only ever added (`on conflict do nothing`): a customer keeps the variant and
+    time of their first exposure, and a re-run of the day adds nothing.
     """
-    scores_table = sql.Identifier(schema, "offer_scores")
-    recommendations_table = sql.Identifier(schema, "recommendations")
-    scored = recommended = 0
+    tables = {name: sql.Identifier(schema, name) for name in _SCORED_DAY_TABLES}
+    written = dict.fromkeys(("scores", "recommendations", "shadow_recommendations", "new_assignments"), 0)
     with conn.transaction():
-        for table in (scores_table, recommendations_table):
+        for table in tables.values():
             conn.execute(sql.SQL("delete from {} where score_date = %s").format(table), (score_date,))
-        for scores, recommendations in chunks:
-            scored += copy_in(conn, scores_table, scores)
-            recommended += copy_in(conn, recommendations_table, recommendations[RECOMMENDATION_COLUMNS])
-    for table in (scores_table, recommendations_table):
+        for chunk in chunks:
+            written["scores"] += copy_in(conn, tables["offer_scores"], chunk.scores)
+            written["recommendations"] += copy_in(
+                conn, tables["recommendations"], chunk.recommendations[RECOMMENDATION_COLUMNS]
+            )
+            if chunk.shadow is not None:
+                written["shadow_recommendations"] += copy_in(
+                    conn, tables["shadow_recommendations"], chunk.shadow[SHADOW_COLUMNS]
+                )
+            if chunk.exposures is not None and not chunk.exposures.empty:
+                written["new_assignments"] += _add_assignments(conn, schema, chunk.exposures)
+        rows = agreement() if agreement is not None else None
+        if rows is not None and not rows.empty:
+            copy_in(conn, tables["shadow_agreement"], rows)
+    for table in (tables["offer_scores"], tables["recommendations"]):
         conn.execute(sql.SQL("analyze {}").format(table))
-    return scored, recommended
+    return ScoredDay(
+        written["scores"], written["recommendations"], written["new_assignments"], written["shadow_recommendations"]
+    )
+
+
+_ASSIGNMENT_TYPES = {"experiment_id": "text", "customer_id": "bigint", "variant": "text", "assigned_at": "timestamptz"}
+
+
+def _add_assignments(conn: psycopg.Connection, schema: str, frame: pd.DataFrame) -> int:
+    """Add the customers of `frame` not yet assigned in their experiment; returns how many.
+
+    COPY cannot skip conflicts, and a temporary table would leave a temporary schema behind on the
+    server: one insert of the chunk's columns as arrays (one row per customer, a few thousand).
+    """
+    arrays = sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(kind)) for kind in _ASSIGNMENT_TYPES.values())
+    statement = sql.SQL("insert into {} ({}) select * from unnest({}) on conflict do nothing").format(
+        sql.Identifier(schema, "experiment_assignments"),
+        sql.SQL(", ").join(map(sql.Identifier, _ASSIGNMENT_TYPES)),
+        arrays,
+    )
+    return conn.execute(statement, [frame[column].tolist() for column in _ASSIGNMENT_TYPES]).rowcount
+
+
+# The tables a scored day replaces, keyed by score_date.
+_SCORED_DAY_TABLES = ("offer_scores", "recommendations", "shadow_recommendations", "shadow_agreement")
+
+
+def experiment_assignments(conn: psycopg.Connection, schema: str, experiment_id: str) -> pd.DataFrame:
+    """Every stored (customer_id, variant) of one experiment."""
+    return copy_out(
+        conn,
+        sql.SQL("select customer_id, variant from {} where experiment_id = %s order by customer_id").format(
+            sql.Identifier(schema, "experiment_assignments")
+        ),
+        (experiment_id,),
+    )
+
+
+def latest_challengers(conn: psycopg.Connection, schema: str, metric: str, tiebreak: str) -> list[ModelRecord]:
+    """The models of the latest training date that are not the champion, best-validated first:
+    highest `metric` in their registry metrics, ties by `tiebreak`, then by model_id."""
+    return _model_records(
+        conn,
+        schema,
+        sql.SQL(
+            "status <> 'champion' and trained_for_date = (select max(trained_for_date) from {})"
+            " order by (metrics ->> %s)::double precision desc nulls last,"
+            " (metrics ->> %s)::double precision desc nulls last, model_id"
+        ).format(sql.Identifier(schema, "model_registry")),
+        (metric, tiebreak),
+    )
+
+
+def shadow_agreement(conn: psycopg.Connection, schema: str, score_date: dt.date) -> pd.DataFrame:
+    """One date's shadow agreement rows (none without a shadow)."""
+    return _small_query(
+        conn,
+        sql.SQL(
+            "select variant, model_id, k, customers, overlap_at_k from {} where score_date = %s order by variant"
+        ).format(sql.Identifier(schema, "shadow_agreement")),
+        (score_date,),
+    )
 
 
 def replace_eval_metrics(conn: psycopg.Connection, schema: str, as_of_date: dt.date, metrics: pd.DataFrame) -> int:
@@ -863,9 +961,12 @@ def date_rows(conn: psycopg.Connection, schema: str, table: str, key_column: str
 
 
 def ranking_model(conn: psycopg.Connection, schema: str, score_date: dt.date) -> str | None:
-    """The model (or 'heuristic') that ranked one date's recommendations; None before they exist."""
+    """The model (or 'heuristic') that ranked one date's treatment recommendations, the ones the
+    champion serves; None before they exist."""
     row = conn.execute(
-        sql.SQL("select min(model_id) from {} where score_date = %s").format(sql.Identifier(schema, "recommendations")),
+        sql.SQL("select min(model_id) from {} where score_date = %s and variant = 'treatment'").format(
+            sql.Identifier(schema, "recommendations")
+        ),
         (score_date,),
     ).fetchone()
     return row[0]
@@ -917,7 +1018,7 @@ def served_model_metric(
     return conn.execute(
         sql.SQL(
             "with served as (select score_date, min(model_id) as model_id from {recommendations}"
-            " where score_date < %(before)s and ranked_by = 'model'"
+            " where score_date < %(before)s and ranked_by = 'model' and variant = 'treatment'"
             " group by score_date order by score_date desc limit 1)"
             " select served.score_date, served.model_id, metrics.value"
             " from served inner join {metrics} as metrics"
@@ -1050,5 +1151,8 @@ OUTPUT_TABLES: dict[str, str | None] = {
     "offer_scores": "score_date",
     "recommendations": "score_date",
     "recommendation_explanations": "score_date",
+    "experiment_assignments": None,
+    "shadow_recommendations": "score_date",
+    "shadow_agreement": "score_date",
     "pipeline_runs": "run_date",
 }

@@ -23,9 +23,22 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from ml import data, heuristic, rerank
+from ml import data, experiment, heuristic, rerank
 from ml.calibrate import Calibrator, fit_calibrator
-from ml.config import ModelPolicy, RerankConfig, Settings, TrainingConfig, code_version, dbt_target_path
+from ml.config import (
+    CHALLENGER,
+    SHADOW_CHALLENGER,
+    SHADOW_OFF,
+    VARIANTS,
+    ExperimentConfig,
+    ModelPolicy,
+    RerankConfig,
+    Settings,
+    TrainingConfig,
+    code_version,
+    dbt_target_path,
+    load_training_config,
+)
 from ml.data_tests import DataTestsFailed, FailedTest, failed_error_tests, failure_message
 from ml.drift import DRIFT_COLUMNS, feature_drift
 from ml.evaluate import (
@@ -254,15 +267,21 @@ def _champion(conn: psycopg.Connection, stage: StageRun) -> Champion:
     record = data.champion_model(conn, stage.schema)
     if record is None:
         return Champion(None, None, None)
+    scorer, problem = _loaded(stage, record)
+    return Champion(scorer, record.model_id, problem)
+
+
+def _loaded(stage: StageRun, record: data.ModelRecord) -> tuple[Scorer | None, str | None]:
+    """A registered model ready to score today's candidates, or None and why it cannot."""
     # The feature list is declared once; fct_training_examples and fct_scoring_candidates both select it.
     available = set(stage.manifest.feature_columns(TRAINING_MODEL))
     missing = [name for name in record.features if name not in available]
     if missing:
-        return Champion(None, record.model_id, f"features no longer in the marts: {missing}")
+        return None, f"features no longer in the marts: {missing}"
     try:
-        return Champion(Scorer.from_record(record), record.model_id, None)
+        return Scorer.from_record(record), None
     except Exception as err:  # a model text this version cannot read is a reason to retrain, not to stop
-        return Champion(None, record.model_id, f"cannot load its model: {type(err).__name__}: {err}")
+        return None, f"cannot load its model: {type(err).__name__}: {err}"
 
 
 def _model_id(algorithm: str, as_of: dt.date, model_text: str) -> str:
@@ -681,78 +700,169 @@ def _prior_rate(conn: psycopg.Connection, stage: StageRun, as_of: dt.date) -> fl
     return float(prior)
 
 
-def score_and_recommend(stage: StageRun) -> dict[str, int]:
+def score_and_recommend(stage: StageRun) -> dict[str, object]:
     """Score every candidate pair of the run date, re-rank each customer's scored offers into the
     day's recommendations, and replace the date's scores and recommendations in one transaction.
 
-    The champion scores when it can; otherwise the heuristic ranks, and its rows say so
-    (`ranked_by = 'heuristic'`). Recommendations are each customer's scored offers re-ranked by
-    MMR under the business rules (ml/rerank.py), `top_k` at most; only the day's candidates
-    (offers active on the run date) are eligible. Candidates are read once and stream in chunks of
-    whole customers, so memory does not grow with their number: each chunk is scored, re-ranked
-    and written on a second connection, inside the one transaction of `data.replace_scored_day`.
-    Readers see the previous day of both tables or the new one, never a part; a failure or a
-    killed process leaves the previous day whole.
+    Each customer is served by the ranker of their experiment variant (ml/experiment.py,
+    OFFERRANK_EXPERIMENT...): `treatment` by the champion when it can score, otherwise the
+    heuristic, whose rows say so (`ranked_by = 'heuristic'`); `control` by the heuristic; `canary`
+    by the challenger. By default everyone is in treatment. A shadow model, when configured,
+    ranks the same candidates into `shadow_recommendations`, never served, and its agreement with
+    the served lists goes to `shadow_agreement`. Recommendations are each customer's scored offers
+    re-ranked by MMR under the business rules (ml/rerank.py), `top_k` at most; only the day's
+    candidates (offers active on the run date) are eligible. Candidates are read once and stream in
+    chunks of whole customers, so memory does not grow with their number: each chunk is scored,
+    re-ranked and written on a second connection, inside the one transaction of
+    `data.replace_scored_day`, with the customers' first exposures to the experiment. Readers see
+    the previous day of every table or the new one, never a part; a failure or a killed process
+    leaves the previous day whole.
+
+    Returns the stage's counts, the day's new assignments, customers per variant and the shadow's
+    agreement (`overlap_at_k` over all customers; None without a shadow).
     """
-    options = stage.settings.rerank
+    options, config = stage.settings.rerank, stage.settings.experiment
     with data.connect(stage.settings) as reader, data.connect(stage.settings) as writer:
         data.ensure_ml_tables(writer, stage.schema, stage.settings.reader_role)
         as_of = run_date(reader, stage.manifest)
         with data.recorded_stage(writer, stage.schema, stage.run_id, "score", as_of) as log:
-            score_columns, scored, ranked_by = _day_scorer(reader, stage, as_of)
+            serving = _day_serving(reader, stage, as_of)
+            # before any scoring: a changed split must stop the day, not mix variants
+            experiment.check_stored(data.experiment_assignments(reader, stage.schema, config.experiment_id), config)
             rerank_columns = _rerank_columns(stage)
             query = sql.SQL("select {} from {} where as_of_date = %s order by customer_id, offer_id").format(
                 sql.SQL(", ").join(
-                    map(sql.Identifier, dict.fromkeys([*CANDIDATE_KEYS, *score_columns, *rerank_columns]))
+                    map(sql.Identifier, dict.fromkeys([*CANDIDATE_KEYS, *serving.columns, *rerank_columns]))
                 ),
                 stage.manifest.relation(CANDIDATES_MODEL),
             )
+            tally = _ServingTally()
 
-            def scored_and_reranked(chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-                scores = scored(chunk)
-                ranked = scores.rename(columns={"rank": "score_rank"}).assign(
-                    **{name: chunk[name].to_numpy() for name in rerank_columns}
+            def served(chunk: pd.DataFrame) -> data.ServedChunk:
+                variant = experiment.customer_variants(chunk["customer_id"], config)
+                parts = [
+                    _ranked(chunk[variant == name], ranker, stage, rerank_columns, variant=name)
+                    for name, ranker in serving.variants.items()
+                    if (variant == name).any()
+                ]
+                scores = pd.concat([part[0] for part in parts], ignore_index=True)
+                recommendations = pd.concat([part[1] for part in parts], ignore_index=True)
+                exposed = recommendations.drop_duplicates("customer_id")
+                tally.add_served(exposed["variant"])
+                shadow = None
+                if serving.shadow is not None:
+                    shadow = _ranked(chunk, serving.shadow, stage, rerank_columns)[1]
+                    overlap = experiment.overlap_at_k(recommendations, shadow)
+                    tally.add_overlap(overlap, exposed.set_index("customer_id")["variant"])
+                return data.ServedChunk(
+                    scores,
+                    recommendations,
+                    experiment.assignments(exposed["customer_id"], exposed["variant"], config, as_of),
+                    shadow,
                 )
-                recommendations = rerank.mmr_rerank(
-                    ranked,
-                    top_k=stage.settings.top_k,
-                    mmr_lambda=options.mmr_lambda,
-                    max_per_category=options.max_per_category,
-                )
-                return scores, recommendations
+
+            def agreement() -> pd.DataFrame | None:
+                if serving.shadow is None:
+                    return None
+                return experiment.agreement_rows(as_of, tally.overlaps, serving.shadow.model_id, stage.settings.top_k)
 
             chunks = _customer_chunks(data.iter_copy_out(reader, query, (as_of,)))
-            scored_pairs, recommended = data.replace_scored_day(
-                writer, stage.schema, as_of, (scored_and_reranked(chunk) for chunk in chunks)
-            )
-            log.message = (
-                f"{ranked_by}; MMR lambda {options.mmr_lambda}, at most {options.max_per_category} per category,"
-                f" top {stage.settings.top_k}"
-            )
+            day = data.replace_scored_day(writer, stage.schema, as_of, map(served, chunks), agreement)
+            overlap = tally.overall_overlap() if serving.shadow is not None else None
+            log.message = "; ".join(
+                [
+                    serving.variants["treatment"].description
+                    + f"; MMR lambda {options.mmr_lambda}, at most {options.max_per_category} per category,"
+                    f" top {stage.settings.top_k}",
+                    _experiment_message(config, tally.customers, day.new_assignments),
+                    *serving.notes,
+                    *([f"shadow {serving.shadow.model_id}: overlap@{stage.settings.top_k} {overlap:.4f}"]
+                      if serving.shadow is not None and overlap is not None else []),
+                ]
+            )  # fmt: skip
             log.counts.update(
-                candidate_pairs=scored_pairs,
-                recommendations_written=recommended,
-                rows_written=scored_pairs + recommended,
+                candidate_pairs=day.scores,
+                recommendations_written=day.recommendations,
+                rows_written=day.scores + day.recommendations + day.new_assignments + day.shadow_recommendations,
             )
-    return log.counts
+    return {
+        **log.counts,
+        "new_assignments": day.new_assignments,
+        "customers_by_variant": dict(tally.customers),
+        "shadow_model": serving.shadow.model_id if serving.shadow is not None else None,
+        "overlap_at_k": overlap,
+    }
 
 
-def _day_scorer(
-    conn: psycopg.Connection, stage: StageRun, as_of: dt.date
-) -> tuple[list[str], Callable[[pd.DataFrame], pd.DataFrame], str]:
-    """What scores the run date: the candidate columns it reads, the function from a chunk of
-    candidates to its `offer_scores` rows, and which ranker it is, in words."""
-    champion = _champion(conn, stage)
-    if champion.scorer is not None:
-        scorer = champion.scorer
+@dataclass
+class _ServingTally:
+    """What the streamed chunks served: customers per variant, and the sum of the shadow's overlap
+    with their lists per variant with its count."""
 
-        def by_model(chunk: pd.DataFrame) -> pd.DataFrame:
-            raw, probabilities = calibrated_scores(scorer.model, scorer.calibrator, chunk)
-            return score_frame(chunk, raw, probabilities, scorer.model_id, ranked_by="model")
+    customers: dict[str, int] = field(default_factory=dict)
+    overlaps: dict[str, tuple[float, int]] = field(default_factory=dict)
 
-        return scorer.record.features, by_model, f"ranked by champion {scorer.model_id}"
-    prior = _prior_rate(conn, stage, as_of)
+    def add_served(self, variants: pd.Series) -> None:
+        for name, n in variants.value_counts().items():
+            self.customers[name] = self.customers.get(name, 0) + int(n)
 
+    def add_overlap(self, overlap: pd.Series, variant_of: pd.Series) -> None:
+        grouped = overlap.groupby(variant_of.reindex(overlap.index).to_numpy()).agg(["sum", "count"])
+        for name, row in grouped.iterrows():
+            total, n = self.overlaps.get(name, (0.0, 0))
+            self.overlaps[name] = (total + float(row["sum"]), n + int(row["count"]))
+
+    def overall_overlap(self) -> float | None:
+        n = sum(count for _, count in self.overlaps.values())
+        return sum(total for total, _ in self.overlaps.values()) / n if n else None
+
+
+def _experiment_message(config: ExperimentConfig, customers: dict[str, int], new: int) -> str:
+    served = ", ".join(f"{name} {customers[name]:,}" for name in VARIANTS if name in customers) or "nobody"
+    return (
+        f"experiment {config.experiment_id!r} (treatment {config.treatment_share:g}, canary"
+        f" {config.canary_share:g}): customers served {served}, {new:,} first exposed"
+    )
+
+
+def _ranked(
+    candidates: pd.DataFrame, ranker: DayScorer, stage: StageRun, rerank_columns: list[str], variant: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A ranker's `offer_scores` rows of `candidates` and the recommendations they re-rank into
+    (both tagged with `variant`, when given)."""
+    options = stage.settings.rerank
+    scores = ranker.score(candidates)
+    if variant is not None:
+        scores = scores.assign(variant=variant)
+    ranked = scores.rename(columns={"rank": "score_rank"}).assign(
+        **{name: candidates[name].to_numpy() for name in rerank_columns}
+    )
+    recommendations = rerank.mmr_rerank(
+        ranked, top_k=stage.settings.top_k, mmr_lambda=options.mmr_lambda, max_per_category=options.max_per_category
+    )
+    return scores, recommendations
+
+
+@dataclass(frozen=True)
+class DayScorer:
+    """One ranker of the run date: the candidate columns it reads and its `offer_scores` rows of a
+    chunk of candidates."""
+
+    model_id: str
+    columns: list[str]
+    score: Callable[[pd.DataFrame], pd.DataFrame]
+    description: str  # which ranker it is, in words
+
+
+def _model_ranker(scorer: Scorer, description: str) -> DayScorer:
+    def by_model(chunk: pd.DataFrame) -> pd.DataFrame:
+        raw, probabilities = calibrated_scores(scorer.model, scorer.calibrator, chunk)
+        return score_frame(chunk, raw, probabilities, scorer.model_id, ranked_by="model")
+
+    return DayScorer(scorer.model_id, scorer.record.features, by_model, description)
+
+
+def _heuristic_ranker(prior: float, description: str) -> DayScorer:
     def by_heuristic(chunk: pd.DataFrame) -> pd.DataFrame:
         return score_frame(
             chunk,
@@ -762,8 +872,74 @@ def _day_scorer(
             ranked_by="heuristic",
         )
 
-    why = champion.problem or "there is no champion"
-    return list(heuristic.FEATURES), by_heuristic, f"ranked by the heuristic: {why}"
+    return DayScorer(heuristic.HEURISTIC_ID, list(heuristic.FEATURES), by_heuristic, description)
+
+
+@dataclass(frozen=True)
+class DayServing:
+    """Who ranks the run date: a ranker per variant with customers, the shadow (if any), and notes
+    on what could not be served as configured."""
+
+    variants: dict[str, DayScorer]
+    shadow: DayScorer | None
+    notes: list[str]
+
+    @property
+    def columns(self) -> list[str]:
+        rankers = [*self.variants.values(), *([self.shadow] if self.shadow is not None else [])]
+        return list(dict.fromkeys(name for ranker in rankers for name in ranker.columns))
+
+
+def _day_serving(conn: psycopg.Connection, stage: StageRun, as_of: dt.date) -> DayServing:
+    """The rankers of the run date's variants: treatment the champion (or the heuristic with no
+    usable champion), control the heuristic, canary the challenger (or treatment's ranker with no
+    challenger), and the shadow."""
+    config = stage.settings.experiment
+    champion = _champion(conn, stage)
+    prior = _prior_rate(conn, stage, as_of)
+    if champion.scorer is not None:
+        treatment = _model_ranker(champion.scorer, f"ranked by champion {champion.model_id}")
+    else:
+        why = champion.problem or "there is no champion"
+        treatment = _heuristic_ranker(prior, f"ranked by the heuristic: {why}")
+    variants = {"treatment": treatment}
+    notes = []
+    if config.control_buckets:
+        variants["control"] = _heuristic_ranker(prior, "control: the heuristic")
+    if config.canary_buckets:
+        canary, problem = _challenger(conn, stage, config.canary_model, "OFFERRANK_CANARY_MODEL")
+        variants["canary"] = canary or treatment
+        if canary is None:
+            notes.append(f"canary served as treatment: {problem}")
+    shadow = None
+    if config.shadow != SHADOW_OFF:
+        shadow, problem = _challenger(conn, stage, config.shadow, "OFFERRANK_SHADOW")
+        if shadow is None:
+            notes.append(f"no shadow: {problem}")
+    return DayServing(variants, shadow, notes)
+
+
+def _challenger(conn: psycopg.Connection, stage: StageRun, which: str, variable: str) -> tuple[DayScorer | None, str]:
+    """The ranker of a challenger: `challenger`, the best-validated non-champion of the latest
+    training that can score today, or a registered model id (an unknown id is a configuration error: it raises). None,
+    and why, when there is no such model or it cannot score today."""
+    if which in (CHALLENGER, SHADOW_CHALLENGER):
+        training = load_training_config()
+        records = data.latest_challengers(conn, stage.schema, training.primary_metric, training.tiebreak_metric)
+        if not records:
+            return None, "no challenger: the latest training left no model besides the champion"
+    else:
+        record = data.registered_model(conn, stage.schema, which)
+        if record is None:
+            raise LookupError(f"{variable} names model {which!r}, which is not in {stage.schema}.model_registry")
+        records = [record]
+    problems = []
+    for record in records:  # the best one that can score today
+        scorer, problem = _loaded(stage, record)
+        if scorer is not None:
+            return _model_ranker(scorer, f"challenger {record.model_id}"), ""
+        problems.append(f"{record.model_id}: {problem}")
+    return None, f"no challenger can score today's candidates ({'; '.join(problems)})"
 
 
 def _rerank_columns(stage: StageRun) -> list[str]:
@@ -848,6 +1024,8 @@ class RunSummary:
     validation_metrics: dict[str, dict[str, float]]  # scorer -> metric -> value, on the run date's window
     largest_drifts: pd.DataFrame  # the run date's 5 features with the largest PSI: feature, kind, psi, ks, model_id
     served_metrics: dict[str, dict[str, float]]  # the same for the list metrics of the lists as served
+    # the shadow's overlap@k with the served lists: variant, model_id, k, customers, overlap_at_k (empty: no shadow)
+    shadow_agreement: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def run_summary(settings: Settings, run_id: str) -> RunSummary:
@@ -865,6 +1043,7 @@ def run_summary(settings: Settings, run_id: str) -> RunSummary:
             validation_metrics=data.validation_metrics(conn, settings.ml_schema, as_of) if as_of else {},
             largest_drifts=data.largest_drifts(conn, settings.ml_schema, as_of) if as_of else pd.DataFrame(),
             served_metrics=data.validation_metrics(conn, settings.ml_schema, as_of, "served") if as_of else {},
+            shadow_agreement=data.shadow_agreement(conn, settings.ml_schema, as_of) if as_of else pd.DataFrame(),
         )
 
 

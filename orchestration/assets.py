@@ -279,8 +279,25 @@ def offer_scores_and_recommendations(context: AssetExecutionContext, warehouse: 
     )
     yield MaterializeResult(
         asset_key=RECOMMENDATIONS,
-        metadata=_metadata(started, {"recommendations_written": recommended, "rows_written": recommended}),
+        metadata=_metadata(
+            started,
+            {"recommendations_written": recommended, "rows_written": recommended, **_experiment_metadata(counts)},
+        ),
     )
+
+
+def _experiment_metadata(counts: Mapping[str, Any]) -> dict[str, object]:
+    """The experiment's side of the scored day: customers served per variant, first exposures,
+    and the shadow model's overlap@k with the served lists (when there is a shadow)."""
+    metadata: dict[str, object] = {
+        f"customers_{variant}": n for variant, n in sorted(counts["customers_by_variant"].items())
+    }
+    metadata["new_assignments"] = counts["new_assignments"]
+    if counts["shadow_model"] is not None:
+        metadata["shadow_model"] = counts["shadow_model"]
+        if counts["overlap_at_k"] is not None:
+            metadata["shadow_overlap_at_k"] = float(counts["overlap_at_k"])
+    return metadata
 
 
 @asset(key=["ml", "recommendation_explanations"], deps=[RECOMMENDATIONS, SCORING_CANDIDATES], **ML_DAILY)

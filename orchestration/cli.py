@@ -284,6 +284,7 @@ def _print_run(settings: Settings, run_id: str, success: bool, log_path: Path) -
         print(f"  {table:<28} {rows:>10,}")
     _print_metrics(summary)
     _print_drift(summary)
+    _print_shadow(summary)
 
 
 def _print_metrics(summary: RunSummary) -> None:
@@ -329,6 +330,24 @@ def _print_drift(summary: RunSummary) -> None:
     for row in drifts.itertuples():
         signal = "yes" if row.is_in_signal else "no (offer-level)"
         print(f"  {row.feature:<34}{_cell(row.psi):>10}{_cell(row.ks):>10}  {signal}")
+
+
+def _print_shadow(summary: RunSummary) -> None:
+    """The shadow model's agreement with the served lists, when one ranked the run date."""
+    agreement = summary.shadow_agreement
+    if agreement.empty:
+        return
+    overall = agreement.set_index("variant")
+    k, model_id = int(overall["k"].iloc[0]), overall["model_id"].iloc[0]
+    by_variant = ", ".join(
+        f"{variant} {_cell(row.overlap_at_k)} ({row.customers:,})"
+        for variant, row in overall.drop(index="all").iterrows()
+    )
+    everyone = overall.loc["all"]
+    print(
+        f"shadow {model_id} against the served lists of {summary.run_date}: overlap@{k}"
+        f" {_cell(everyone['overlap_at_k'])} over {everyone['customers']:,} customers ({by_variant})"
+    )
 
 
 def _cell(value: float | None) -> str:

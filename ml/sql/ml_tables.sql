@@ -64,6 +64,11 @@ alter table {schema}.offer_scores
     add column if not exists raw_score double precision,              -- the ranker's own score, before calibration
     add column if not exists ranked_by text not null default 'model'  -- 'model', or 'heuristic' (no usable model)
         check (ranked_by in ('model', 'heuristic'));
+-- The experiment variant that served the customer (ml/experiment.py); rows older than experiments
+-- were all served by what is now treatment.
+alter table {schema}.offer_scores
+    add column if not exists variant text not null default 'treatment'
+        check (variant in ('control', 'treatment', 'canary'));
 
 create table if not exists {schema}.recommendations (
     score_date date not null,
@@ -77,6 +82,44 @@ create table if not exists {schema}.recommendations (
 alter table {schema}.recommendations
     add column if not exists ranked_by text not null default 'model' check (ranked_by in ('model', 'heuristic')),
     add column if not exists score_rank integer;  -- the offer's rank in offer_scores, before re-ranking (null: older rows)
+alter table {schema}.recommendations
+    add column if not exists variant text not null default 'treatment'
+        check (variant in ('control', 'treatment', 'canary'));
+
+-- Experiments: one row per customer per experiment, written on the customer's first exposure (the
+-- first score date they were served under it), in the score stage's transaction. The shape of an
+-- exposure table of warehouse-native experimentation tools: user, timestamp, experiment, variant.
+create table if not exists {schema}.experiment_assignments (
+    experiment_id text not null,             -- OFFERRANK_EXPERIMENT
+    customer_id bigint not null,
+    variant text not null check (variant in ('control', 'treatment', 'canary')),
+    assigned_at timestamptz not null,        -- midnight UTC of the first score date served
+    primary key (experiment_id, customer_id)
+);
+
+-- Shadow mode: a challenger's lists of the day, scored and re-ranked as serving would, never served.
+create table if not exists {schema}.shadow_recommendations (
+    score_date date not null,
+    customer_id bigint not null,
+    rank integer not null,
+    offer_id bigint not null,
+    score double precision not null,
+    model_id text not null,                  -- the shadow model
+    score_rank integer not null,             -- its rank by the shadow's score, before re-ranking
+    primary key (score_date, customer_id, rank)
+);
+
+-- How much the shadow's lists agree with the served ones: mean overlap@k over customers, per
+-- variant of the served list and over all ('all').
+create table if not exists {schema}.shadow_agreement (
+    score_date date not null,
+    variant text not null check (variant in ('control', 'treatment', 'canary', 'all')),
+    model_id text not null,                  -- the shadow model
+    k integer not null,                      -- OFFERRANK_TOP_K
+    customers bigint not null,               -- customers with a served list
+    overlap_at_k double precision,           -- mean |served top k ∩ shadow top k| / list length; null: no customers
+    primary key (score_date, variant)
+);
 
 -- Why each recommendation: its top features by |contribution| to the raw score (TreeSHAP for
 -- LightGBM, coefficient x standardised value for logistic regression, log factors for the heuristic).

@@ -131,8 +131,18 @@ def test_ml_tables_are_created_written_and_read_under_a_hostile_schema_and_reade
          "score": [0.4, 0.2], "rank": [1, 2], "raw_score": [0.1, -0.3], "ranked_by": ["model", "model"]}
     )  # fmt: skip
     recommendations = scores.rename(columns={"rank": "score_rank"}).assign(rank=[1, 2])
-    assert data.replace_scored_day(conn, schema, day, [(scores, recommendations)]) == (2, 2)
-    assert data.replace_scored_day(conn, schema, day, [(scores, recommendations)]) == (2, 2)  # replaced, not added to
+    exposures = pd.DataFrame(
+        {
+            "experiment_id": ["e"],
+            "customer_id": [1],
+            "variant": ["treatment"],
+            "assigned_at": [pd.Timestamp(day, tz="UTC")],
+        }
+    )
+    chunk = data.ServedChunk(scores.assign(variant="treatment"), recommendations.assign(variant="treatment"), exposures)
+    assert data.replace_scored_day(conn, schema, day, [chunk]) == data.ScoredDay(2, 2, 1, 0)
+    # replaced, not added to; the exposure is kept from the first time
+    assert data.replace_scored_day(conn, schema, day, [chunk]) == data.ScoredDay(2, 2, 0, 0)
     read = data.date_rows(conn, schema, "offer_scores", "score_date", day)
     assert read.sort_values("offer_id")["score"].tolist() == [0.4, 0.2]
     assert data.output_row_counts(conn, schema, day)["offer_scores"] == 2

@@ -52,6 +52,7 @@ GRAINS = {
     "eval_metrics": ["as_of_date", "model_id", "split", "segment", "ordering", "metric", "k"],
     "feature_drift": ["as_of_date", "model_id", "feature"],
     "drift_reference": ["reference_date", "feature"],
+    "experiment_assignments": ["experiment_id", "customer_id"],
     "pipeline_runs": ["run_id", "step"],
 }
 

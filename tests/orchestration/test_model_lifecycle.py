@@ -15,11 +15,12 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
 from psycopg import sql
 
-from ml import checks, data, pipeline
-from ml.config import ModelPolicy, Settings, load_model_policy, load_training_config
+from ml import checks, data, experiment, pipeline
+from ml.config import ExperimentConfig, ModelPolicy, Settings, load_model_policy, load_training_config
 from ml.features import DbtManifest
-from orchestration import cli
+from orchestration import assets, cli
 from tests.conftest import load_generated, use_database
+from tests.ml.test_experiment import reference_variant
 
 NEVER = ModelPolicy(retrain_weekdays=frozenset())
 
@@ -355,3 +356,138 @@ def test_the_output_checks_fail_on_a_broken_day_and_pass_once_it_is_rewritten(wo
     pipeline.score_and_recommend(stage)
     assert checks.scores_cover_candidates(stage).passed
     assert checks.every_eligible_customer_recommended(stage).passed
+
+
+# --- experiments: variants, canary and shadow on the last run date (docs/experiments.md) -------------
+
+SPLIT = ExperimentConfig(
+    experiment_id="lifecycle-ab", salt="s1", treatment_share=0.5, canary_share=0.2, shadow="challenger"
+)
+
+
+def _day_rows(settings: Settings, table: str, day: dt.date) -> pd.DataFrame:
+    with data.connect(settings) as conn:
+        return data.date_rows(conn, settings.ml_schema, table, "score_date", day)
+
+
+def _assignments(settings: Settings, experiment_id: str) -> pd.DataFrame:
+    with data.connect(settings) as conn:
+        return data.copy_out(
+            conn,
+            sql.SQL("select * from {} where experiment_id = %s order by customer_id").format(
+                sql.Identifier(settings.ml_schema, "experiment_assignments")
+            ),
+            (experiment_id,),
+        )
+
+
+def test_an_experiment_serves_each_variant_by_its_ranker_with_a_shadow_beside(world, capsys):
+    settings = dataclasses.replace(world["settings"], experiment=SPLIT)
+    stage = _stage(settings)
+    counts = pipeline.score_and_recommend(stage)
+    with data.connect(settings) as conn:
+        day = pipeline.run_date(conn, stage.manifest)
+        champion = data.champion_model(conn, settings.ml_schema).model_id
+        columns = ["model_id", "trained_for_date", "status", "metrics", "features"]
+        registry = pd.DataFrame(
+            conn.execute(
+                sql.SQL("select {} from {}").format(
+                    sql.SQL(", ").join(map(sql.Identifier, columns)),
+                    sql.Identifier(settings.ml_schema, "model_registry"),
+                )
+            ).fetchall(),
+            columns=columns,
+        )
+    # the challenger, found independently: the latest training's best non-champion by ndcg@5 whose
+    # features the marts still have (not the 'stale' model of an earlier test)
+    registry["ndcg"] = registry["metrics"].map(lambda metrics: metrics.get("ndcg@5"))
+    available = set(stage.manifest.feature_columns("fct_training_examples"))
+    latest = registry[
+        (registry["trained_for_date"] == registry["trained_for_date"].max())
+        & (registry["status"] != "champion")
+        & registry["features"].map(lambda names: set(names) <= available)
+    ]
+    challenger = latest.sort_values(["ndcg", "model_id"], ascending=[False, True])["model_id"].iloc[0]
+    assert checks.scores_cover_candidates(stage).passed
+    assert checks.every_eligible_customer_recommended(stage).passed
+
+    recommendations = _day_rows(settings, "recommendations", day)
+    scores = _day_rows(settings, "offer_scores", day)
+    # the variants recomputed by the documented hash, one customer at a time
+    expected = {c: reference_variant(c, SPLIT) for c in recommendations["customer_id"].unique()}
+    assert (recommendations["variant"] == recommendations["customer_id"].map(expected)).all()
+    assert (scores.groupby("customer_id")["variant"].nunique() == 1).all()
+    by_variant = recommendations.groupby("variant")
+    assert set(by_variant.groups) == {"control", "treatment", "canary"}
+    assert set(by_variant.get_group("control")["ranked_by"]) == {"heuristic"}
+    assert set(by_variant.get_group("treatment")["model_id"]) == {champion}
+    assert set(by_variant.get_group("canary")["model_id"]) == {challenger} != {champion}
+    assert counts["customers_by_variant"] == by_variant["customer_id"].nunique().to_dict()
+
+    # first exposures: one row per customer served, at the day's midnight UTC, with their variant
+    assigned = _assignments(settings, SPLIT.experiment_id)
+    assert counts["new_assignments"] == len(assigned) == recommendations["customer_id"].nunique()
+    assert (assigned["variant"] == assigned["customer_id"].map(expected)).all()
+    assert set(assigned["assigned_at"]) == {pd.Timestamp(day, tz="UTC")}
+
+    # the shadow: the challenger's own lists, and overlap@k recomputed here from the two tables
+    shadow = _day_rows(settings, "shadow_recommendations", day)
+    assert set(shadow["model_id"]) == {challenger}
+    assert shadow.groupby("customer_id").size().equals(recommendations.groupby("customer_id").size())
+    common = recommendations.merge(shadow, on=["customer_id", "offer_id"]).groupby("customer_id").size()
+    lists = recommendations.groupby("customer_id").agg(length=("rank", "size"), variant=("variant", "first"))
+    lists["overlap"] = common.reindex(lists.index, fill_value=0) / lists["length"]
+    with data.connect(settings) as conn:
+        agreement = data.shadow_agreement(conn, settings.ml_schema, day).set_index("variant")
+    assert agreement.loc["all", "overlap_at_k"] == pytest.approx(lists["overlap"].mean())
+    assert counts["overlap_at_k"] == pytest.approx(lists["overlap"].mean())
+    # ... which the recommendations asset reports in its Dagster metadata
+    metadata = assets._experiment_metadata(counts)
+    assert metadata["shadow_overlap_at_k"] == pytest.approx(lists["overlap"].mean())
+    assert (
+        metadata["shadow_model"] == challenger
+        and metadata["customers_control"] == by_variant.get_group("control")["customer_id"].nunique()
+    )
+    for variant, overlap in lists.groupby("variant")["overlap"].mean().items():
+        assert agreement.loc[variant, "overlap_at_k"] == pytest.approx(overlap)
+    assert agreement.loc["treatment", "overlap_at_k"] < 1  # the challenger does rank differently
+    # ... and the run summary prints it
+    cli._print_shadow(pipeline.run_summary(settings, stage.run_id))
+    assert f"shadow {challenger} against the served lists of {day}: overlap@5 {lists['overlap'].mean():.4f}" in (
+        capsys.readouterr().out
+    )
+
+    # a re-run of the day writes the same rows and no new exposure
+    again = pipeline.score_and_recommend(_stage(settings))
+    assert again["new_assignments"] == 0
+    pd.testing.assert_frame_equal(_assignments(settings, SPLIT.experiment_id), assigned)
+    pd.testing.assert_frame_equal(
+        _day_rows(settings, "recommendations", day).sort_values(["customer_id", "rank"], ignore_index=True),
+        recommendations.sort_values(["customer_id", "rank"], ignore_index=True),
+    )
+
+
+def test_a_changed_split_stops_the_day_and_a_new_experiment_reshuffles(world):
+    settings = world["settings"]
+    changed = dataclasses.replace(settings, experiment=dataclasses.replace(SPLIT, treatment_share=0.6))
+    stage = _stage(changed)
+    with data.connect(settings) as conn:
+        day = pipeline.run_date(conn, stage.manifest)
+    before = _day_rows(settings, "recommendations", day)
+    with pytest.raises(
+        experiment.AssignmentChangedError, match="start a new experiment with a new OFFERRANK_EXPERIMENT"
+    ):
+        pipeline.score_and_recommend(stage)
+    pd.testing.assert_frame_equal(_day_rows(settings, "recommendations", day), before)  # the day stays whole
+
+    # the same split under a new id and salt: customers drawn again, the old experiment's rows kept
+    renamed = dataclasses.replace(changed.experiment, experiment_id="lifecycle-ab-2", salt="s2")
+    pipeline.score_and_recommend(_stage(dataclasses.replace(settings, experiment=renamed)))
+    old, new = _assignments(settings, SPLIT.experiment_id), _assignments(settings, "lifecycle-ab-2")
+    assert old["customer_id"].tolist() == new["customer_id"].tolist()
+    assert 0.3 < (old["variant"] != new["variant"]).mean() < 0.8
+
+    # back to the defaults: everyone in treatment, no shadow rows left for the day
+    pipeline.score_and_recommend(_stage(settings))
+    assert set(_day_rows(settings, "recommendations", day)["variant"]) == {"treatment"}
+    assert _day_rows(settings, "shadow_recommendations", day).empty

@@ -17,7 +17,7 @@ import pytest
 from psycopg import sql
 
 from ml import data, pipeline
-from ml.config import ModelPolicy, Settings, TrainingConfig
+from ml.config import SHADOW_CHALLENGER, ExperimentConfig, ModelPolicy, Settings, TrainingConfig
 from ml.features import DbtManifest
 from tests.conftest import REPORTING_MARTS, dbt, load_generated, use_database
 
@@ -84,7 +84,9 @@ def warehouse(server: Settings, generated_world, dbt_manifest) -> Iterator[Wareh
     assert outcome.promoted, outcome.reason
     pipeline.measure_drift(stage, TrainingConfig())  # a daily run measures before training; it needs a champion
     pipeline.evaluate_champion(stage, TrainingConfig())
-    pipeline.score_and_recommend(stage)
+    # with a shadow, so that its tables have rows for the reader to read too
+    shadowed = dataclasses.replace(settings, experiment=ExperimentConfig(shadow=SHADOW_CHALLENGER))
+    pipeline.score_and_recommend(dataclasses.replace(stage, settings=shadowed))
     pipeline.explain_recommendations(stage)
     dbt("run", "--selector", "reporting")  # the reporting marts, over the ml tables
     with data.connect(settings) as owner:

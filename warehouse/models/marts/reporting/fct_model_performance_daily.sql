@@ -33,15 +33,18 @@ validation_metrics as (
 
 ),
 
--- The champion of a date is the model that ranked its recommendations (the champion that
--- served the day, after that run's training and promotion); the heuristic when none could.
+-- The champion of a date is the model that ranked its treatment recommendations (the champion
+-- that served the day, after that run's training and promotion); the heuristic when none could.
+-- The control and canary variants of an experiment are served by other rankers on purpose.
 serving_scorers as (
 
     select
         score_date as as_of_date,
         min(model_id) as serving_model_id
     from recommendations
-    where rank = 1
+    where
+        rank = 1
+        and variant = 'treatment'
     group by score_date
 
 ),

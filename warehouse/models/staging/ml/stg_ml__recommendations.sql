@@ -17,6 +17,7 @@ renamed as (
 
         ---------- strings
         ranked_by::text as ranked_by,
+        variant::text as variant,
 
         ---------- numerics
         rank::integer as rank,
