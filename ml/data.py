@@ -351,21 +351,10 @@ def read_loop_state(
     }
 
 
-def served_variant_mix(conn: psycopg.Connection, ml_schema: str, score_date: dt.date) -> dict[str, int] | None:
-    """Recommendation rows per variant of one day; None when ml.recommendations has no `variant`."""
-    has_variant = conn.execute(
-        "select 1 from information_schema.columns where table_schema = %s and table_name = 'recommendations'"
-        " and column_name = 'variant'",
-        (ml_schema,),
-    ).fetchone()
-    if has_variant is None:
-        return None
-    rows = conn.execute(
-        sql.SQL("select variant, count(*) from {} where score_date = %s group by 1 order by 1").format(
-            sql.Identifier(ml_schema, "recommendations")
-        ),
-        (score_date,),
-    ).fetchall()
+def served_variant_mix(conn: psycopg.Connection, ml_schema: str, score_date: dt.date) -> dict[str, int]:
+    """Customers with recommendations on one day, per experiment variant."""
+    query = sql.SQL("select variant, count(distinct customer_id) from {} where score_date = %s group by 1 order by 1")
+    rows = conn.execute(query.format(sql.Identifier(ml_schema, "recommendations")), (score_date,)).fetchall()
     return {str(variant): count for variant, count in rows}
 
 

@@ -236,7 +236,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             f"\nsimulated {day}: {summary['impressions']:,} impressions, {summary['redemptions_released']:,}"
             f" redemptions released ({summary['redemptions_pending']:,} pending), {summary['orders']:,} orders,"
             f" {summary['new_offers']} new offers in {time.perf_counter() - started:.1f}s"
-            + (f"; served variants: {', '.join(f'{v} {n:,}' for v, n in mix.items())}" if mix is not None else "")
+            + f"; customers served per variant: {', '.join(f'{v} {n:,}' for v, n in mix.items()) or 'none'}"
         )
         day += dt.timedelta(days=1)
     return 0
@@ -244,9 +244,9 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _simulate_day(
     conn: psycopg.Connection, settings: Settings, world: World, day: dt.date
-) -> tuple[closed_loop.SimulatedDay, dict[str, int] | None]:
+) -> tuple[closed_loop.SimulatedDay, dict[str, int]]:
     """Draw day `day` from the warehouse's state and append it in one transaction; with the
-    served variant mix when the recommendations have variants."""
+    customers served per experiment variant."""
     frames = data.read_loop_state(conn, settings.raw_schema, settings.truth_schema, settings.ml_schema, day)
     state = closed_loop.loop_state(frames, data.raw_row_counts(conn, settings.raw_schema))
     simulated = closed_loop.simulate_day(world, day, state)

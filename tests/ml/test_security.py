@@ -192,7 +192,7 @@ def test_raw_and_truth_tables_load_into_hostile_schemas(hostile):
     )
     assert appended == {name: len(frame) for name, frame in simulated.raw.items()} and appended["orders"] > 0
     assert data.last_simulated_day(conn, truth_schema) == day
-    assert data.served_variant_mix(conn, ml, day) is None
+    assert data.served_variant_mix(conn, ml, day) == {}
     assert data.clear_truth_tables(conn, settings.truth_schema) == sorted(data.TRUTH_TABLES)
     assert data.read_true_probabilities(conn, settings.truth_schema, impressions) is None
 
