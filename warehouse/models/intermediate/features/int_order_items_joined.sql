@@ -1,4 +1,5 @@
--- Order lines with their order's customer and date and their product's attributes.
+-- Order lines with their order's customer and date and their product's attributes, and the
+-- line's gross margin (what was paid over the product's cost) for the experiment results.
 
 with
 
@@ -38,8 +39,10 @@ order_items_joined as (
         order_items.quantity,
         order_items.paid_unit_price,
         products.list_unit_price,
+        products.unit_cost,
         order_items.quantity * order_items.paid_unit_price as paid_amount,
-        order_items.quantity * products.list_unit_price as list_amount
+        order_items.quantity * products.list_unit_price as list_amount,
+        order_items.quantity * (order_items.paid_unit_price - products.unit_cost) as gross_margin_amount
     from order_items
     inner join orders
         on order_items.order_id = orders.order_id
