@@ -576,7 +576,17 @@ def test_latest_recommendations_mart_holds_the_days_lists_with_offers_and_reason
             conn,
             settings,
             "recommendations",
-            ["score_date", "customer_id", "rank", "offer_id", "score", "score_rank", "model_id", "ranked_by"],
+            [
+                "score_date",
+                "customer_id",
+                "rank",
+                "offer_id",
+                "score",
+                "score_rank",
+                "model_id",
+                "ranked_by",
+                "variant",
+            ],
         )
         explanations = _table(
             conn,
@@ -591,7 +601,7 @@ def test_latest_recommendations_mart_holds_the_days_lists_with_offers_and_reason
     keys = ["customer_id", "rank"]
     joined = latest.merge(mart, on=keys, how="outer", suffixes=("", "_mart"), validate="1:1", indicator=True)
     assert len(mart) == len(latest) > 0 and (joined["_merge"] == "both").all()
-    for column in ("score_date", "offer_id", "score", "score_rank", "model_id", "ranked_by"):
+    for column in ("score_date", "offer_id", "score", "score_rank", "model_id", "ranked_by", "variant"):
         assert (joined[column] == joined[f"{column}_mart"]).all(), column
     categories = joined.merge(offers, on="offer_id", validate="m:1")
     pd.testing.assert_series_equal(

@@ -1,6 +1,6 @@
 -- The latest day's recommendations, one row per (customer_id, rank), with the offer's details,
--- the model that ranked it and its top 3 reasons: as columns (reason_<n>_*) for BI filters, and
--- as one readable line (`reasons`) for a table view.
+-- the customer's experiment variant, the model that ranked it and its top 3 reasons: as columns
+-- (reason_<n>_*) for BI filters, and as one readable line (`reasons`) for a table view.
 
 with
 
@@ -105,6 +105,7 @@ recommendations_explained as (
         offers.ends_on as offer_ends_on,
         latest_recommendations.score,
         latest_recommendations.score_rank,
+        latest_recommendations.variant,
         latest_recommendations.ranked_by,
         latest_recommendations.model_id,
         models.algorithm,
