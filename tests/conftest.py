@@ -18,7 +18,12 @@ from ml.config import PROFILES_DIR, WAREHOUSE_DIR, Settings, dbt_target_path, lo
 from ml.generate import GeneratorParams, generate_all
 
 # The dbt marts BI reads over the ml tables (models/marts/reporting/).
-REPORTING_MARTS = ("fct_latest_recommendations", "fct_model_performance_daily", "fct_feature_drift_daily")
+REPORTING_MARTS = (
+    "fct_latest_recommendations",
+    "fct_model_performance_daily",
+    "fct_feature_drift_daily",
+    "fct_experiment_results",
+)
 
 # Small enough for a quick suite, large enough that a model finds the signal.
 TEST_DATA = GeneratorParams(customers=400, products=120, offers=30, days=90, seed=11)

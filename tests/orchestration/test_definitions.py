@@ -75,6 +75,7 @@ def test_reporting_models_follow_the_ml_assets_in_their_own_group(dbt_manifest):
     assert AssetKey(["ml", "recommendation_explanations"]) in upstream(reporting["fct_latest_recommendations"])
     assert AssetKey(["ml", "eval_metrics"]) in upstream(reporting["fct_model_performance_daily"])
     assert AssetKey(["ml", "feature_drift"]) in upstream(reporting["fct_feature_drift_daily"])
+    assert AssetKey(["ml", "experiment_assignments"]) in upstream(reporting["fct_experiment_results"])
     # their dbt tests are asset checks, and the daily job runs them
     checks = {key.asset_key for key in defs.resolve_job_def(DAILY_JOB).asset_layer.asset_graph.asset_check_keys}
     assert reporting["fct_latest_recommendations"] in checks
