@@ -1,0 +1,92 @@
+"""Benchmark: what Dagster's SQLite run storage costs a run, on disk and in memory (tmpfs).
+
+    .venv/bin/python bench/dagster_run_storage.py --repeat 3
+
+Runs a job shaped like offerrank's dbt step — one multi-asset with 40 models and 180 asset
+checks, about 670 events — in process, against a fresh DAGSTER_HOME in each folder given
+(default: the system temporary folder and /dev/shm), and against Dagster's in-memory instance as
+the floor. Prints the wall seconds of each run. The suite keeps its DAGSTER_HOME in /dev/shm
+(tests/conftest.py) because of what this shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetSpec,
+    DagsterInstance,
+    Definitions,
+    JobDefinition,
+    Output,
+    define_asset_job,
+    in_process_executor,
+    multi_asset,
+)
+
+MODELS = 40
+CHECKS = 180
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}  # the events are stored all the same
+
+
+@multi_asset(
+    specs=[AssetSpec(f"model_{i}") for i in range(MODELS)],
+    check_specs=[AssetCheckSpec(f"check_{j}", asset=f"model_{j % MODELS}") for j in range(CHECKS)],
+)
+def models() -> Iterator[Output | AssetCheckResult]:
+    for i in range(MODELS):
+        yield Output(None, output_name=f"model_{i}", metadata={"rows": i})
+    for j in range(CHECKS):
+        yield AssetCheckResult(asset_key=f"model_{j % MODELS}", check_name=f"check_{j}", passed=True)
+
+
+def _job() -> JobDefinition:
+    definitions = Definitions(assets=[models], jobs=[define_asset_job("dbt_shaped")], executor=in_process_executor)
+    return definitions.resolve_job_def("dbt_shaped")
+
+
+def _seconds(job: JobDefinition, instance: DagsterInstance) -> tuple[float, int]:
+    started = time.perf_counter()
+    result = job.execute_in_process(instance=instance, run_config=QUIET, raise_on_error=True)
+    return time.perf_counter() - started, len(instance.all_logs(result.run_id))
+
+
+def _sqlite_instance(folder: Path) -> DagsterInstance:
+    home = Path(tempfile.mkdtemp(prefix="dagster-bench-", dir=folder))
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return DagsterInstance.get()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per storage")
+    parser.add_argument(
+        "--folder", type=Path, action="append", help="where to put DAGSTER_HOME (repeatable; default: tmp and /dev/shm)"
+    )
+    args = parser.parse_args()
+    folders = args.folder or [Path(tempfile.gettempdir()), Path("/dev/shm")]
+    job = _job()
+    storages = {f"sqlite in {folder}": lambda folder=folder: _sqlite_instance(folder) for folder in folders}
+    storages["in memory (floor)"] = DagsterInstance.ephemeral
+    print(f"{'storage':<28} {'events':>7} {'median s':>9}  runs (s)")
+    for name, make_instance in storages.items():
+        with make_instance() as instance:
+            runs = [_seconds(job, instance) for _ in range(args.repeat)]
+        seconds = [wall for wall, _ in runs]
+        print(
+            f"{name:<28} {runs[0][1]:>7} {statistics.median(seconds):>9.2f}  "
+            + " ".join(f"{wall:.2f}" for wall in seconds)
+        )
+
+
+if __name__ == "__main__":
+    main()
