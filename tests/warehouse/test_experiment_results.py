@@ -218,7 +218,9 @@ def test_the_mart_agrees_with_an_independent_recomputation(results, generated_da
     assert len(compared) == len(mart.columns) - len(keys) - 2  # all but the assignment times
     for column in compared:
         expected_values, mart_values = joined[column].astype(float), joined[f"{column}_mart"].astype(float)
-        np.testing.assert_allclose(mart_values, expected_values, rtol=1e-9, atol=1e-9, err_msg=column)
+        # the p-value is the erfc fit of macros/normal_two_sided_p_value.sql: within 1.2e-7 of it
+        tolerance = 2e-7 if column == "conversion_p_value" else 1e-9
+        np.testing.assert_allclose(mart_values, expected_values, rtol=tolerance, atol=1e-9, err_msg=column)
     first = assignments.groupby(["experiment_id", "variant"])["assigned_at"].agg(["min", "max"])
     times = mart.set_index(keys)[["first_assigned_at", "last_assigned_at"]]
     assert (times.to_numpy() == first.loc[times.index].to_numpy()).all()

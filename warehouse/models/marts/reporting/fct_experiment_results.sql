@@ -165,7 +165,7 @@ results as (
         exp({{ figure }}_log_ratio + {{ z }} * {{ figure }}_log_ratio_se) - 1 as {{ figure }}_lift_ci_upper,
         {%- endfor %}
         conversion_z,
-        erfc(abs(conversion_z) / sqrt(2)) as conversion_p_value
+        {{ normal_two_sided_p_value('conversion_z') }} as conversion_p_value
     from conversion_tested
 
 )
