@@ -1145,3 +1145,55 @@ OUTPUT_TABLES: dict[str, str | None] = {
     "shadow_agreement": "score_date",
     "pipeline_runs": "run_date",
 }
+
+
+# --- the off-policy estimate ---------------------------------------------------------------------------
+
+
+def iter_visit_candidates(
+    conn: psycopg.Connection, relation: sql.Composable, columns: Sequence[str]
+) -> Iterator[pd.DataFrame]:
+    """Stream `columns` of the logged visits' candidates (fct_logged_visit_candidates), ordered by
+    customer, day and offer: a customer's rows are contiguous, so chunks can hold whole customers."""
+    query = sql.SQL("select {} from {} order by customer_id, as_of_date, offer_id").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)), relation
+    )
+    return iter_copy_out(conn, query)
+
+
+def exposed_outcomes(
+    conn: psycopg.Connection,
+    schema: str,
+    examples: sql.Composable,
+    run_date: sql.Composable,
+    experiment_id: str,
+    variant: str,
+) -> pd.DataFrame:
+    """The labelled impressions (fct_training_examples, as of the last run) of one experiment
+    variant's customers shown at or after their first exposure (ml.experiment_assignments): the
+    variant's online outcomes, one row per impression (customer_id, shown_date, label)."""
+    query = sql.SQL(
+        "select examples.customer_id, examples.shown_date, examples.label"
+        " from {examples} as examples"
+        " inner join {assignments} as assignments on examples.customer_id = assignments.customer_id"
+        " where assignments.experiment_id = %(experiment)s and assignments.variant = %(variant)s"
+        " and examples.shown_at >= assignments.assigned_at"
+        " and examples.shown_date <= (select last_labelled_shown_date from {run_date})"
+        " order by examples.customer_id, examples.shown_date"
+    ).format(examples=examples, assignments=sql.Identifier(schema, "experiment_assignments"), run_date=run_date)
+    return copy_out(conn, query, {"experiment": experiment_id, "variant": variant})
+
+
+def replace_off_policy_estimates(conn: psycopg.Connection, schema: str, frame: pd.DataFrame) -> int:
+    """Replace the rows of `frame`'s (as_of_date, model_id, estimator) keys with it, in one transaction."""
+    table = sql.Identifier(schema, "off_policy_estimates")
+    with conn.transaction():
+        for as_of_date, model_id in frame[["as_of_date", "model_id"]].drop_duplicates().itertuples(index=False):
+            estimators = frame.loc[
+                (frame["as_of_date"] == as_of_date) & (frame["model_id"] == model_id), "estimator"
+            ].tolist()
+            conn.execute(
+                sql.SQL("delete from {} where as_of_date = %s and model_id = %s and estimator = any(%s)").format(table),
+                (as_of_date, model_id, estimators),
+            )
+        return copy_in(conn, table, frame)
