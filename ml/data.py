@@ -1197,3 +1197,15 @@ def replace_off_policy_estimates(conn: psycopg.Connection, schema: str, frame: p
                 (as_of_date, model_id, estimators),
             )
         return copy_in(conn, table, frame)
+
+
+def off_policy_estimates(conn: psycopg.Connection, schema: str, as_of_date: dt.date, model_id: str) -> pd.DataFrame:
+    """The stored off-policy estimate rows of one run date and model, estimators in their listed order."""
+    return _small_query(
+        conn,
+        sql.SQL(
+            "select * from {} where as_of_date = %s and model_id = %s"
+            " order by array_position(array['ips', 'snips', 'logging_policy', 'online_treatment'], estimator)"
+        ).format(sql.Identifier(schema, "off_policy_estimates")),
+        (as_of_date, model_id),
+    )
