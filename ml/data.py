@@ -1161,27 +1161,24 @@ def iter_visit_candidates(
     return iter_copy_out(conn, query)
 
 
-def exposed_outcomes(
-    conn: psycopg.Connection,
-    schema: str,
-    examples: sql.Composable,
-    run_date: sql.Composable,
-    experiment_id: str,
-    variant: str,
+def served_outcomes(
+    conn: psycopg.Connection, schema: str, examples: sql.Composable, run_date: sql.Composable, variant: str
 ) -> pd.DataFrame:
-    """The labelled impressions (fct_training_examples, as of the last run) of one experiment
-    variant's customers shown at or after their first exposure (ml.experiment_assignments): the
-    variant's online outcomes, one row per impression (customer_id, shown_date, label)."""
+    """The online outcomes of one experiment variant's served lists: the labelled impressions
+    (fct_training_examples, as of the last run) of offers that the variant's recommendations held
+    for the customer on the day they were shown, one row per impression (customer_id,
+    shown_date, label). In the closed loop (`offerrank simulate`) those are the served impressions."""
     query = sql.SQL(
         "select examples.customer_id, examples.shown_date, examples.label"
         " from {examples} as examples"
-        " inner join {assignments} as assignments on examples.customer_id = assignments.customer_id"
-        " where assignments.experiment_id = %(experiment)s and assignments.variant = %(variant)s"
-        " and examples.shown_at >= assignments.assigned_at"
+        " inner join {recommendations} as recommendations"
+        " on examples.shown_date = recommendations.score_date and examples.customer_id = recommendations.customer_id"
+        " and examples.offer_id = recommendations.offer_id"
+        " where recommendations.variant = %s"
         " and examples.shown_date <= (select last_labelled_shown_date from {run_date})"
         " order by examples.customer_id, examples.shown_date"
-    ).format(examples=examples, assignments=sql.Identifier(schema, "experiment_assignments"), run_date=run_date)
-    return copy_out(conn, query, {"experiment": experiment_id, "variant": variant})
+    ).format(examples=examples, recommendations=sql.Identifier(schema, "recommendations"), run_date=run_date)
+    return copy_out(conn, query, (variant,))
 
 
 def replace_off_policy_estimates(conn: psycopg.Connection, schema: str, frame: pd.DataFrame) -> int:

@@ -209,7 +209,7 @@ def estimate_rows(
 ) -> tuple[list[dict[str, object]], list[str]]:
     """The estimate rows (without their run date and model) and notes on the rows left out: IPS,
     SNIPS and the logging policy's rate over the logged visits; the online rate of `online`
-    (customer_id, shown_date, label: the treatment's impressions after exposure)."""
+    (customer_id, shown_date, label: the impressions of the treatment's served lists)."""
     rows, notes = [], []
     if visits.empty:
         notes.append("no logged visits in the window: no stochastically logged, labelled impressions")
@@ -220,7 +220,7 @@ def estimate_rows(
         logging_rate = on_policy_rate(outcomes.customer, outcomes.reward, len(visits), config)
         rows.append(_row("logging_policy", logging_rate, window))
     if online.empty:
-        notes.append("no labelled treatment impressions after exposure: `offerrank simulate` gives an online result")
+        notes.append("no labelled impressions of treatment's served lists: `offerrank simulate` gives an online result")
     else:
         online_visits = len(online.drop_duplicates(["customer_id", "shown_date"]))
         rate = on_policy_rate(online["customer_id"].to_numpy(), online["label"].to_numpy(), online_visits, config)
@@ -239,9 +239,9 @@ class OfflineEvaluation:
 def evaluate_offline(stage: StageRun) -> OfflineEvaluation:
     """Estimate the champion's redemption rate per impression on the logged visits of the
     off-policy window (fct_logged_visit_candidates, built by the dbt selector `off_policy`), next to
-    the logging policy's own rate there and the online rate of the experiment's treatment customers
-    after exposure; replace those rows of ml.off_policy_estimates in one transaction. Candidates
-    stream in chunks of whole customers, as scoring does."""
+    the logging policy's own rate there and the online rate of treatment's served lists; replace
+    those rows of ml.off_policy_estimates in one transaction. Candidates stream in chunks of whole
+    customers, as scoring does."""
     settings, config = stage.settings, stage.settings.off_policy
     with data.connect(settings) as reader, data.connect(settings) as writer:
         data.ensure_ml_tables(writer, stage.schema, settings.reader_role)
@@ -252,12 +252,11 @@ def evaluate_offline(stage: StageRun) -> OfflineEvaluation:
                 why = champion.problem or "no model has been promoted"
                 raise LookupError(f"no champion to evaluate ({why}): run `offerrank run` first")
             logged, visits = _champion_outcomes(reader, stage, champion.scorer)
-            online = data.exposed_outcomes(
+            online = data.served_outcomes(
                 reader,
                 stage.schema,
                 stage.manifest.relation(TRAINING_MODEL),
                 stage.manifest.relation(RUN_DATE_MODEL),
-                settings.experiment.experiment_id,
                 "treatment",
             )
             rows, notes = estimate_rows(logged, visits, online, config)

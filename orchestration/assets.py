@@ -366,7 +366,7 @@ def off_policy_models(context: AssetExecutionContext, dbt: DbtCliResource, wareh
 )
 def off_policy_estimates(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """IPS and self-normalised IPS of the champion's redemption rate per impression on the logged
-    visits, the logging policy's own rate there, and the treatment's online rate after exposure
+    visits, the logging policy's own rate there, and the online rate of treatment's served lists
     (docs/experiments.md, "Off-policy estimate")."""
     started = time.perf_counter()
     evaluation = off_policy.evaluate_offline(_stage(context, warehouse))

@@ -212,7 +212,7 @@ create table if not exists {schema}.pipeline_runs (
 -- The off-policy estimate of a model policy's redemption rate per impression from stochastically
 -- logged impressions (ml/off_policy.py, `offerrank evaluate-offline`): IPS and self-normalised IPS
 -- of the model's lists, the logging policy's own rate over the same window, and the online rate of
--- the experiment's treatment customers after their exposure, to set next to them.
+-- the experiment's treatment lists as served (closed loop), to set next to them.
 create table if not exists {schema}.off_policy_estimates (
     as_of_date date not null,                -- the run date whose marts and champion were evaluated
     model_id text not null,                  -- the evaluated model (the champion)
