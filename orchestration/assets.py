@@ -348,11 +348,14 @@ OFF_POLICY_SELECTOR = "off_policy"
     select="",
     selector=OFF_POLICY_SELECTOR,
     dagster_dbt_translator=_GroupTranslator(OFF_POLICY_SELECTOR),
+    partitions_def=DAILY_PARTITIONS,
+    backfill_policy=ONE_DATE_PER_RUN,
 )
 def off_policy_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """The logged visits of the off-policy window and their candidates with features as of each
-    visit's day (fct_logged_visit_candidates), built from the marts the last run left: not part of
-    the daily run, which it would slow for an estimate nobody needs every day."""
+    visit's day (fct_logged_visit_candidates), from the marts the partition's daily run built: not
+    part of the daily run, which it would slow for an estimate nobody needs every day."""
+    _stage(context, warehouse)  # the marts it reads must be the partition's
     window = {"off_policy_window_days": warehouse.settings().off_policy.window_days}
     yield from dbt.cli([*PRODUCTION_BUILD, "--vars", json.dumps(window)], context=context).stream()
 
@@ -362,7 +365,7 @@ def off_policy_models(context: AssetExecutionContext, dbt: DbtCliResource, wareh
     # It reads the champion too, but a dependency on model_registry would put it in the drift
     # sensor's retraining job (everything downstream of training).
     deps=[get_asset_key_for_model([off_policy_models], VISIT_CANDIDATES_MODEL), RUN_DATE],
-    group_name=OFF_POLICY_SELECTOR,
+    **{**ML_DAILY, "group_name": OFF_POLICY_SELECTOR},
 )
 def off_policy_estimates(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """IPS and self-normalised IPS of the champion's redemption rate per impression on the logged

@@ -418,6 +418,7 @@ def cmd_evaluate_offline(args: argparse.Namespace, settings: Settings) -> int:
     _ensure_database(settings)
     _use_dagster_home(settings)
 
+    import psycopg
     from dagster import DagsterInstance
 
     from ml.features import DbtManifest
@@ -427,19 +428,25 @@ def cmd_evaluate_offline(args: argparse.Namespace, settings: Settings) -> int:
     parse_project()
     from orchestration.definitions import OFF_POLICY_JOB, defs
 
+    try:
+        with data.connect(settings) as conn:
+            as_of = run_date(conn, DbtManifest.load())  # the last daily run's date: its marts and champion
+    except (LookupError, psycopg.errors.UndefinedTable):
+        print("offerrank evaluate-offline: no daily run built the marts yet: run `offerrank run`", file=sys.stderr)
+        return 1
     log_path = settings.home / "logs" / f"evaluate-offline-{dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log, contextlib.redirect_stdout(log):
         result = defs.resolve_job_def(OFF_POLICY_JOB).execute_in_process(
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
             instance=DagsterInstance.get(),
+            partition_key=as_of.isoformat(),
             raise_on_error=False,
         )
     if not result.success:
         print(f"offerrank evaluate-offline: {_failure(result)} (dbt output: {log_path})", file=sys.stderr)
         return 1
     with data.connect(settings) as conn:
-        as_of = run_date(conn, DbtManifest.load())
         champion = data.champion_model(conn, settings.ml_schema)
         rows = data.off_policy_estimates(conn, settings.ml_schema, as_of, champion.model_id)
     _print_estimates(rows, champion.model_id, as_of)

@@ -17,7 +17,7 @@ renamed as (
         estimator::text as estimator,
 
         ---------- numerics
-        value::double precision as value,
+        value::double precision as estimate_value,
         ci_low::double precision as ci_low,
         ci_high::double precision as ci_high,
         confidence::double precision as confidence,
