@@ -1162,22 +1162,21 @@ def iter_visit_candidates(
 
 
 def served_outcomes(
-    conn: psycopg.Connection, schema: str, examples: sql.Composable, run_date: sql.Composable, variant: str
+    conn: psycopg.Connection, schema: str, served_impressions: sql.Composable, variant: str
 ) -> pd.DataFrame:
-    """The online outcomes of one experiment variant's served lists: the labelled impressions
-    (fct_training_examples, as of the last run) of offers that the variant's recommendations held
-    for the customer on the day they were shown, one row per impression (customer_id,
-    shown_date, label). In the closed loop (`offerrank simulate`) those are the served impressions."""
+    """The online outcomes of one experiment variant's lists: the labelled impressions a
+    deterministic policy served (fct_served_impressions, propensity 1) of offers the variant's
+    recommendations held for the customer that day, one row per impression (customer_id,
+    shown_date, label). In the closed loop (`offerrank simulate`) those are the lists as shown."""
     query = sql.SQL(
-        "select examples.customer_id, examples.shown_date, examples.label"
-        " from {examples} as examples"
+        "select served.customer_id, served.shown_date, served.label"
+        " from {served} as served"
         " inner join {recommendations} as recommendations"
-        " on examples.shown_date = recommendations.score_date and examples.customer_id = recommendations.customer_id"
-        " and examples.offer_id = recommendations.offer_id"
+        " on served.shown_date = recommendations.score_date and served.customer_id = recommendations.customer_id"
+        " and served.offer_id = recommendations.offer_id"
         " where recommendations.variant = %s"
-        " and examples.shown_date <= (select last_labelled_shown_date from {run_date})"
-        " order by examples.customer_id, examples.shown_date"
-    ).format(examples=examples, recommendations=sql.Identifier(schema, "recommendations"), run_date=run_date)
+        " order by served.customer_id, served.shown_date"
+    ).format(served=served_impressions, recommendations=sql.Identifier(schema, "recommendations"))
     return copy_out(conn, query, (variant,))
 
 

@@ -29,7 +29,7 @@ import psycopg
 
 from ml import data, pipeline
 from ml.config import OffPolicyConfig
-from ml.features import RUN_DATE_MODEL, TRAINING_MODEL, VISIT_CANDIDATES_MODEL
+from ml.features import SERVED_IMPRESSIONS_MODEL, VISIT_CANDIDATES_MODEL
 from ml.pipeline import CANDIDATE_KEYS, StageRun
 
 ESTIMATORS = ("ips", "snips", "logging_policy", "online_treatment")
@@ -253,11 +253,7 @@ def evaluate_offline(stage: StageRun) -> OfflineEvaluation:
                 raise LookupError(f"no champion to evaluate ({why}): run `offerrank run` first")
             logged, visits = _champion_outcomes(reader, stage, champion.scorer)
             online = data.served_outcomes(
-                reader,
-                stage.schema,
-                stage.manifest.relation(TRAINING_MODEL),
-                stage.manifest.relation(RUN_DATE_MODEL),
-                "treatment",
+                reader, stage.schema, stage.manifest.relation(SERVED_IMPRESSIONS_MODEL), "treatment"
             )
             rows, notes = estimate_rows(logged, visits, online, config)
             record = champion.scorer.record

@@ -38,7 +38,12 @@ def test_the_default_selection_leaves_out_exactly_the_reporting_models(dbt_manif
 
     # the off-policy window's models are built on demand, by their own selector
     off_policy = _listed("--selector", "off_policy")
-    assert off_policy == {"int_impressions_logged_in_window", "fct_logged_visit_candidates"}
+    assert off_policy == {
+        "int_impressions_labelled_with_propensities",
+        "int_impressions_logged_in_window",
+        "fct_logged_visit_candidates",
+        "fct_served_impressions",
+    }
 
     default = _listed()
     assert default and default.isdisjoint(reporting) and default.isdisjoint(off_policy)

@@ -1,9 +1,8 @@
 -- The impressions of the off-policy window, one row per impression with its propensity and
 -- label: those a stochastic logging policy chose (propensity < 1; a deterministic policy's
 -- impressions, such as offerrank's own served lists, propensity 1, cannot weigh another policy)
--- and whose label is known (int_impressions_labelled: right-censored impressions are left
--- out). The window is the last `off_policy_window_days` UTC days of them, up to the last day
--- with such impressions.
+-- and whose label is known. The window is the last `off_policy_window_days` UTC days of them,
+-- up to the last day with such impressions.
 --
 -- Built only by the `off_policy` selector (selectors.yml), with fct_logged_visit_candidates.
 
@@ -13,31 +12,17 @@
 
 with
 
-impressions as (
+labelled_impressions as (
 
-    select * from {{ ref('stg_raw__impressions') }}
-
-),
-
-impressions_labelled as (
-
-    select * from {{ ref('int_impressions_labelled') }}
+    select * from {{ ref('int_impressions_labelled_with_propensities') }}
 
 ),
 
 stochastic_impressions as (
 
-    select
-        impressions_labelled.impression_id,
-        impressions_labelled.customer_id,
-        impressions_labelled.offer_id,
-        impressions_labelled.shown_date,
-        impressions.propensity,
-        impressions_labelled.label
-    from impressions_labelled
-    inner join impressions
-        on impressions_labelled.impression_id = impressions.impression_id
-    where impressions.propensity < 1
+    select *
+    from labelled_impressions
+    where propensity < 1
 
 ),
 
