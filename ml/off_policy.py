@@ -194,10 +194,10 @@ def _champion_outcomes(
     blocks = data.iter_visit_candidates(reader, stage.manifest.relation(VISIT_CANDIDATES_MODEL), columns)
     parts = [_visit_outcomes(chunk, ranker, stage, rerank_columns) for chunk in pipeline.customer_chunks(blocks)]
     if not parts:
-        return pd.DataFrame(columns=["customer_id", "as_of_date", *LOGGED_COLUMNS, "is_listed"]), pd.DataFrame(
-            columns=["customer_id", "as_of_date", "list_length"]
-        )
-    return (pd.concat([part[i] for part in parts], ignore_index=True) for i in (0, 1))  # type: ignore[return-value]
+        empty_logged = pd.DataFrame(columns=["customer_id", "as_of_date", *LOGGED_COLUMNS, "is_listed"])
+        return empty_logged, pd.DataFrame(columns=["customer_id", "as_of_date", "list_length"])
+    logged = pd.concat([part_logged for part_logged, _ in parts], ignore_index=True)
+    return logged, pd.concat([part_visits for _, part_visits in parts], ignore_index=True)
 
 
 def _row(estimator: str, estimate: Estimate, window: tuple[object, object]) -> dict[str, object]:
