@@ -38,7 +38,12 @@ window_bounds as (
 impressions_in_window as (
 
     select
-        stochastic_impressions.*,
+        stochastic_impressions.impression_id,
+        stochastic_impressions.customer_id,
+        stochastic_impressions.offer_id,
+        stochastic_impressions.shown_date,
+        stochastic_impressions.propensity,
+        stochastic_impressions.label,
         window_bounds.window_start_date,
         window_bounds.window_end_date
     from stochastic_impressions
