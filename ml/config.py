@@ -188,6 +188,48 @@ def _share(env: os._Environ[str] | dict[str, str], name: str, default: float) ->
 
 
 @dataclass(frozen=True)
+class OffPolicyConfig:
+    """The off-policy estimate of the champion's redemption rate from logged data (ml/off_policy.py,
+    docs/experiments.md)."""
+
+    # The last days of stochastically logged, labelled impressions the estimate reads; passed to
+    # dbt as the var off_policy_window_days (its default there is the same).
+    window_days: int = 14
+    bootstrap_samples: int = 1000  # resamples of customers for the confidence intervals
+    confidence: float = 0.95
+    seed: int = 7  # the bootstrap's: the same data give the same intervals
+
+    def __post_init__(self) -> None:
+        if self.window_days < 1:
+            raise ValueError(
+                f"window_days (OFFERRANK_OFF_POLICY_WINDOW_DAYS) must be at least 1, got {self.window_days!r}"
+            )
+        if self.bootstrap_samples < 1:
+            raise ValueError(
+                f"bootstrap_samples (OFFERRANK_OFF_POLICY_BOOTSTRAP) must be at least 1, got {self.bootstrap_samples!r}"
+            )
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must be between 0 and 1, got {self.confidence!r}")
+
+
+def load_off_policy_config(environ: os._Environ[str] | dict[str, str] | None = None) -> OffPolicyConfig:
+    """Off-policy settings: the defaults above, overridden by OFFERRANK_OFF_POLICY_WINDOW_DAYS and
+    OFFERRANK_OFF_POLICY_BOOTSTRAP."""
+    env = os.environ if environ is None else environ
+    overrides: dict[str, int] = {}
+    for variable, name in (
+        ("OFFERRANK_OFF_POLICY_WINDOW_DAYS", "window_days"),
+        ("OFFERRANK_OFF_POLICY_BOOTSTRAP", "bootstrap_samples"),
+    ):
+        if text := env.get(variable, "").strip():
+            try:
+                overrides[name] = int(text)
+            except ValueError:
+                raise ValueError(f"{variable} must be an integer, got {text!r}") from None
+    return OffPolicyConfig(**overrides)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything configurable about a run, read once from the environment."""
 
@@ -200,6 +242,7 @@ class Settings:
     top_k: int = 5
     rerank: RerankConfig = field(default_factory=RerankConfig)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    off_policy: OffPolicyConfig = field(default_factory=OffPolicyConfig)
     # The first date of the Dagster daily partitions; a run date before it cannot be materialized.
     first_date: dt.date = dt.date(2025, 1, 1)
     # How long a run waits for another run of the same warehouse to finish before it stops.
@@ -248,6 +291,7 @@ def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> S
         top_k=int(env.get("OFFERRANK_TOP_K", 5)),
         rerank=load_rerank_config(env),
         experiment=load_experiment_config(env),
+        off_policy=load_off_policy_config(env),
         first_date=_date(env, "OFFERRANK_FIRST_DATE", Settings.first_date),
         lock_wait_seconds=_non_negative(env, "OFFERRANK_LOCK_WAIT_SECONDS", Settings.lock_wait_seconds),
     )

@@ -1145,3 +1145,63 @@ OUTPUT_TABLES: dict[str, str | None] = {
     "shadow_agreement": "score_date",
     "pipeline_runs": "run_date",
 }
+
+
+# --- the off-policy estimate ---------------------------------------------------------------------------
+
+
+def iter_visit_candidates(
+    conn: psycopg.Connection, relation: sql.Composable, columns: Sequence[str]
+) -> Iterator[pd.DataFrame]:
+    """Stream `columns` of the logged visits' candidates (fct_logged_visit_candidates), ordered by
+    customer, day and offer: a customer's rows are contiguous, so chunks can hold whole customers."""
+    query = sql.SQL("select {} from {} order by customer_id, as_of_date, offer_id").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)), relation
+    )
+    return iter_copy_out(conn, query)
+
+
+def served_outcomes(
+    conn: psycopg.Connection, schema: str, served_impressions: sql.Composable, variant: str
+) -> pd.DataFrame:
+    """The online outcomes of one experiment variant's lists: the labelled impressions a
+    deterministic policy served (fct_served_impressions, propensity 1) of offers the variant's
+    recommendations held for the customer that day, one row per impression (customer_id,
+    shown_date, label). In the closed loop (`offerrank simulate`) those are the lists as shown."""
+    query = sql.SQL(
+        "select served.customer_id, served.shown_date, served.label"
+        " from {served} as served"
+        " inner join {recommendations} as recommendations"
+        " on served.shown_date = recommendations.score_date and served.customer_id = recommendations.customer_id"
+        " and served.offer_id = recommendations.offer_id"
+        " where recommendations.variant = %s"
+        " order by served.customer_id, served.shown_date"
+    ).format(served=served_impressions, recommendations=sql.Identifier(schema, "recommendations"))
+    return copy_out(conn, query, (variant,))
+
+
+def replace_off_policy_estimates(conn: psycopg.Connection, schema: str, frame: pd.DataFrame) -> int:
+    """Replace the rows of `frame`'s (as_of_date, model_id, estimator) keys with it, in one transaction."""
+    table = sql.Identifier(schema, "off_policy_estimates")
+    with conn.transaction():
+        for as_of_date, model_id in frame[["as_of_date", "model_id"]].drop_duplicates().itertuples(index=False):
+            estimators = frame.loc[
+                (frame["as_of_date"] == as_of_date) & (frame["model_id"] == model_id), "estimator"
+            ].tolist()
+            conn.execute(
+                sql.SQL("delete from {} where as_of_date = %s and model_id = %s and estimator = any(%s)").format(table),
+                (as_of_date, model_id, estimators),
+            )
+        return copy_in(conn, table, frame)
+
+
+def off_policy_estimates(conn: psycopg.Connection, schema: str, as_of_date: dt.date, model_id: str) -> pd.DataFrame:
+    """The stored off-policy estimate rows of one run date and model, estimators in their listed order."""
+    return _small_query(
+        conn,
+        sql.SQL(
+            "select * from {} where as_of_date = %s and model_id = %s"
+            " order by array_position(array['ips', 'snips', 'logging_policy', 'online_treatment'], estimator)"
+        ).format(sql.Identifier(schema, "off_policy_estimates")),
+        (as_of_date, model_id),
+    )

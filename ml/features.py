@@ -24,6 +24,9 @@ from ml.config import WAREHOUSE_DIR, dbt_target_path
 
 TRAINING_MODEL = "fct_training_examples"
 CANDIDATES_MODEL = "fct_scoring_candidates"
+# on demand, for the off-policy estimate: the window's logged visits, and the served impressions
+VISIT_CANDIDATES_MODEL = "fct_logged_visit_candidates"
+SERVED_IMPRESSIONS_MODEL = "fct_served_impressions"
 RUN_DATE_MODEL = "dim_run_date"
 OFFER_FEATURES_MODEL = "feat_offer_daily"  # one row per offer and day: the day's catalogue
 # The dbt tag of the reporting models, built from the ml tables after the Python stages (warehouse/selectors.yml).

@@ -262,7 +262,7 @@ class Champion:
     problem: str | None  # why the champion cannot score today (None: it can, or there is none)
 
 
-def _champion(conn: psycopg.Connection, stage: StageRun) -> Champion:
+def load_champion(conn: psycopg.Connection, stage: StageRun) -> Champion:
     """Load the champion and check it can score today's candidates (its features still exist)."""
     record = data.champion_model(conn, stage.schema)
     if record is None:
@@ -415,7 +415,7 @@ def train_models(
         data.ensure_ml_tables(conn, stage.schema, stage.settings.reader_role)
         as_of = run_date(conn, stage.manifest)
         with data.recorded_stage(conn, stage.schema, stage.run_id, "train", as_of) as log:
-            champion = _champion(conn, stage)
+            champion = load_champion(conn, stage)
             decision = retrain_decision(
                 policy,
                 as_of,
@@ -647,7 +647,7 @@ def evaluate_champion(stage: StageRun, config: TrainingConfig) -> pd.DataFrame:
         data.ensure_ml_tables(conn, stage.schema, stage.settings.reader_role)
         as_of, last_labelled = _run_dates(conn, stage.manifest)
         with data.recorded_stage(conn, stage.schema, stage.run_id, "evaluate", as_of) as log:
-            champion = _champion(conn, stage)
+            champion = load_champion(conn, stage)
             start = last_labelled - dt.timedelta(days=config.valid_days - 1)
             features = [*heuristic.FEATURES, *evaluation_columns(stage.manifest, config)]
             if champion.scorer is not None:
@@ -672,7 +672,7 @@ def evaluate_champion(stage: StageRun, config: TrainingConfig) -> pd.DataFrame:
 # --- scoring, recommendations and their explanations ------------------------------------------------
 
 
-def _customer_chunks(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def customer_chunks(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """Regroup streamed blocks (ordered by customer) so no customer is split across two chunks."""
     carry = None
     for frame in frames:
@@ -729,7 +729,7 @@ def score_and_recommend(stage: StageRun) -> dict[str, object]:
             serving = _day_serving(reader, stage, as_of)
             # before any scoring: a changed split must stop the day, not mix variants
             experiment.check_stored(data.experiment_assignments(reader, stage.schema, config.experiment_id), config)
-            rerank_columns = _rerank_columns(stage)
+            rerank_columns = candidate_rerank_columns(stage)
             query = sql.SQL("select {} from {} where as_of_date = %s order by customer_id, offer_id").format(
                 sql.SQL(", ").join(
                     map(sql.Identifier, dict.fromkeys([*CANDIDATE_KEYS, *serving.columns, *rerank_columns]))
@@ -741,7 +741,7 @@ def score_and_recommend(stage: StageRun) -> dict[str, object]:
             def served(chunk: pd.DataFrame) -> data.ServedChunk:
                 variant = experiment.customer_variants(chunk["customer_id"], config)
                 parts = [
-                    _ranked(chunk[variant == name], ranker, stage, rerank_columns, variant=name)
+                    ranked_lists(chunk[variant == name], ranker, stage, rerank_columns, variant=name)
                     for name, ranker in serving.variants.items()
                     if (variant == name).any()
                 ]
@@ -751,7 +751,7 @@ def score_and_recommend(stage: StageRun) -> dict[str, object]:
                 tally.add_served(exposed["variant"])
                 shadow = None
                 if serving.shadow is not None:
-                    shadow = _ranked(chunk, serving.shadow, stage, rerank_columns)[1]
+                    shadow = ranked_lists(chunk, serving.shadow, stage, rerank_columns)[1]
                     overlap = experiment.overlap_at_k(recommendations, shadow)
                     tally.add_overlap(overlap, exposed.set_index("customer_id")["variant"])
                 return data.ServedChunk(
@@ -766,7 +766,7 @@ def score_and_recommend(stage: StageRun) -> dict[str, object]:
                     return None
                 return experiment.agreement_rows(as_of, tally.overlaps, serving.shadow.model_id, stage.settings.top_k)
 
-            chunks = _customer_chunks(data.iter_copy_out(reader, query, (as_of,)))
+            chunks = customer_chunks(data.iter_copy_out(reader, query, (as_of,)))
             day = data.replace_scored_day(writer, stage.schema, as_of, map(served, chunks), agreement)
             overlap = tally.overall_overlap() if serving.shadow is not None else None
             log.message = "; ".join(
@@ -825,7 +825,7 @@ def _experiment_message(config: ExperimentConfig, customers: dict[str, int], new
     )
 
 
-def _ranked(
+def ranked_lists(
     candidates: pd.DataFrame, ranker: DayScorer, stage: StageRun, rerank_columns: list[str], variant: str | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A ranker's `offer_scores` rows of `candidates` and the recommendations they re-rank into
@@ -854,7 +854,9 @@ class DayScorer:
     description: str  # which ranker it is, in words
 
 
-def _model_ranker(scorer: Scorer, description: str) -> DayScorer:
+def model_ranker(scorer: Scorer, description: str) -> DayScorer:
+    """The ranker of a registered model: its calibrated `offer_scores` rows of a chunk of candidates."""
+
     def by_model(chunk: pd.DataFrame) -> pd.DataFrame:
         raw, probabilities = calibrated_scores(scorer.model, scorer.calibrator, chunk)
         return score_frame(chunk, raw, probabilities, scorer.model_id, ranked_by="model")
@@ -895,10 +897,10 @@ def _day_serving(conn: psycopg.Connection, stage: StageRun, as_of: dt.date) -> D
     usable champion), control the heuristic, canary the challenger (or treatment's ranker with no
     challenger), and the shadow."""
     config = stage.settings.experiment
-    champion = _champion(conn, stage)
+    champion = load_champion(conn, stage)
     prior = _prior_rate(conn, stage, as_of)
     if champion.scorer is not None:
-        treatment = _model_ranker(champion.scorer, f"ranked by champion {champion.model_id}")
+        treatment = model_ranker(champion.scorer, f"ranked by champion {champion.model_id}")
     else:
         why = champion.problem or "there is no champion"
         treatment = _heuristic_ranker(prior, f"ranked by the heuristic: {why}")
@@ -937,12 +939,12 @@ def _challenger(conn: psycopg.Connection, stage: StageRun, which: str, variable:
     for record in records:  # the best one that can score today
         scorer, problem = _loaded(stage, record)
         if scorer is not None:
-            return _model_ranker(scorer, f"challenger {record.model_id}"), ""
+            return model_ranker(scorer, f"challenger {record.model_id}"), ""
         problems.append(f"{record.model_id}: {problem}")
     return None, f"no challenger can score today's candidates ({'; '.join(problems)})"
 
 
-def _rerank_columns(stage: StageRun) -> list[str]:
+def candidate_rerank_columns(stage: StageRun) -> list[str]:
     """The candidate columns the re-ranker needs: the similarity attributes the marts have, and
     has_redeemed_offer."""
     available = set(stage.manifest.feature_columns(CANDIDATES_MODEL))
@@ -1076,7 +1078,7 @@ def _report_data(conn: psycopg.Connection, stage: StageRun, as_of: dt.date, poli
         raise LookupError(f"no evaluation for {as_of} in {stage.schema}.eval_metrics: run the pipeline for that date")
     model_id = data.ranking_model(conn, stage.schema, as_of)
     if model_id is None:
-        champion = _champion(conn, stage)
+        champion = load_champion(conn, stage)
         model_id = champion.model_id if champion.scorer is not None else heuristic.HEURISTIC_ID
     rows = metrics[metrics["model_id"] == model_id]
     if rows.empty:

@@ -34,11 +34,11 @@ from dagster_dbt import (
     get_asset_key_for_model,
 )
 
-from ml import checks, pipeline
+from ml import checks, off_policy, pipeline
 from ml.config import load_model_policy, load_settings, load_training_config
 from ml.data_tests import DataTestsFailed
 from ml.evaluate import metric_label
-from ml.features import CANDIDATES_MODEL, RUN_DATE_MODEL, TRAINING_MODEL, DbtManifest
+from ml.features import CANDIDATES_MODEL, RUN_DATE_MODEL, TRAINING_MODEL, VISIT_CANDIDATES_MODEL, DbtManifest
 from orchestration.project import warehouse_project
 from orchestration.resources import WarehouseResource
 
@@ -309,9 +309,15 @@ def recommendation_explanations(context: AssetExecutionContext, warehouse: Wareh
     return MaterializeResult(metadata=_metadata(started, counts))
 
 
-class _ReportingTranslator(DagsterDbtTranslator):
+class _GroupTranslator(DagsterDbtTranslator):
+    """Puts every model of a dbt selection in one asset group."""
+
+    def __init__(self, group: str) -> None:
+        super().__init__(_DBT_SETTINGS)
+        self.group = group
+
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        return "reporting"
+        return self.group
 
 
 @dbt_assets(
@@ -319,7 +325,7 @@ class _ReportingTranslator(DagsterDbtTranslator):
     project=warehouse_project,
     select="",
     selector=REPORTING_SELECTOR,
-    dagster_dbt_translator=_ReportingTranslator(_DBT_SETTINGS),
+    dagster_dbt_translator=_GroupTranslator(REPORTING_SELECTOR),
     partitions_def=DAILY_PARTITIONS,
     backfill_policy=ONE_DATE_PER_RUN,
 )
@@ -329,6 +335,51 @@ def reporting_models(context: AssetExecutionContext, dbt: DbtCliResource, wareho
     sources as the Python assets are keyed (["ml", table]), so they follow them."""
     with pipeline.recorded_reporting_build(_stage(context, warehouse)):
         yield from dbt.cli(PRODUCTION_BUILD, context=context).stream()
+
+
+# --- the off-policy estimate: on demand, in its own job (orchestration/definitions.py) ---------------
+
+OFF_POLICY_SELECTOR = "off_policy"
+
+
+@dbt_assets(
+    manifest=warehouse_project.manifest_path,
+    project=warehouse_project,
+    select="",
+    selector=OFF_POLICY_SELECTOR,
+    dagster_dbt_translator=_GroupTranslator(OFF_POLICY_SELECTOR),
+    partitions_def=DAILY_PARTITIONS,
+    backfill_policy=ONE_DATE_PER_RUN,
+)
+def off_policy_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    """The logged visits of the off-policy window and their candidates with features as of each
+    visit's day (fct_logged_visit_candidates), from the marts the partition's daily run built: not
+    part of the daily run, which it would slow for an estimate nobody needs every day."""
+    _stage(context, warehouse)  # the marts it reads must be the partition's
+    window = {"off_policy_window_days": warehouse.settings().off_policy.window_days}
+    yield from dbt.cli([*PRODUCTION_BUILD, "--vars", json.dumps(window)], context=context).stream()
+
+
+@asset(
+    key=["ml", "off_policy_estimates"],
+    # It reads the champion too, but a dependency on model_registry would put it in the drift
+    # sensor's retraining job (everything downstream of training).
+    deps=[get_asset_key_for_model([off_policy_models], VISIT_CANDIDATES_MODEL), RUN_DATE],
+    **{**ML_DAILY, "group_name": OFF_POLICY_SELECTOR},
+)
+def off_policy_estimates(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """IPS and self-normalised IPS of the champion's redemption rate per impression on the logged
+    visits, the logging policy's own rate there, and the online rate of treatment's served lists
+    (docs/experiments.md, "Off-policy estimate")."""
+    started = time.perf_counter()
+    evaluation = off_policy.evaluate_offline(_stage(context, warehouse))
+    for note in evaluation.notes:
+        context.log.info(note)
+    values = {
+        f"{row.estimator}": float(row.value) for row in evaluation.estimates.itertuples() if row.value == row.value
+    }
+    context.log.info("off-policy estimate: " + ", ".join(f"{name} {value:.4f}" for name, value in values.items()))
+    return MaterializeResult(metadata=_metadata(started, values))
 
 
 # --- Python checks of the outputs (ml/checks.py); blocking ones stop the assets downstream -------------

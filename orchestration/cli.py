@@ -414,6 +414,68 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_evaluate_offline(args: argparse.Namespace, settings: Settings) -> int:
+    _ensure_database(settings)
+    _use_dagster_home(settings)
+
+    import psycopg
+    from dagster import DagsterInstance
+
+    from ml.features import DbtManifest
+    from ml.pipeline import run_date
+    from orchestration.project import parse_project
+
+    parse_project()
+    from orchestration.definitions import OFF_POLICY_JOB, defs
+
+    try:
+        with data.connect(settings) as conn:
+            as_of = run_date(conn, DbtManifest.load())  # the last daily run's date: its marts and champion
+    except (LookupError, psycopg.errors.UndefinedTable):
+        print("offerrank evaluate-offline: no daily run built the marts yet: run `offerrank run`", file=sys.stderr)
+        return 1
+    log_path = settings.home / "logs" / f"evaluate-offline-{dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log, contextlib.redirect_stdout(log):
+        result = defs.resolve_job_def(OFF_POLICY_JOB).execute_in_process(
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            instance=DagsterInstance.get(),
+            partition_key=as_of.isoformat(),
+            raise_on_error=False,
+        )
+    if not result.success:
+        print(f"offerrank evaluate-offline: {_failure(result)} (dbt output: {log_path})", file=sys.stderr)
+        return 1
+    with data.connect(settings) as conn:
+        champion = data.champion_model(conn, settings.ml_schema)
+        rows = data.off_policy_estimates(conn, settings.ml_schema, as_of, champion.model_id)
+    _print_estimates(rows, champion.model_id, as_of)
+    return 0
+
+
+def _print_estimates(rows: pd.DataFrame, model_id: str, as_of: dt.date) -> None:
+    """The off-policy estimate of the model's redemption rate per impression next to the on-policy rates."""
+    print(f"redemption rate per impression of {model_id}'s lists (run date {as_of}), estimated from logged data:")
+    print(
+        f"  {'estimator':<18}{'value':>8}  {'interval':<18}{'days':<24}{'visits':>8}{'impressions':>13}"
+        f"{'matched':>9}{'ess':>9}"
+    )
+    for row in rows.itertuples():
+        interval = f"[{_cell(row.ci_low)}, {_cell(row.ci_high)}]"
+        days = f"{row.window_start} .. {row.window_end}"
+        print(
+            f"  {row.estimator:<18}{_cell(row.value):>8}  {interval:<18}{days:<24}{row.visits:>8,}"
+            f"{row.logged_impressions:>13,}{row.matched_impressions:>9,}{row.effective_sample_size:>9.1f}"
+        )
+    if len(rows):
+        confidence, samples = rows["confidence"].iloc[0], rows["bootstrap_samples"].iloc[0]
+        print(f"  intervals: {confidence:.0%} percentile bootstrap over customers, {samples:,} resamples")
+    if len(rows) and rows["overlaps_training"].iloc[0]:
+        print("  the window's impressions trained or tuned this model: the off-policy rows are optimistic")
+    if "online_treatment" not in set(rows["estimator"]):
+        print("  no online result: run `offerrank simulate --days N` (OFFERRANK_TREATMENT_SHARE < 1 keeps a control)")
+
+
 def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -496,6 +558,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write it (default: $OFFERRANK_HOME/reports/report-DATE.html)",
     )
     report.set_defaults(handler=cmd_report)
+
+    evaluate = commands.add_parser(
+        "evaluate-offline",
+        help="estimate the champion's redemption rate from the logged impressions (IPS, SNIPS), next to the online one",
+    )
+    evaluate.set_defaults(handler=cmd_evaluate_offline)
 
     model = commands.add_parser("model", help="list the registered models, promote one, or roll back")
     model.add_argument("action", choices=["list", "promote", "rollback"])

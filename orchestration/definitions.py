@@ -17,6 +17,8 @@ from orchestration.assets import (
     eval_metrics,
     feature_drift,
     model_registry,
+    off_policy_estimates,
+    off_policy_models,
     offer_scores_and_recommendations,
     recommendation_explanations,
     reporting_models,
@@ -27,9 +29,20 @@ from orchestration.sensors import drift_retraining, drift_retraining_job
 
 DAILY_JOB = "daily_run"
 
+# The off-policy estimate runs on demand (`offerrank evaluate-offline`), in a job of its own: no
+# daily job selects its assets or their checks.
+OFF_POLICY = AssetSelection.assets(*off_policy_models.keys, off_policy_estimates)
+OFF_POLICY_CHECKS = AssetSelection.checks_for_assets(off_policy_models)
+OFF_POLICY_JOB = "off_policy_evaluation"
+off_policy_job = define_asset_job(
+    OFF_POLICY_JOB,
+    selection=OFF_POLICY | OFF_POLICY_CHECKS,
+    description="The off-policy estimate of the champion from the logged visits, after a daily run (on demand).",
+)
+
 daily_job = define_asset_job(
     DAILY_JOB,
-    selection=AssetSelection.all() | AssetSelection.all_asset_checks(),
+    selection=(AssetSelection.all() - OFF_POLICY) | (AssetSelection.all_asset_checks() - OFF_POLICY_CHECKS),
     description="The whole daily run for one date (a partition): dbt, drift, training, evaluation, scores.",
 )
 
@@ -39,8 +52,8 @@ REPORTING = AssetSelection.assets(*reporting_models.keys)
 DAILY_JOB_WITHOUT_REPORTING = "daily_run_without_reporting"
 daily_job_without_reporting = define_asset_job(
     DAILY_JOB_WITHOUT_REPORTING,
-    selection=(AssetSelection.all() - REPORTING)
-    | (AssetSelection.all_asset_checks() - AssetSelection.checks_for_assets(reporting_models)),
+    selection=(AssetSelection.all() - REPORTING - OFF_POLICY)
+    | (AssetSelection.all_asset_checks() - AssetSelection.checks_for_assets(reporting_models) - OFF_POLICY_CHECKS),
     description="The daily run for one date without the reporting marts, e.g. for all but the last of many dates.",
 )
 
@@ -57,9 +70,11 @@ defs = Definitions(
         offer_scores_and_recommendations,
         recommendation_explanations,
         reporting_models,
+        off_policy_models,
+        off_policy_estimates,
     ],
     asset_checks=PYTHON_CHECKS,
-    jobs=[daily_job, daily_job_without_reporting, drift_retraining_job],
+    jobs=[daily_job, daily_job_without_reporting, drift_retraining_job, off_policy_job],
     schedules=[daily_schedule],
     sensors=[drift_retraining],
     executor=in_process_executor,

@@ -209,6 +209,31 @@ create table if not exists {schema}.pipeline_runs (
     primary key (run_id, step)
 );
 
+-- The off-policy estimate of a model policy's redemption rate per impression from stochastically
+-- logged impressions (ml/off_policy.py, `offerrank evaluate-offline`): IPS and self-normalised IPS
+-- of the model's lists, the logging policy's own rate over the same window, and the online rate of
+-- the experiment's treatment lists as served (closed loop), to set next to them.
+create table if not exists {schema}.off_policy_estimates (
+    as_of_date date not null,                -- the run date whose marts and champion were evaluated
+    model_id text not null,                  -- the evaluated model (the champion)
+    estimator text not null check (estimator in ('ips', 'snips', 'logging_policy', 'online_treatment')),
+    estimated_at timestamptz not null default now(),
+    window_start date,                       -- the days whose impressions were read (inclusive)
+    window_end date,
+    value double precision,                  -- redemption rate per impression; null without data
+    ci_low double precision,                 -- percentile bootstrap over customers
+    ci_high double precision,
+    confidence double precision not null,    -- of the interval, e.g. 0.95
+    bootstrap_samples integer not null,
+    visits bigint not null,                  -- customer days read
+    logged_impressions bigint not null,      -- impressions read
+    matched_impressions bigint not null,     -- those the model's lists hold (all, for the on-policy rows)
+    policy_impressions bigint not null,      -- what the model's lists would show: sum of list lengths (IPS denominator)
+    effective_sample_size double precision,  -- Kish: (sum w)^2 / sum w^2 over the matched impressions
+    overlaps_training boolean not null,      -- the window overlaps the model's training or tune window
+    primary key (as_of_date, model_id, estimator)
+);
+
 -- BI reads every table here through the reader role ({reader}, OFFERRANK_READER_ROLE), SELECT
 -- only; default privileges extend that to tables a later version creates here as this same user.
 grant usage on schema {schema} to {reader};

@@ -118,3 +118,15 @@ def test_training_defaults_and_environment_overrides():
 def test_invalid_training_overrides_fail_with_the_variable_named(variable, value, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         load_training_config({variable: value})
+
+
+def test_off_policy_settings_come_from_the_environment():
+    from ml.config import OffPolicyConfig, load_off_policy_config
+
+    assert load_settings({}).off_policy == OffPolicyConfig()
+    config = load_off_policy_config({"OFFERRANK_OFF_POLICY_WINDOW_DAYS": "7", "OFFERRANK_OFF_POLICY_BOOTSTRAP": "200"})
+    assert (config.window_days, config.bootstrap_samples) == (7, 200)
+    with pytest.raises(ValueError, match="OFFERRANK_OFF_POLICY_WINDOW_DAYS must be an integer"):
+        load_off_policy_config({"OFFERRANK_OFF_POLICY_WINDOW_DAYS": "two weeks"})
+    with pytest.raises(ValueError, match="at least 1"):
+        load_off_policy_config({"OFFERRANK_OFF_POLICY_BOOTSTRAP": "0"})

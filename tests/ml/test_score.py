@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from ml.pipeline import _customer_chunks
+from ml.pipeline import customer_chunks
 from ml.score import rank_within_customer, score_frame
 
 
@@ -33,7 +33,7 @@ def test_score_frame_ranks_are_a_permutation_per_customer():
 def test_customer_chunks_never_split_a_customer():
     frame = pd.DataFrame({"customer_id": [1, 1, 2, 2, 2, 3, 4, 4], "offer_id": range(8)})
     blocks = [frame.iloc[0:3], frame.iloc[3:4], frame.iloc[4:7], frame.iloc[7:8]]
-    chunks = list(_customer_chunks(iter(blocks)))
+    chunks = list(customer_chunks(iter(blocks)))
     assert pd.concat(chunks)["offer_id"].tolist() == list(range(8))
     seen = [set(chunk["customer_id"]) for chunk in chunks]
     assert all(a.isdisjoint(b) for i, a in enumerate(seen) for b in seen[i + 1 :])

@@ -187,3 +187,22 @@ def test_the_dbt_resource_asks_no_dbt_version_subprocess_and_opens_no_adapter(db
     resource = build_resources()["dbt"]
     assert resource._cli_version == version.parse(importlib.metadata.version("dbt-core"))
     assert resource._initialize_dbt_core_adapter(["build"]) is None
+
+
+def test_the_off_policy_estimate_runs_in_its_own_job_only(dbt_manifest):
+    from orchestration.assets import off_policy_estimates, off_policy_models
+    from orchestration.definitions import DAILY_JOB, DAILY_JOB_WITHOUT_REPORTING, OFF_POLICY_JOB, defs
+    from orchestration.sensors import RETRAIN_JOB
+
+    graph = defs.resolve_asset_graph()
+    estimates = AssetKey(["ml", "off_policy_estimates"])
+    candidates = next(key for key in off_policy_models.keys if key.path[-1] == "fct_logged_visit_candidates")
+    assert candidates in graph.get(estimates).parent_keys
+    assert {graph.get(key).group_name for key in [*off_policy_models.keys, estimates]} == {"off_policy"}
+    off_policy = {*off_policy_models.keys, *off_policy_estimates.keys}
+    job = defs.resolve_job_def(OFF_POLICY_JOB)
+    assert set(job.asset_layer.executable_asset_keys) == off_policy
+    for name in (DAILY_JOB, DAILY_JOB_WITHOUT_REPORTING, RETRAIN_JOB):
+        layer = defs.resolve_job_def(name).asset_layer
+        assert not set(layer.executable_asset_keys) & off_policy, name
+        assert not {check.asset_key for check in layer.asset_graph.asset_check_keys} & off_policy, name

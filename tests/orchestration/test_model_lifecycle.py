@@ -15,7 +15,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
 from psycopg import sql
 
-from ml import checks, data, experiment, pipeline
+from ml import checks, data, experiment, off_policy, pipeline
 from ml.config import ExperimentConfig, ModelPolicy, Settings, load_model_policy, load_training_config
 from ml.features import DbtManifest
 from orchestration import cli
@@ -493,3 +493,41 @@ def test_a_changed_split_stops_the_day_and_a_new_experiment_reshuffles(world):
     pipeline.score_and_recommend(_stage(settings))
     assert set(_day_rows(settings, "recommendations", day)["variant"]) == {"treatment"}
     assert _day_rows(settings, "shadow_recommendations", day).empty
+
+
+def test_evaluate_offline_estimates_the_champion_from_the_logged_visits(world, capsys):
+    """`offerrank evaluate-offline` builds the off-policy window's candidates (its own Dagster job)
+    and writes IPS, SNIPS and the logging policy's rate for the last run date's champion; a second
+    estimate replaces them (the bootstrap is seeded: the same values)."""
+    settings = world["settings"]
+    assert cli.main(["evaluate-offline"]) == 0
+    out = capsys.readouterr().out
+    manifest = DbtManifest.load()
+    with data.connect(settings) as conn:
+        day = pipeline.run_date(conn, manifest)
+        champion = data.champion_model(conn, settings.ml_schema).model_id
+        rows = data.off_policy_estimates(conn, settings.ml_schema, day, champion)
+        logged = data.copy_out(
+            conn,
+            sql.SQL(
+                "select as_of_date, customer_id, sum(logged_impressions) as shown,"
+                " sum(redeemed_impressions) as redeemed from {} group by 1, 2"
+            ).format(manifest.relation("fct_logged_visit_candidates")),
+        )
+    # no served lists in this world's history with known labels: no online row
+    assert rows["estimator"].tolist() == ["ips", "snips", "logging_policy"]
+    assert f"{champion}'s lists (run date {day})" in out and "no online result" in out
+    by_name = rows.set_index("estimator")
+    assert by_name.loc["logging_policy", "value"] == pytest.approx(logged["redeemed"].sum() / logged["shown"].sum())
+    assert (by_name["visits"] == len(logged)).all() and (by_name["logged_impressions"] == logged["shown"].sum()).all()
+    assert 0 < by_name.loc["ips", "matched_impressions"] < logged["shown"].sum()
+    assert len(logged) < by_name.loc["ips", "policy_impressions"] <= settings.top_k * len(logged)
+    for name in ("ips", "snips"):
+        assert by_name.loc[name, "ci_low"] <= by_name.loc[name, "value"] <= by_name.loc[name, "ci_high"]
+    assert by_name.loc["ips", "window_end"] == logged["as_of_date"].max() < day
+
+    evaluation = off_policy.evaluate_offline(_stage(settings))
+    with data.connect(settings) as conn:
+        again = data.off_policy_estimates(conn, settings.ml_schema, day, champion)
+    assert evaluation.estimates["value"].tolist() == again["value"].tolist() == rows["value"].tolist()
+    assert (again["estimated_at"] > rows["estimated_at"]).all()

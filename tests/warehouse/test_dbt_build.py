@@ -36,6 +36,15 @@ def test_the_default_selection_leaves_out_exactly_the_reporting_models(dbt_manif
     parents = {name: {dep.split(".")[-1] for dep in node["depends_on"]["nodes"]} for name, node in models.items()}
     assert not any(parents[name] & reporting for name in set(models) - reporting)
 
+    # the off-policy window's models are built on demand, by their own selector
+    off_policy = _listed("--selector", "off_policy")
+    assert off_policy == {
+        "int_impressions_labelled_with_propensities",
+        "int_impressions_logged_in_window",
+        "fct_logged_visit_candidates",
+        "fct_served_impressions",
+    }
+
     default = _listed()
-    assert default and default.isdisjoint(reporting)
-    assert default | reporting == set(models)
+    assert default and default.isdisjoint(reporting) and default.isdisjoint(off_policy)
+    assert default | reporting | off_policy == set(models)

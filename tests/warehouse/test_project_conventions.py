@@ -51,13 +51,14 @@ def describe(failures: list[dict]) -> str:
 
 @pytest.fixture(scope="module")
 def documented_warehouse(built_warehouse) -> subprocess.CompletedProcess[str]:
-    """`dbt docs generate` on the test build, with the ml tables present (empty) and the reporting
-    models built on them, so that the catalog has every source and model."""
+    """`dbt docs generate` on the test build, with the ml tables present (empty), the reporting
+    models built on them and the off-policy models, so that the catalog has every source and model."""
     settings, _ = built_warehouse
     os.environ["PGDATABASE"] = settings.database.dbname
     with data.connect(settings) as conn:
         data.ensure_ml_tables(conn, settings.ml_schema, settings.reader_role)
     dbt("run", "--selector", "reporting")
+    dbt("run", "--selector", "off_policy")  # on demand, but catalogued like every model
     return dbt("docs", "generate", "--select", DOCS_SELECTION, check=False)
 
 
