@@ -6,7 +6,9 @@ selector (warehouse/selectors.yml) leaves out the reporting models that read the
 """
 
 import json
+import os
 
+from ml import data
 from ml.config import dbt_target_path
 from tests.conftest import REPORTING_MARTS, dbt
 
@@ -48,3 +50,23 @@ def test_the_default_selection_leaves_out_exactly_the_reporting_models(dbt_manif
     default = _listed()
     assert default and default.isdisjoint(reporting) and default.isdisjoint(off_policy)
     assert default | reporting | off_policy == set(models)
+
+
+def test_the_unit_tests_of_the_reporting_and_off_policy_models_pass(built_warehouse):
+    """The plain build above runs the default selection's unit tests, and a daily run runs none
+    (it excludes them): the reporting and off-policy models' own run here. Unit tests need their
+    inputs' columns, not their rows, so those models are built empty (`--empty`) first."""
+    settings, build = built_warehouse
+    assert build.returncode == 0, build.stdout[-3000:]
+    os.environ["PGDATABASE"] = settings.database.dbname
+    with data.connect(settings) as conn:
+        data.ensure_ml_tables(conn, settings.ml_schema, settings.reader_role)
+    on_demand = ("--select", "tag:reporting tag:off_policy")
+    built = dbt("run", *on_demand, "--empty", check=False)
+    assert built.returncode == 0, built.stdout[-3000:]
+    tested = dbt("test", *on_demand, "--resource-type", "unit_test", check=False)
+    assert tested.returncode == 0, tested.stdout[-5000:]
+    results = json.loads((dbt_target_path() / "run_results.json").read_text())["results"]
+    unit_tests = {r["unique_id"].split(".")[2] for r in results if r["unique_id"].startswith("unit_test.")}
+    assert set(REPORTING_MARTS) - {"fct_experiment_results"} | {"fct_logged_visit_candidates"} <= unit_tests
+    assert all(result["status"] == "pass" for result in results if result["unique_id"].startswith("unit_test."))
