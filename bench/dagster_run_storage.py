@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dagster import (
@@ -59,11 +60,13 @@ def _seconds(job: JobDefinition, instance: DagsterInstance) -> tuple[float, int]
     return time.perf_counter() - started, len(instance.all_logs(result.run_id))
 
 
-def _sqlite_instance(folder: Path) -> DagsterInstance:
-    home = Path(tempfile.mkdtemp(prefix="dagster-bench-", dir=folder))
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    os.environ["DAGSTER_HOME"] = str(home)
-    return DagsterInstance.get()
+@contextmanager
+def _sqlite_instance(folder: Path) -> Iterator[DagsterInstance]:
+    with tempfile.TemporaryDirectory(prefix="dagster-bench-", dir=folder) as home:
+        (Path(home) / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        os.environ["DAGSTER_HOME"] = home
+        with DagsterInstance.get() as instance:
+            yield instance
 
 
 def main() -> None:

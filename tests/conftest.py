@@ -47,14 +47,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _dagster_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Dagster's SQLite run storage syncs to disk at every commit: about 11,600 fdatasync calls in
-    one daily run at test scale, several seconds of each run. A test's run history need not survive
-    a power cut, so it lives in memory (tmpfs) where the machine has one."""
+def _in_memory_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A folder in memory (tmpfs) where the machine has one, else in pytest's temporary folder.
+
+    The test server's data and Dagster's run storage live there: Dagster's SQLite storage syncs to
+    disk at every commit, about 11,600 fdatasync calls in one daily run at test scale
+    (bench/dagster_run_storage.py), and the server's checkpoints and commits sync too. A test's
+    data need not survive a power cut; both folders together hold about 0.6 GB a worker."""
     shared_memory = Path("/dev/shm")
     if shared_memory.is_dir() and os.access(shared_memory, os.W_OK):
-        return Path(tempfile.mkdtemp(prefix="offerrank-dagster-", dir=shared_memory))
-    return tmp_path_factory.mktemp("dagster-home")
+        return Path(tempfile.mkdtemp(prefix=f"offerrank-{name}-", dir=shared_memory))
+    return tmp_path_factory.mktemp(name)
 
 
 @pytest.fixture(scope="session")
@@ -63,18 +66,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     saved = dict(os.environ)
     for name in ("PGHOST", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGOPTIONS"):
         os.environ.pop(name, None)
-    os.environ["OFFERRANK_HOME"] = str(tmp_path_factory.mktemp("offerrank-home"))
+    homes = [_in_memory_folder(tmp_path_factory, name) for name in ("offerrank-home", "dagster-home")]
+    os.environ["OFFERRANK_HOME"], os.environ["DAGSTER_HOME"] = (str(home) for home in homes)
     os.environ["PGPORT"] = str(free_port())
-    dagster_home = _dagster_home(tmp_path_factory)
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
     settings = load_settings()
     embedded_db.start(settings)
     try:
         yield settings
     finally:
         embedded_db.stop(settings)
-        if not dagster_home.is_relative_to(tmp_path_factory.getbasetemp()):
-            shutil.rmtree(dagster_home, ignore_errors=True)
+        for home in homes:
+            if not home.is_relative_to(tmp_path_factory.getbasetemp()):
+                shutil.rmtree(home, ignore_errors=True)
         os.environ.clear()
         os.environ.update(saved)
 
