@@ -98,15 +98,20 @@ PRODUCTION_BUILD = ["build", "--exclude-resource-type", "unit_test"]
 REPORTING_SELECTOR = "reporting"
 
 
-@dbt_assets(
-    manifest=warehouse_project.manifest_path,
-    project=warehouse_project,
-    select="",
-    selector=FEATURES_SELECTOR,
-    dagster_dbt_translator=DagsterDbtTranslator(_DBT_SETTINGS),
-    partitions_def=DAILY_PARTITIONS,
-    backfill_policy=ONE_DATE_PER_RUN,
-)
+def _daily_dbt_assets(selector: str, translator: DagsterDbtTranslator):
+    """The dbt models of one selector (warehouse/selectors.yml) as assets, one run date a run."""
+    return dbt_assets(
+        manifest=warehouse_project.manifest_path,
+        project=warehouse_project,
+        select="",
+        selector=selector,
+        dagster_dbt_translator=translator,
+        partitions_def=DAILY_PARTITIONS,
+        backfill_policy=ONE_DATE_PER_RUN,
+    )
+
+
+@_daily_dbt_assets(FEATURES_SELECTOR, DagsterDbtTranslator(_DBT_SETTINGS))
 def warehouse_models(
     context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, config: DbtBuildConfig
 ):
@@ -320,15 +325,7 @@ class _GroupTranslator(DagsterDbtTranslator):
         return self.group
 
 
-@dbt_assets(
-    manifest=warehouse_project.manifest_path,
-    project=warehouse_project,
-    select="",
-    selector=REPORTING_SELECTOR,
-    dagster_dbt_translator=_GroupTranslator(REPORTING_SELECTOR),
-    partitions_def=DAILY_PARTITIONS,
-    backfill_policy=ONE_DATE_PER_RUN,
-)
+@_daily_dbt_assets(REPORTING_SELECTOR, _GroupTranslator(REPORTING_SELECTOR))
 def reporting_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """The reporting marts for BI over the ml tables (and the staging views under them), with
     their tests, once the Python assets have written those tables: dagster-dbt keys the `ml`
@@ -342,15 +339,7 @@ def reporting_models(context: AssetExecutionContext, dbt: DbtCliResource, wareho
 OFF_POLICY_SELECTOR = "off_policy"
 
 
-@dbt_assets(
-    manifest=warehouse_project.manifest_path,
-    project=warehouse_project,
-    select="",
-    selector=OFF_POLICY_SELECTOR,
-    dagster_dbt_translator=_GroupTranslator(OFF_POLICY_SELECTOR),
-    partitions_def=DAILY_PARTITIONS,
-    backfill_policy=ONE_DATE_PER_RUN,
-)
+@_daily_dbt_assets(OFF_POLICY_SELECTOR, _GroupTranslator(OFF_POLICY_SELECTOR))
 def off_policy_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """The logged visits of the off-policy window and their candidates with features as of each
     visit's day (fct_logged_visit_candidates), from the marts the partition's daily run built: not
