@@ -1195,13 +1195,14 @@ def replace_off_policy_estimates(conn: psycopg.Connection, schema: str, frame: p
         return copy_in(conn, table, frame)
 
 
-def off_policy_estimates(conn: psycopg.Connection, schema: str, as_of_date: dt.date, model_id: str) -> pd.DataFrame:
-    """The stored off-policy estimate rows of one run date and model, estimators in their listed order."""
+def off_policy_estimates(
+    conn: psycopg.Connection, schema: str, as_of_date: dt.date, model_id: str, estimators: Sequence[str]
+) -> pd.DataFrame:
+    """The stored off-policy estimate rows of one run date and model, in the order of `estimators`."""
     return _small_query(
         conn,
         sql.SQL(
-            "select * from {} where as_of_date = %s and model_id = %s"
-            " order by array_position(array['ips', 'snips', 'logging_policy', 'online_treatment'], estimator)"
+            "select * from {} where as_of_date = %s and model_id = %s order by array_position(%s::text[], estimator)"
         ).format(sql.Identifier(schema, "off_policy_estimates")),
-        (as_of_date, model_id),
+        (as_of_date, model_id, list(estimators)),
     )

@@ -422,6 +422,7 @@ def cmd_evaluate_offline(args: argparse.Namespace, settings: Settings) -> int:
     from dagster import DagsterInstance
 
     from ml.features import DbtManifest
+    from ml.off_policy import ESTIMATORS
     from ml.pipeline import run_date
     from orchestration.project import parse_project
 
@@ -448,7 +449,7 @@ def cmd_evaluate_offline(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     with data.connect(settings) as conn:
         champion = data.champion_model(conn, settings.ml_schema)
-        rows = data.off_policy_estimates(conn, settings.ml_schema, as_of, champion.model_id)
+        rows = data.off_policy_estimates(conn, settings.ml_schema, as_of, champion.model_id, ESTIMATORS)
     _print_estimates(rows, champion.model_id, as_of)
     return 0
 

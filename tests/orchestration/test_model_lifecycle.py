@@ -506,7 +506,7 @@ def test_evaluate_offline_estimates_the_champion_from_the_logged_visits(world, c
     with data.connect(settings) as conn:
         day = pipeline.run_date(conn, manifest)
         champion = data.champion_model(conn, settings.ml_schema).model_id
-        rows = data.off_policy_estimates(conn, settings.ml_schema, day, champion)
+        rows = data.off_policy_estimates(conn, settings.ml_schema, day, champion, off_policy.ESTIMATORS)
         logged = data.copy_out(
             conn,
             sql.SQL(
@@ -528,6 +528,6 @@ def test_evaluate_offline_estimates_the_champion_from_the_logged_visits(world, c
 
     evaluation = off_policy.evaluate_offline(_stage(settings))
     with data.connect(settings) as conn:
-        again = data.off_policy_estimates(conn, settings.ml_schema, day, champion)
+        again = data.off_policy_estimates(conn, settings.ml_schema, day, champion, off_policy.ESTIMATORS)
     assert evaluation.estimates["value"].tolist() == again["value"].tolist() == rows["value"].tolist()
     assert (again["estimated_at"] > rows["estimated_at"]).all()
