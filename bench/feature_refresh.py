@@ -19,8 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from world_options import add_world_options, world_params
-
+from bench.world_options import add_world_options, world_params
 from ml import data
 from ml.config import PROFILES_DIR, WAREHOUSE_DIR, load_settings
 from ml.generate import generate_all

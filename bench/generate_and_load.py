@@ -13,8 +13,7 @@ import argparse
 import resource
 import time
 
-from world_options import add_world_options, world_params
-
+from bench.world_options import add_world_options, world_params
 from ml import data
 from ml.config import load_settings
 from ml.generate import generate_all

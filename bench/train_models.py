@@ -20,8 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from world_options import add_world_options, world_params
-
+from bench.world_options import add_world_options, world_params
 from ml import data, pipeline
 from ml.config import PROFILES_DIR, WAREHOUSE_DIR, load_settings, load_training_config
 from ml.features import TRAINING_MODEL, DbtManifest

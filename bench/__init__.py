@@ -1,0 +1,1 @@
+"""Benchmarks of offerrank: scripts that print their figures (see README.md here)."""
