@@ -740,10 +740,8 @@ def replace_scored_day(
     of_date = sql.SQL("delete from {} where score_date = %s")
     with conn.transaction():
         for name, table in tables.items():
-            if shard is None:
-                conn.execute(of_date.format(table), (score_date,))
-            elif name != "shadow_agreement":
-                conn.execute(sql.SQL("{} and {}").format(of_date.format(table), shard_filter(shard)), (score_date,))
+            if shard is None or name != "shadow_agreement":  # a shard's agreement waits for its turn below
+                conn.execute(sql.SQL("{}{}").format(of_date.format(table), and_in_shard(shard)), (score_date,))
         for chunk in chunks:
             written["scores"] += copy_in(conn, tables["offer_scores"], chunk.scores)
             written["recommendations"] += copy_in(
@@ -782,6 +780,11 @@ def shard_filter(shard: Shard, column: str = "customer_id") -> sql.Composed:
     return sql.SQL("mod(('x' || substr(md5({}::text), 1, 8))::bit(32)::bigint, {}) = {}").format(
         sql.Identifier(column), sql.Literal(shard.count), sql.Literal(shard.index)
     )
+
+
+def and_in_shard(shard: Shard | None) -> sql.Composable:
+    """` and <shard_filter(shard)>` to end a where clause with, or nothing without a shard."""
+    return sql.SQL("") if shard is None else sql.SQL(" and {}").format(shard_filter(shard))
 
 
 _ASSIGNMENT_TYPES = {"experiment_id": "text", "customer_id": "bigint", "variant": "text", "assigned_at": "timestamptz"}
@@ -1014,9 +1017,9 @@ def date_row_count(
     conn: psycopg.Connection, relation: sql.Composable, date_column: str, date: dt.date, shard: Shard | None = None
 ) -> int:
     """The rows of `relation` whose `date_column` is `date` (of the customers of `shard`, if given)."""
-    query = sql.SQL("select count(*) from {} where {} = %s").format(relation, sql.Identifier(date_column))
-    if shard is not None:
-        query = sql.SQL("{} and {}").format(query, shard_filter(shard))
+    query = sql.SQL("select count(*) from {} where {} = %s{}").format(
+        relation, sql.Identifier(date_column), and_in_shard(shard)
+    )
     return conn.execute(query, (date,)).fetchone()[0]
 
 
@@ -1031,7 +1034,6 @@ def customers_without_recommendations(
     """Of one date's eligible customers (a candidate offer they have not redeemed yet; of `shard`,
     if given): how many there are, how many have no recommendation, and up to `sample` of those
     customers' ids."""
-    in_shard = sql.SQL("") if shard is None else sql.SQL(" and {}").format(shard_filter(shard))
     row = conn.execute(
         sql.SQL(
             "with eligible as (select distinct customer_id from {candidates}"
@@ -1040,7 +1042,11 @@ def customers_without_recommendations(
             " except select customer_id from {recommendations} where score_date = %(date)s)"
             " select (select count(*) from eligible), (select count(*) from missing),"
             " array(select customer_id from missing order by customer_id limit %(sample)s)"
-        ).format(candidates=candidates, recommendations=sql.Identifier(schema, "recommendations"), in_shard=in_shard),
+        ).format(
+            candidates=candidates,
+            recommendations=sql.Identifier(schema, "recommendations"),
+            in_shard=and_in_shard(shard),
+        ),
         {"date": score_date, "sample": sample},
     ).fetchone()
     return row[0], row[1], list(row[2])

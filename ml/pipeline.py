@@ -742,7 +742,7 @@ def score_and_recommend(stage: StageRun, shard: Shard | None = None) -> dict[str
                     map(sql.Identifier, dict.fromkeys([*CANDIDATE_KEYS, *serving.columns, *rerank_columns]))
                 ),
                 stage.manifest.relation(CANDIDATES_MODEL),
-                sql.SQL("") if shard is None else sql.SQL(" and {}").format(data.shard_filter(shard)),
+                data.and_in_shard(shard),
             )
             tally = _ServingTally()
 

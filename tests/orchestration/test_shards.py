@@ -11,8 +11,11 @@ challenger, control the heuristic.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import psycopg
@@ -37,7 +40,7 @@ AGREEMENT_KEYS = ["variant"]
 class World:
     settings: Settings
     manifest: DbtManifest
-    run_date: object
+    run_date: dt.date
     unsharded: dict[str, pd.DataFrame]  # the day as the unsharded stage wrote it
 
 
@@ -81,7 +84,7 @@ def _score(world: World, index: int, **changes: object) -> dict[str, object]:
     return pipeline.score_and_recommend(_stage(settings, world.manifest), Shard(index, SHARDS))
 
 
-def _day(settings: Settings, run_date: object) -> dict[str, pd.DataFrame]:
+def _day(settings: Settings, run_date: dt.date) -> dict[str, pd.DataFrame]:
     """The date's rows of every table a scored day writes, and the experiment's assignments, in key order."""
     schema = settings.ml_schema
     with data.connect(settings) as conn:
@@ -111,7 +114,7 @@ def _customers(world: World, shard: Shard) -> set[int]:
     return {customer_id for (customer_id,) in rows}
 
 
-def _clear(settings: Settings, run_date: object, assignments: bool = False) -> None:
+def _clear(settings: Settings, run_date: dt.date, assignments: bool = False) -> None:
     with data.connect(settings) as conn:
         for table in [*BY_CUSTOMER, "shadow_agreement"]:
             conn.execute(
@@ -198,6 +201,42 @@ def test_a_shards_run_replaces_its_customers_rows_and_leaves_the_other_shards_al
         assert len(mine) < (before[table]["customer_id"].isin(in_shard)).sum()
     _score(world, 1)  # back as it was
     _assert_same_rows(_day(world.settings, world.run_date), before, BY_CUSTOMER)
+
+
+def test_shards_committing_at_once_leave_the_agreement_over_every_shard(world):
+    """Two shards reach the date's shadow agreement together (the test holds its lock until both
+    wait for it): whichever commits last writes the agreement over all three shards' lists."""
+    settings, run_date = world.settings, world.run_date
+    _clear(settings, run_date)
+    _score(world, 2)
+    agreement = sql.Identifier(settings.ml_schema, "shadow_agreement")
+    with (
+        data.connect(settings) as blocker,
+        data.connect(settings) as observer,
+        ThreadPoolExecutor(max_workers=2) as pool,
+    ):
+        with blocker.transaction():
+            blocker.execute(sql.SQL("lock table {} in share row exclusive mode").format(agreement))
+            runs = [pool.submit(_score, world, index) for index in (0, 1)]
+            deadline = time.monotonic() + 120
+            while _waiting_for(blocker, observer) < 2:
+                assert time.monotonic() < deadline and not any(run.done() for run in runs), "no two shards waiting"
+                time.sleep(0.05)
+        for run in runs:
+            run.result()
+    whole = _day(settings, run_date)
+    _assert_same_rows(whole, world.unsharded, BY_CUSTOMER)
+    _assert_same_agreement(whole["shadow_agreement"], world.unsharded["shadow_agreement"])
+
+
+def _waiting_for(blocker: psycopg.Connection, observer: psycopg.Connection) -> int:
+    """How many sessions wait at the agreement's turn (`data.replace_scored_day`) for the lock `blocker`
+    holds, as `observer` sees them (outside a transaction, whose view of pg_stat_activity would not change)."""
+    return observer.execute(
+        "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and %s = any(pg_blocking_pids(pid))"
+        " and query like 'lock table %%'",
+        (blocker.info.backend_pid,),
+    ).fetchone()[0]
 
 
 def test_the_shard_checks_judge_their_own_customers(world):
