@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from psycopg import sql
 
 from ml import data
-from ml.config import ModelPolicy, TrainingConfig
+from ml.config import ModelPolicy, Shard, TrainingConfig
 from ml.features import CANDIDATES_MODEL
 from ml.pipeline import StageRun, run_date
 
@@ -24,28 +24,34 @@ class CheckOutcome:
     metadata: dict[str, object] = field(default_factory=dict)
 
 
-def scores_cover_candidates(stage: StageRun) -> CheckOutcome:
-    """The run date's offer_scores hold exactly one row per candidate pair of fct_scoring_candidates."""
+def _of(shard: Shard | None) -> str:
+    return "" if shard is None else f" ({shard})"
+
+
+def scores_cover_candidates(stage: StageRun, shard: Shard | None = None) -> CheckOutcome:
+    """The run date's offer_scores hold exactly one row per candidate pair of fct_scoring_candidates
+    (of the customers of `shard`, if given: when every shard of a date passes, the date does)."""
     with data.connect(stage.settings) as conn:
         as_of = run_date(conn, stage.manifest)
-        candidates = data.date_row_count(conn, stage.manifest.relation(CANDIDATES_MODEL), "as_of_date", as_of)
-        scores = data.date_row_count(conn, sql.Identifier(stage.schema, "offer_scores"), "score_date", as_of)
+        candidates = data.date_row_count(conn, stage.manifest.relation(CANDIDATES_MODEL), "as_of_date", as_of, shard)
+        scores = data.date_row_count(conn, sql.Identifier(stage.schema, "offer_scores"), "score_date", as_of, shard)
     verdict = "equal" if scores == candidates else "differ"
     return CheckOutcome(
         scores == candidates,
-        f"{as_of}: {scores:,} score rows and {candidates:,} candidate pairs {verdict}",
+        f"{as_of}{_of(shard)}: {scores:,} score rows and {candidates:,} candidate pairs {verdict}",
         {"score_rows": scores, "candidate_pairs": candidates},
     )
 
 
-def every_eligible_customer_recommended(stage: StageRun) -> CheckOutcome:
-    """Every customer with a candidate offer not yet redeemed has recommendations on the run date."""
+def every_eligible_customer_recommended(stage: StageRun, shard: Shard | None = None) -> CheckOutcome:
+    """Every customer with a candidate offer not yet redeemed has recommendations on the run date
+    (every such customer of `shard`, if given)."""
     with data.connect(stage.settings) as conn:
         as_of = run_date(conn, stage.manifest)
         eligible, missing, sample = data.customers_without_recommendations(
-            conn, stage.schema, stage.manifest.relation(CANDIDATES_MODEL), as_of
+            conn, stage.schema, stage.manifest.relation(CANDIDATES_MODEL), as_of, shard=shard
         )
-    description = f"{as_of}: {eligible - missing:,} of {eligible:,} eligible customers have recommendations"
+    description = f"{as_of}{_of(shard)}: {eligible - missing:,} of {eligible:,} eligible customers have recommendations"
     if missing:
         description += f"; {missing:,} have none, e.g. customer_id {', '.join(map(str, sample))}"
     return CheckOutcome(missing == 0, description, {"eligible_customers": eligible, "without_recommendations": missing})

@@ -247,6 +247,9 @@ class Settings:
     first_date: dt.date = dt.date(2025, 1, 1)
     # How long a run waits for another run of the same warehouse to finish before it stops.
     lock_wait_seconds: float = 3600.0
+    # How many customer shards the sharded scoring job splits a date into (orchestration/sharded.py,
+    # docs/scaling.md); the daily run scores the whole date at once whatever it says.
+    scoring_shards: int = 4
 
     @property
     def pgdata(self) -> Path:
@@ -294,7 +297,45 @@ def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> S
         off_policy=load_off_policy_config(env),
         first_date=_date(env, "OFFERRANK_FIRST_DATE", Settings.first_date),
         lock_wait_seconds=_non_negative(env, "OFFERRANK_LOCK_WAIT_SECONDS", Settings.lock_wait_seconds),
+        scoring_shards=_shard_count(env),
     )
+
+
+# More shards than this is a mistake rather than a plan: each is a Dagster partition of every date.
+MAX_SCORING_SHARDS = 1024
+
+
+def _shard_count(env: os._Environ[str] | dict[str, str]) -> int:
+    text = env.get("OFFERRANK_SCORING_SHARDS", "").strip()
+    try:
+        count = int(text) if text else Settings.scoring_shards
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_SCORING_SHARDS:
+        raise ValueError(
+            f"OFFERRANK_SCORING_SHARDS must be a whole number of customer shards from 1 to {MAX_SCORING_SHARDS},"
+            f" got {text!r}"
+        )
+    return count
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One of `count` customer shards of a date: the customers whose stable hash modulo `count` is
+    `index` (`ml.data.shard_filter`)."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count <= MAX_SCORING_SHARDS:
+            raise ValueError(
+                f"a shard is an index from 0 to count - 1 of 1 to {MAX_SCORING_SHARDS} shards,"
+                f" got shard {self.index} of {self.count}"
+            )
+
+    def __str__(self) -> str:
+        return f"shard {self.index} of {self.count}"
 
 
 def _date(env: os._Environ[str] | dict[str, str], name: str, default: dt.date) -> dt.date:

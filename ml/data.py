@@ -22,7 +22,7 @@ import pyarrow.csv as pa_csv
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from ml.config import Settings
+from ml.config import Settings, Shard
 from ml.contract import RAW_CONTRACT, Contract, Table
 from ml.contract import ddl as contract_ddl
 from ml.evaluate import metric_label
@@ -59,7 +59,9 @@ class WarehouseBusyError(RuntimeError):
 
 
 @contextmanager
-def warehouse_lock(settings: Settings, holder: str, wait_seconds: float) -> Iterator[psycopg.Connection]:
+def warehouse_lock(
+    settings: Settings, holder: str, wait_seconds: float, *, shared: bool = False
+) -> Iterator[psycopg.Connection]:
     """Hold the run lock of this warehouse (its ml schema) for the block: one run at a time.
 
     A run rebuilds the marts for its date and replaces that date's outputs, so two runs at once,
@@ -67,6 +69,9 @@ def warehouse_lock(settings: Settings, holder: str, wait_seconds: float) -> Iter
     its own named `holder`: the server frees it when the run ends, however it ends (a killed
     process included). A second run waits up to `wait_seconds`, then raises WarehouseBusyError
     naming the run that holds it.
+
+    `shared`: the runs of the sharded scoring job, which only read the marts and replace their own
+    customers' rows, hold it in shared mode: they run beside one another, never beside a daily run.
     """
     conninfo = make_conninfo(settings.database.conninfo(), application_name=holder[:63])
     try:
@@ -75,13 +80,14 @@ def warehouse_lock(settings: Settings, holder: str, wait_seconds: float) -> Iter
         connect(settings)  # raises the clear ConnectionError
         raise
     key = (_LOCK_NAMESPACE, settings.ml_schema)
+    mode = "_shared" if shared else ""
     with conn:
-        acquired = conn.execute("select pg_try_advisory_lock(%s, hashtext(%s))", key).fetchone()[0]
+        acquired = conn.execute(f"select pg_try_advisory_lock{mode}(%s, hashtext(%s))", key).fetchone()[0]
         if not acquired:
             try:
                 conn.execute(sql.SQL("set lock_timeout = {}").format(sql.Literal(f"{int(wait_seconds * 1000)}ms")))
                 if wait_seconds > 0:
-                    conn.execute("select pg_advisory_lock(%s, hashtext(%s))", key)
+                    conn.execute(f"select pg_advisory_lock{mode}(%s, hashtext(%s))", key)
                     acquired = True
             except psycopg.errors.LockNotAvailable:
                 pass
@@ -96,7 +102,7 @@ def warehouse_lock(settings: Settings, holder: str, wait_seconds: float) -> Iter
             yield conn
         finally:
             if not conn.closed:
-                conn.execute("select pg_advisory_unlock(%s, hashtext(%s))", key)
+                conn.execute(f"select pg_advisory_unlock{mode}(%s, hashtext(%s))", key)
 
 
 def run_lock_holder(conn: psycopg.Connection, ml_schema: str) -> str | None:
@@ -710,6 +716,7 @@ def replace_scored_day(
     score_date: dt.date,
     chunks: Iterable[ServedChunk],
     agreement: Callable[[], pd.DataFrame] | None = None,
+    shard: Shard | None = None,
 ) -> ScoredDay:
     """Replace one date's `offer_scores`, `recommendations`, `shadow_recommendations` and
     `shadow_agreement` with `chunks`, and add the day's first exposures to `experiment_assignments`,
@@ -721,12 +728,20 @@ def replace_scored_day(
     are all written, gives the day's `shadow_agreement` rows (None or empty: no shadow).
     Assignments are only ever added (`on conflict do nothing`): a customer keeps the variant and
     time of their first exposure, and a re-run of the day adds nothing.
+
+    With a `shard`, only the rows of that shard's customers (`shard_filter`) are replaced, and the
+    chunks must hold only them; other shards' rows stay as they are. `shadow_agreement` is per
+    date, not per customer: `agreement` is then called with the table locked against the other
+    shards, so that, reading the date's stored lists, the last shard to commit writes the rows of
+    them all.
     """
     tables = {name: sql.Identifier(schema, name) for name in _SCORED_DAY_TABLES}
     written = dict.fromkeys(("scores", "recommendations", "shadow_recommendations", "new_assignments"), 0)
+    of_date = sql.SQL("delete from {} where score_date = %s")
     with conn.transaction():
-        for table in tables.values():
-            conn.execute(sql.SQL("delete from {} where score_date = %s").format(table), (score_date,))
+        for name, table in tables.items():
+            if shard is None or name != "shadow_agreement":  # a shard's agreement waits for its turn below
+                conn.execute(sql.SQL("{}{}").format(of_date.format(table), and_in_shard(shard)), (score_date,))
         for chunk in chunks:
             written["scores"] += copy_in(conn, tables["offer_scores"], chunk.scores)
             written["recommendations"] += copy_in(
@@ -738,6 +753,11 @@ def replace_scored_day(
                 )
             if chunk.exposures is not None and not chunk.exposures.empty:
                 written["new_assignments"] += _add_assignments(conn, schema, chunk.exposures)
+        if shard is not None:
+            # Shards take turns from here to their commit; each statement after the lock sees what
+            # the shards before committed (read committed), so the last one sees every shard's lists.
+            conn.execute(sql.SQL("lock table {} in share row exclusive mode").format(tables["shadow_agreement"]))
+            conn.execute(of_date.format(tables["shadow_agreement"]), (score_date,))
         rows = agreement() if agreement is not None else None
         if rows is not None and not rows.empty:
             copy_in(conn, tables["shadow_agreement"], rows)
@@ -746,6 +766,25 @@ def replace_scored_day(
     return ScoredDay(
         written["scores"], written["recommendations"], written["new_assignments"], written["shadow_recommendations"]
     )
+
+
+def shard_filter(shard: Shard, column: str = "customer_id") -> sql.Composed:
+    """The condition that the customer id in `column` falls in `shard`: the first 32 bits of the md5 of
+    its decimal text, modulo the shard count.
+
+    md5 is a documented function whose result is fixed by its RFC, on every PostgreSQL version and
+    platform (and in Python's hashlib, Citus and most warehouses), so a customer stays in their
+    shard across upgrades and replicas. PostgreSQL's own hashtext()/hashtextextended() are
+    undocumented internals that have changed between major versions and depend on byte order.
+    """
+    return sql.SQL("mod(('x' || substr(md5({}::text), 1, 8))::bit(32)::bigint, {}) = {}").format(
+        sql.Identifier(column), sql.Literal(shard.count), sql.Literal(shard.index)
+    )
+
+
+def and_in_shard(shard: Shard | None) -> sql.Composable:
+    """` and <shard_filter(shard)>` to end a where clause with, or nothing without a shard."""
+    return sql.SQL("") if shard is None else sql.SQL(" and {}").format(shard_filter(shard))
 
 
 _ASSIGNMENT_TYPES = {"experiment_id": "text", "customer_id": "bigint", "variant": "text", "assigned_at": "timestamptz"}
@@ -974,26 +1013,40 @@ def next_run_date(conn: psycopg.Connection, raw_schema: str) -> dt.date | None:
         return None
 
 
-def date_row_count(conn: psycopg.Connection, relation: sql.Composable, date_column: str, date: dt.date) -> int:
-    """The rows of `relation` whose `date_column` is `date`."""
-    query = sql.SQL("select count(*) from {} where {} = %s").format(relation, sql.Identifier(date_column))
+def date_row_count(
+    conn: psycopg.Connection, relation: sql.Composable, date_column: str, date: dt.date, shard: Shard | None = None
+) -> int:
+    """The rows of `relation` whose `date_column` is `date` (of the customers of `shard`, if given)."""
+    query = sql.SQL("select count(*) from {} where {} = %s{}").format(
+        relation, sql.Identifier(date_column), and_in_shard(shard)
+    )
     return conn.execute(query, (date,)).fetchone()[0]
 
 
 def customers_without_recommendations(
-    conn: psycopg.Connection, schema: str, candidates: sql.Composable, score_date: dt.date, sample: int = 5
+    conn: psycopg.Connection,
+    schema: str,
+    candidates: sql.Composable,
+    score_date: dt.date,
+    sample: int = 5,
+    shard: Shard | None = None,
 ) -> tuple[int, int, list[int]]:
-    """Of one date's eligible customers (a candidate offer they have not redeemed yet): how many
-    there are, how many have no recommendation, and up to `sample` of those customers' ids."""
+    """Of one date's eligible customers (a candidate offer they have not redeemed yet; of `shard`,
+    if given): how many there are, how many have no recommendation, and up to `sample` of those
+    customers' ids."""
     row = conn.execute(
         sql.SQL(
             "with eligible as (select distinct customer_id from {candidates}"
-            " where as_of_date = %(date)s and not coalesce(has_redeemed_offer, false)),"
+            " where as_of_date = %(date)s and not coalesce(has_redeemed_offer, false){in_shard}),"
             " missing as (select customer_id from eligible"
             " except select customer_id from {recommendations} where score_date = %(date)s)"
             " select (select count(*) from eligible), (select count(*) from missing),"
             " array(select customer_id from missing order by customer_id limit %(sample)s)"
-        ).format(candidates=candidates, recommendations=sql.Identifier(schema, "recommendations")),
+        ).format(
+            candidates=candidates,
+            recommendations=sql.Identifier(schema, "recommendations"),
+            in_shard=and_in_shard(shard),
+        ),
         {"date": score_date, "sample": sample},
     ).fetchone()
     return row[0], row[1], list(row[2])

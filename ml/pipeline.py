@@ -34,6 +34,7 @@ from ml.config import (
     ModelPolicy,
     RerankConfig,
     Settings,
+    Shard,
     TrainingConfig,
     code_version,
     dbt_target_path,
@@ -700,7 +701,7 @@ def _prior_rate(conn: psycopg.Connection, stage: StageRun, as_of: dt.date) -> fl
     return float(prior)
 
 
-def score_and_recommend(stage: StageRun) -> dict[str, object]:
+def score_and_recommend(stage: StageRun, shard: Shard | None = None) -> dict[str, object]:
     """Score every candidate pair of the run date, re-rank each customer's scored offers into the
     day's recommendations, and replace the date's scores and recommendations in one transaction.
 
@@ -718,8 +719,14 @@ def score_and_recommend(stage: StageRun) -> dict[str, object]:
     the previous day of every table or the new one, never a part; a failure or a killed process
     leaves the previous day whole.
 
+    With a `shard`, only that shard's customers (`data.shard_filter`) are read, scored and replaced,
+    with the same rankers, the same heuristic prior (the whole date's) and so the same rows as in
+    the unsharded run; the date's `shadow_agreement` is computed from every shard's stored lists by
+    the last shard to commit (`data.replace_scored_day`), and the counts returned are the shard's.
+
     Returns the stage's counts, the day's new assignments, customers per variant and the shadow's
-    agreement (`overlap_at_k` over all customers; None without a shadow).
+    agreement (`overlap_at_k` over all customers, of the shard's customers with a shard; None
+    without a shadow).
     """
     options, config = stage.settings.rerank, stage.settings.experiment
     with data.connect(stage.settings) as reader, data.connect(stage.settings) as writer:
@@ -730,11 +737,12 @@ def score_and_recommend(stage: StageRun) -> dict[str, object]:
             # before any scoring: a changed split must stop the day, not mix variants
             experiment.check_stored(data.experiment_assignments(reader, stage.schema, config.experiment_id), config)
             rerank_columns = candidate_rerank_columns(stage)
-            query = sql.SQL("select {} from {} where as_of_date = %s order by customer_id, offer_id").format(
+            query = sql.SQL("select {} from {} where as_of_date = %s{} order by customer_id, offer_id").format(
                 sql.SQL(", ").join(
                     map(sql.Identifier, dict.fromkeys([*CANDIDATE_KEYS, *serving.columns, *rerank_columns]))
                 ),
                 stage.manifest.relation(CANDIDATES_MODEL),
+                data.and_in_shard(shard),
             )
             tally = _ServingTally()
 
@@ -764,13 +772,16 @@ def score_and_recommend(stage: StageRun) -> dict[str, object]:
             def agreement() -> pd.DataFrame | None:
                 if serving.shadow is None:
                     return None
-                return experiment.agreement_rows(as_of, tally.overlaps, serving.shadow.model_id, stage.settings.top_k)
+                # a shard's lists are a part of the date's: the agreement is of every shard's stored lists
+                overlaps = tally.overlaps if shard is None else stored_overlaps(writer, stage.schema, as_of)
+                return experiment.agreement_rows(as_of, overlaps, serving.shadow.model_id, stage.settings.top_k)
 
             chunks = customer_chunks(data.iter_copy_out(reader, query, (as_of,)))
-            day = data.replace_scored_day(writer, stage.schema, as_of, map(served, chunks), agreement)
+            day = data.replace_scored_day(writer, stage.schema, as_of, map(served, chunks), agreement, shard)
             overlap = tally.overall_overlap() if serving.shadow is not None else None
             log.message = "; ".join(
                 [
+                    *([f"{shard} (customers by md5 of customer_id)"] if shard is not None else []),
                     serving.variants["treatment"].description
                     + f"; MMR lambda {options.mmr_lambda}, at most {options.max_per_category} per category,"
                     f" top {stage.settings.top_k}",
@@ -792,6 +803,18 @@ def score_and_recommend(stage: StageRun) -> dict[str, object]:
         "shadow_model": serving.shadow.model_id if serving.shadow is not None else None,
         "overlap_at_k": overlap,
     }
+
+
+def stored_overlaps(conn: psycopg.Connection, schema: str, score_date: dt.date) -> dict[str, tuple[float, int]]:
+    """The shadow's overlap with the served lists of a date as stored (every shard's), per variant:
+    (sum of the customers' overlap@k, customers), as `_ServingTally` sums them while serving."""
+    served = data.date_rows(conn, schema, "recommendations", "score_date", score_date)
+    shadow = data.date_rows(conn, schema, "shadow_recommendations", "score_date", score_date)
+    tally = _ServingTally()
+    if not served.empty:
+        overlap = experiment.overlap_at_k(served, shadow)
+        tally.add_overlap(overlap, served.drop_duplicates("customer_id").set_index("customer_id")["variant"])
+    return tally.overlaps
 
 
 @dataclass

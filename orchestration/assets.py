@@ -68,14 +68,18 @@ ML_DAILY: dict[str, Any] = {"group_name": "ml", "partitions_def": DAILY_PARTITIO
 
 
 def _stage(
-    context: AssetExecutionContext | AssetCheckExecutionContext, warehouse: WarehouseResource, built: bool = True
+    context: AssetExecutionContext | AssetCheckExecutionContext,
+    warehouse: WarehouseResource,
+    built: bool = True,
+    run_date: str | None = None,
 ) -> pipeline.StageRun:
     """The stage of this run; where the marts are `built` already, once they are checked to be
-    built for the run's partition (a guard against a run that rebuilt them for another date)."""
+    built for the run's partition, or `run_date` (a guard against a run that rebuilt them for
+    another date)."""
     stage = pipeline.StageRun(
         settings=warehouse.settings(), run_id=context.run.run_id, manifest=DbtManifest(warehouse_project.manifest_path)
     )
-    partition = context.run.tags.get("dagster/partition")
+    partition = run_date or context.run.tags.get("dagster/partition")
     if built and partition:
         pipeline.check_run_date(stage, dt.date.fromisoformat(partition))
     return stage

@@ -21,8 +21,12 @@ class WarehouseResource(ConfigurableResource):
     (PG* variables or the embedded default), so no credential ever enters Dagster config or metadata.
 
     A run holds the warehouse's run lock (`ml.data.warehouse_lock`) from its first step to its end:
-    the definitions use the in-process executor, so the resource is set up once per run.
+    the definitions use the in-process executor, so the resource is set up once per run. With
+    `shared_lock` (the sharded scoring location), it holds the lock in shared mode: such runs go
+    side by side, and never beside a run that holds it exclusively.
     """
+
+    shared_lock: bool = False
 
     def settings(self) -> Settings:
         return load_settings()
@@ -36,7 +40,7 @@ class WarehouseResource(ConfigurableResource):
         log = context.log
         if log is not None:
             log.info(f"taking the warehouse run lock as '{holder}'")
-        with data.warehouse_lock(settings, holder, settings.lock_wait_seconds):
+        with data.warehouse_lock(settings, holder, settings.lock_wait_seconds, shared=self.shared_lock):
             yield self
 
 
@@ -66,3 +70,8 @@ def build_resources() -> dict[str, object]:
         "dbt": WarehouseDbtResource(project_dir=warehouse_project),
         "warehouse": WarehouseResource(),
     }
+
+
+def build_shard_resources() -> dict[str, object]:
+    """The sharded scoring location's: the warehouse alone, its run lock shared between shards."""
+    return {"warehouse": WarehouseResource(shared_lock=True)}

@@ -130,3 +130,17 @@ def test_off_policy_settings_come_from_the_environment():
         load_off_policy_config({"OFFERRANK_OFF_POLICY_WINDOW_DAYS": "two weeks"})
     with pytest.raises(ValueError, match="at least 1"):
         load_off_policy_config({"OFFERRANK_OFF_POLICY_BOOTSTRAP": "0"})
+
+
+def test_scoring_shards_default_and_their_variable_is_checked():
+    from ml.config import MAX_SCORING_SHARDS, Shard
+
+    assert load_settings({}).scoring_shards == 4
+    assert load_settings({"OFFERRANK_SCORING_SHARDS": " 16 "}).scoring_shards == 16
+    for text in ("0", "-2", "three", "1.5", str(MAX_SCORING_SHARDS + 1)):
+        with pytest.raises(ValueError, match=f"OFFERRANK_SCORING_SHARDS must be a whole number .* got '{text}'"):
+            load_settings({"OFFERRANK_SCORING_SHARDS": text})
+    assert str(Shard(2, 3)) == "shard 2 of 3"
+    for index, count in ((3, 3), (-1, 3), (0, 0)):
+        with pytest.raises(ValueError, match="shard"):
+            Shard(index, count)
