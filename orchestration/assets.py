@@ -67,7 +67,7 @@ ONE_DATE_PER_RUN = BackfillPolicy.multi_run(max_partitions_per_run=1)
 ML_DAILY: dict[str, Any] = {"group_name": "ml", "partitions_def": DAILY_PARTITIONS, "backfill_policy": ONE_DATE_PER_RUN}
 
 
-def _stage(
+def run_stage(
     context: AssetExecutionContext | AssetCheckExecutionContext,
     warehouse: WarehouseResource,
     built: bool = True,
@@ -85,7 +85,7 @@ def _stage(
     return stage
 
 
-def _metadata(started: float, counts: Mapping[str, object]) -> dict[str, object]:
+def timed_metadata(started: float, counts: Mapping[str, object]) -> dict[str, object]:
     return {**counts, "seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -124,7 +124,7 @@ def warehouse_models(
     args = [*PRODUCTION_BUILD, *(["--full-refresh"] if config.full_refresh else [])]
     args += ["--vars", json.dumps({"as_of_date": context.partition_key})]
     try:
-        with pipeline.recorded_dbt_build(_stage(context, warehouse, built=False)) as build:
+        with pipeline.recorded_dbt_build(run_stage(context, warehouse, built=False)) as build:
             invocation = dbt.cli(args, context=context)
             build.target_path = invocation.target_path
             yield from invocation.stream()
@@ -149,7 +149,7 @@ def feature_drift(context: AssetExecutionContext, warehouse: WarehouseResource) 
     largest PSI of a feature in the signal (not offer-level) is the drift signal the drift sensor
     (orchestration/sensors.py) retrains on."""
     started = time.perf_counter()
-    drift = pipeline.measure_drift(_stage(context, warehouse), load_training_config())
+    drift = pipeline.measure_drift(run_stage(context, warehouse), load_training_config())
     measured = drift.dropna(subset=["psi"]).sort_values("psi", ascending=False)
     context.log.info(
         "feature drift: "
@@ -162,7 +162,7 @@ def feature_drift(context: AssetExecutionContext, warehouse: WarehouseResource) 
         metadata.update(
             max_psi=float(top["psi"]), max_psi_feature=str(top["feature"]), reference_date=str(top["reference_date"])
         )
-    return MaterializeResult(metadata=_metadata(started, metadata))
+    return MaterializeResult(metadata=timed_metadata(started, metadata))
 
 
 FEATURE_DRIFT = AssetKey(["ml", "feature_drift"])
@@ -200,7 +200,7 @@ def model_registry(context: AssetExecutionContext, warehouse: WarehouseResource,
     best by the margin. Training that
     fails or is skipped is logged and leaves the champion (or the heuristic) serving."""
     started = time.perf_counter()
-    stage = _stage(context, warehouse)
+    stage = run_stage(context, warehouse)
     drift = pipeline.drift_signal(stage)
     outcome = pipeline.train_models(
         stage,
@@ -218,7 +218,7 @@ def model_registry(context: AssetExecutionContext, warehouse: WarehouseResource,
         "promoted": outcome.promoted,
         "candidates": [record.model_id for record in outcome.candidates],
     }
-    metadata = _metadata(started, metadata)
+    metadata = timed_metadata(started, metadata)
     for spec_key in (["ml", "model_registry"], ["ml", "model_promotions"], ["ml", "feature_importance"]):
         yield MaterializeResult(asset_key=spec_key, metadata=metadata)
 
@@ -236,7 +236,7 @@ def eval_metrics(context: AssetExecutionContext, warehouse: WarehouseResource) -
     and the run's HTML report (ROC, precision-recall, gain, calibration, NDCG by model, importance,
     drift), whose path is in the metadata."""
     started = time.perf_counter()
-    stage = _stage(context, warehouse)
+    stage = run_stage(context, warehouse)
     metrics = pipeline.evaluate_champion(stage, load_training_config())
     # `<scorer>/<metric>`: the champion's id, 'heuristic' and 'oracle', all customers, raw order
     values = {
@@ -248,10 +248,10 @@ def eval_metrics(context: AssetExecutionContext, warehouse: WarehouseResource) -
     }
     context.log.info("evaluated: " + ", ".join(f"{name} {value:.4f}" for name, value in values.items()))
     if metrics.empty:  # no labelled impressions to judge yet: nothing to report
-        return MaterializeResult(metadata=_metadata(started, values))
+        return MaterializeResult(metadata=timed_metadata(started, values))
     report = pipeline.write_report(stage, load_model_policy())
     context.log.info(f"report: {report}")
-    return MaterializeResult(metadata=_metadata(started, {**values, "report": MetadataValue.path(str(report))}))
+    return MaterializeResult(metadata=timed_metadata(started, {**values, "report": MetadataValue.path(str(report))}))
 
 
 OFFER_SCORES = AssetKey(["ml", "offer_scores"])
@@ -279,23 +279,23 @@ def offer_scores_and_recommendations(context: AssetExecutionContext, warehouse: 
     """Scores and recommendations of the day, written in one transaction: readers never see one
     without the other, nor a part of the day."""
     started = time.perf_counter()
-    counts = pipeline.score_and_recommend(_stage(context, warehouse))
+    counts = pipeline.score_and_recommend(run_stage(context, warehouse))
     context.log.info(f"scored {counts['candidate_pairs']:,} candidate pairs")
     context.log.info(f"wrote {counts['recommendations_written']:,} recommendations")
     scored, recommended = counts["candidate_pairs"], counts["recommendations_written"]
     yield MaterializeResult(
-        asset_key=OFFER_SCORES, metadata=_metadata(started, {"candidate_pairs": scored, "rows_written": scored})
+        asset_key=OFFER_SCORES, metadata=timed_metadata(started, {"candidate_pairs": scored, "rows_written": scored})
     )
     yield MaterializeResult(
         asset_key=RECOMMENDATIONS,
-        metadata=_metadata(
+        metadata=timed_metadata(
             started,
-            {"recommendations_written": recommended, "rows_written": recommended, **_experiment_metadata(counts)},
+            {"recommendations_written": recommended, "rows_written": recommended, **experiment_metadata(counts)},
         ),
     )
 
 
-def _experiment_metadata(counts: Mapping[str, Any]) -> dict[str, object]:
+def experiment_metadata(counts: Mapping[str, Any]) -> dict[str, object]:
     """The experiment's side of the scored day: customers served per variant, first exposures,
     and the shadow model's overlap@k with the served lists (when there is a shadow)."""
     metadata: dict[str, object] = {
@@ -313,9 +313,9 @@ def _experiment_metadata(counts: Mapping[str, Any]) -> dict[str, object]:
 def recommendation_explanations(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """The top 3 feature contributions of every recommendation."""
     started = time.perf_counter()
-    counts = pipeline.explain_recommendations(_stage(context, warehouse))
+    counts = pipeline.explain_recommendations(run_stage(context, warehouse))
     context.log.info(f"wrote {counts['rows_written']:,} explanation rows")
-    return MaterializeResult(metadata=_metadata(started, counts))
+    return MaterializeResult(metadata=timed_metadata(started, counts))
 
 
 class _GroupTranslator(DagsterDbtTranslator):
@@ -334,7 +334,7 @@ def reporting_models(context: AssetExecutionContext, dbt: DbtCliResource, wareho
     """The reporting marts for BI over the ml tables (and the staging views under them), with
     their tests, once the Python assets have written those tables: dagster-dbt keys the `ml`
     sources as the Python assets are keyed (["ml", table]), so they follow them."""
-    with pipeline.recorded_reporting_build(_stage(context, warehouse)):
+    with pipeline.recorded_reporting_build(run_stage(context, warehouse)):
         yield from dbt.cli(PRODUCTION_BUILD, context=context).stream()
 
 
@@ -348,7 +348,7 @@ def off_policy_models(context: AssetExecutionContext, dbt: DbtCliResource, wareh
     """The logged visits of the off-policy window and their candidates with features as of each
     visit's day (fct_logged_visit_candidates), from the marts the partition's daily run built: not
     part of the daily run, which it would slow for an estimate nobody needs every day."""
-    _stage(context, warehouse)  # the marts it reads must be the partition's
+    run_stage(context, warehouse)  # the marts it reads must be the partition's
     window = {"off_policy_window_days": warehouse.settings().off_policy.window_days}
     yield from dbt.cli([*PRODUCTION_BUILD, "--vars", json.dumps(window)], context=context).stream()
 
@@ -365,20 +365,20 @@ def off_policy_estimates(context: AssetExecutionContext, warehouse: WarehouseRes
     visits, the logging policy's own rate there, and the online rate of treatment's served lists
     (docs/experiments.md, "Off-policy estimate")."""
     started = time.perf_counter()
-    evaluation = off_policy.evaluate_offline(_stage(context, warehouse))
+    evaluation = off_policy.evaluate_offline(run_stage(context, warehouse))
     for note in evaluation.notes:
         context.log.info(note)
     values = {
         f"{row.estimator}": float(row.value) for row in evaluation.estimates.itertuples() if row.value == row.value
     }
     context.log.info("off-policy estimate: " + ", ".join(f"{name} {value:.4f}" for name, value in values.items()))
-    return MaterializeResult(metadata=_metadata(started, values))
+    return MaterializeResult(metadata=timed_metadata(started, values))
 
 
 # --- Python checks of the outputs (ml/checks.py); blocking ones stop the assets downstream -------------
 
 
-def _check_result(outcome: checks.CheckOutcome, severity: AssetCheckSeverity) -> AssetCheckResult:
+def check_result(outcome: checks.CheckOutcome, severity: AssetCheckSeverity) -> AssetCheckResult:
     return AssetCheckResult(
         passed=outcome.passed, severity=severity, description=outcome.description, metadata=outcome.metadata
     )
@@ -387,7 +387,7 @@ def _check_result(outcome: checks.CheckOutcome, severity: AssetCheckSeverity) ->
 @asset_check(asset=OFFER_SCORES, blocking=True)
 def scores_cover_candidates(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
     """One score row per candidate pair of the run date: none lost, none doubled."""
-    return _check_result(checks.scores_cover_candidates(_stage(context, warehouse)), AssetCheckSeverity.ERROR)
+    return check_result(checks.scores_cover_candidates(run_stage(context, warehouse)), AssetCheckSeverity.ERROR)
 
 
 @asset_check(asset=RECOMMENDATIONS, blocking=True)
@@ -395,8 +395,8 @@ def every_eligible_customer_recommended(
     context: AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> AssetCheckResult:
     """Every customer with a candidate offer not yet redeemed has recommendations."""
-    return _check_result(
-        checks.every_eligible_customer_recommended(_stage(context, warehouse)), AssetCheckSeverity.ERROR
+    return check_result(
+        checks.every_eligible_customer_recommended(run_stage(context, warehouse)), AssetCheckSeverity.ERROR
     )
 
 
@@ -404,8 +404,8 @@ def every_eligible_customer_recommended(
 def champion_metric_holds(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
     """The champion's primary metric is within OFFERRANK_METRIC_TOLERANCE of the previous run
     date's served model: a warning to look, not a reason to stop serving."""
-    outcome = checks.champion_metric_holds(_stage(context, warehouse), load_training_config(), load_model_policy())
-    return _check_result(outcome, AssetCheckSeverity.WARN)
+    outcome = checks.champion_metric_holds(run_stage(context, warehouse), load_training_config(), load_model_policy())
+    return check_result(outcome, AssetCheckSeverity.WARN)
 
 
 PYTHON_CHECKS = [scores_cover_candidates, every_eligible_customer_recommended, champion_metric_holds]

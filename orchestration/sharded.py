@@ -44,10 +44,10 @@ from orchestration.assets import (
     MODEL_REGISTRY,
     RUN_DATE,
     SCORING_CANDIDATES,
-    _check_result,
-    _experiment_metadata,
-    _metadata,
-    _stage,
+    check_result,
+    experiment_metadata,
+    run_stage,
+    timed_metadata,
 )
 from orchestration.resources import WarehouseResource, build_shard_resources
 
@@ -65,7 +65,7 @@ def _shard_stage(
 ) -> tuple[pipeline.StageRun, Shard]:
     """The stage and the shard of this run, once the marts are checked to be built for its date."""
     date, index = _partition(context.run)
-    return _stage(context, warehouse, run_date=date), Shard(index, SHARD_COUNT)
+    return run_stage(context, warehouse, run_date=date), Shard(index, SHARD_COUNT)
 
 
 def _partition(run: DagsterRun) -> tuple[str, int]:
@@ -101,9 +101,9 @@ def scored_shard(context: AssetExecutionContext, warehouse: WarehouseResource) -
         "candidate_pairs": counts["candidate_pairs"],
         "recommendations_written": counts["recommendations_written"],
         "rows_written": counts["rows_written"],
-        **_experiment_metadata(counts),
+        **experiment_metadata(counts),
     }
-    return MaterializeResult(metadata=_metadata(started, metadata))
+    return MaterializeResult(metadata=timed_metadata(started, metadata))
 
 
 @asset_check(asset=SCORED_SHARD, blocking=True)
@@ -111,7 +111,7 @@ def shard_scores_cover_candidates(
     context: AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> AssetCheckResult:
     """One score row per candidate pair of the shard's customers on the run date."""
-    return _check_result(checks.scores_cover_candidates(*_shard_stage(context, warehouse)), AssetCheckSeverity.ERROR)
+    return check_result(checks.scores_cover_candidates(*_shard_stage(context, warehouse)), AssetCheckSeverity.ERROR)
 
 
 @asset_check(asset=SCORED_SHARD, blocking=True)
@@ -119,7 +119,7 @@ def every_eligible_shard_customer_recommended(
     context: AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> AssetCheckResult:
     """Every customer of the shard with a candidate offer not yet redeemed has recommendations."""
-    return _check_result(
+    return check_result(
         checks.every_eligible_customer_recommended(*_shard_stage(context, warehouse)), AssetCheckSeverity.ERROR
     )
 

@@ -444,7 +444,7 @@ def test_an_experiment_serves_each_variant_by_its_ranker_with_a_shadow_beside(wo
     # ... which the recommendations asset reports in its Dagster metadata
     from orchestration import assets  # here: dagster-dbt reads the manifest at import, `dbt_manifest` makes it
 
-    metadata = assets._experiment_metadata(counts)
+    metadata = assets.experiment_metadata(counts)
     assert metadata["shadow_overlap_at_k"] == pytest.approx(lists["overlap"].mean())
     assert (
         metadata["shadow_model"] == challenger
