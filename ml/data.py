@@ -1,6 +1,8 @@
 """The only warehouse I/O of offerrank: connections, COPY in and out, and the `ml` output tables.
 
-Rows move with COPY in CSV form, serialised and parsed by pyarrow: no row-by-row inserts.
+Rows move with COPY, no row-by-row inserts: in as PostgreSQL's binary format where every column
+has a vectorised encoder (ml/copy_binary.py), else as CSV serialised by pyarrow; out as CSV
+parsed by pyarrow.
 Every identifier that comes from configuration is quoted with psycopg's `sql` module.
 """
 
@@ -22,6 +24,7 @@ import pyarrow.csv as pa_csv
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from ml import copy_binary
 from ml.config import Settings
 from ml.contract import RAW_CONTRACT, Contract, Table
 from ml.contract import ddl as contract_ddl
@@ -123,18 +126,44 @@ def _ddl(name: str, schema: str, **identifiers: str) -> sql.Composed:
     return sql.SQL(template).format(**{key: sql.Identifier(value) for key, value in names.items()})
 
 
-def copy_in(conn: psycopg.Connection, table: sql.Composable, frame: pd.DataFrame) -> int:
-    """Append `frame` to `table` with COPY (columns matched by name); returns the row count."""
+def copy_in(conn: psycopg.Connection, table: sql.Composable, frame: pd.DataFrame, *, binary: bool = True) -> int:
+    """Append `frame` to `table` with COPY (columns matched by name); returns the row count.
+
+    Rows go in PostgreSQL's binary format where `ml.copy_binary` encodes every column for its
+    type (the ml tables' scores, ranks, ids, texts and dates), else (or with `binary` False) as
+    CSV: the same rows either way.
+    """
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
-    statement = sql.SQL("copy {} ({}) from stdin with (format csv)").format(table, columns)
-    options = pa_csv.WriteOptions(include_header=False)
+    blocks = None
+    if binary:
+        types = _column_types(conn, table, columns)
+        blocks = copy_binary.encode(frame, types, encoding=conn.info.encoding, rows_per_block=COPY_CHUNK_ROWS)
+    if blocks is None:
+        blocks = _csv_blocks(frame)
+        statement = sql.SQL("copy {} ({}) from stdin with (format csv)").format(table, columns)
+    else:
+        statement = sql.SQL("copy {} ({}) from stdin with (format binary)").format(table, columns)
     with conn.cursor() as cur, cur.copy(statement) as copy:
-        for start in range(0, len(frame), COPY_CHUNK_ROWS):
-            chunk = pa.Table.from_pandas(frame.iloc[start : start + COPY_CHUNK_ROWS], preserve_index=False)
-            buffer = io.BytesIO()
-            pa_csv.write_csv(chunk, buffer, options)
-            copy.write(buffer.getbuffer())
+        for block in blocks:
+            copy.write(block)
     return len(frame)
+
+
+def _column_types(conn: psycopg.Connection, table: sql.Composable, columns: sql.Composable) -> list[str]:
+    """The type of each of `columns` of `table`, as psycopg names it (int8, text, ...; '' if unknown)."""
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("select {} from {} limit 0").format(columns, table))
+        types = [conn.adapters.types.get(column.type_code) for column in cur.description]
+    return [kind.name if kind is not None else "" for kind in types]
+
+
+def _csv_blocks(frame: pd.DataFrame) -> Iterator[memoryview]:
+    options = pa_csv.WriteOptions(include_header=False)
+    for start in range(0, len(frame), COPY_CHUNK_ROWS):
+        chunk = pa.Table.from_pandas(frame.iloc[start : start + COPY_CHUNK_ROWS], preserve_index=False)
+        buffer = io.BytesIO()
+        pa_csv.write_csv(chunk, buffer, options)
+        yield buffer.getbuffer()
 
 
 _ARROW_TYPES = {
