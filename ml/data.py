@@ -191,44 +191,35 @@ def _arrow_schema(conn: psycopg.Connection, query: sql.Composable, params: Query
         return types
 
 
-class _CopyReader(io.RawIOBase):
-    """A file-like view of a COPY TO STDOUT, so pyarrow can parse it as it arrives."""
-
-    def __init__(self, blocks: Iterator[memoryview]) -> None:
-        self._blocks = blocks
-        self._pending = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self._pending:
-            try:
-                self._pending = memoryview(next(self._blocks))
-            except StopIteration:
-                return 0
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-
 def iter_copy_out(
     conn: psycopg.Connection, query: sql.Composable, params: QueryParams = None, *, block_bytes: int = 8 << 20
 ) -> Iterator[pd.DataFrame]:
-    """Stream `query`'s rows as DataFrames of about `block_bytes` of CSV each: memory stays bounded."""
+    """Stream `query`'s rows as DataFrames of about `block_bytes` of CSV each: memory stays bounded.
+
+    The server sends each row of a COPY TO as one message (PostgreSQL's protocol says so of
+    CopyData from the backend), so a block of whole messages is whole rows: each block is parsed
+    at once by pyarrow's multi-threaded reader. (Parsing as the rows arrive, through a file-like
+    reader that pyarrow's threads call back into Python for, took twice as long.)
+    """
     types = _arrow_schema(conn, query, params)
-    statement = sql.SQL("copy ({}) to stdout with (format csv, header true)").format(query)
+    statement = sql.SQL("copy ({}) to stdout with (format csv)").format(query)
+    read_options = pa_csv.ReadOptions(column_names=list(types))
+    convert_options = pa_csv.ConvertOptions(
+        column_types=types, strings_can_be_null=True, true_values=["t"], false_values=["f"]
+    )
+
+    def parsed(block: bytearray) -> pd.DataFrame:
+        return pa_csv.read_csv(pa.py_buffer(block), read_options, convert_options=convert_options).to_pandas()
+
     with conn.cursor() as cur, cur.copy(statement, params) as copy:
-        reader = pa_csv.open_csv(
-            io.BufferedReader(_CopyReader(iter(copy)), buffer_size=1 << 20),
-            read_options=pa_csv.ReadOptions(block_size=block_bytes),
-            convert_options=pa_csv.ConvertOptions(
-                column_types=types, strings_can_be_null=True, true_values=["t"], false_values=["f"]
-            ),
-        )
-        for batch in reader:
-            yield batch.to_pandas()
+        block = bytearray()
+        for row in copy:
+            block += row
+            if len(block) >= block_bytes:
+                yield parsed(block)
+                block = bytearray()
+        if block:
+            yield parsed(block)
 
 
 def copy_out(conn: psycopg.Connection, query: sql.Composable, params: QueryParams = None) -> pd.DataFrame:
