@@ -10,7 +10,7 @@ float column is null too, as pyarrow writes it to CSV.
 | PostgreSQL | pandas |
 |---|---|
 | int2, int4, int8 | integer columns (numpy or nullable), values within the type's range |
-| float8 | float and integer columns (numpy or nullable) |
+| float8 | float64 and integer columns (numpy or nullable) |
 | bool | bool and nullable boolean columns |
 | text, varchar | object or string columns of str (None, NaN, pd.NA: null) |
 | date | object columns of datetime.date (not datetime) |
@@ -91,7 +91,9 @@ def _field(column: pd.Series, pg_type: str, encoding: str) -> _Field | None:
     if pg_type in _INTEGERS:
         return _integers(column, np.dtype(_INTEGERS[pg_type]))
     if pg_type == "float8":
-        if not (pd.api.types.is_float_dtype(column.dtype) or _is_integer(column)):
+        # not float32: CSV writes its shortest decimal, which the server reads as another double
+        is_double = pd.api.types.is_float_dtype(column.dtype) and column.dtype.itemsize == 8
+        if not (is_double or _is_integer(column)):
             return None
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
         return _fixed(values.astype(">f8"), np.isnan(values))
@@ -147,7 +149,10 @@ def _texts(column: pd.Series, encoding: str) -> _Field | None:
     if factorized is None:
         return None
     codes, uniques = factorized
-    encoded = [value.encode(encoding) for value in uniques]
+    try:
+        encoded = [value.encode(encoding) for value in uniques]
+    except UnicodeEncodeError:
+        return None  # not in the connection's encoding (say SQL_ASCII): CSV sends it as before
     sizes = np.array([len(value) for value in encoded], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)

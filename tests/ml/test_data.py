@@ -104,6 +104,7 @@ def test_binary_copy_in_stores_the_rows_csv_stores(conn, rows, layout, monkeypat
     # small blocks, so that rows cross block boundaries; every column goes binary (checked), and
     # the rows read back equal those of the CSV path, nulls and NaN (stored as null) included
     monkeypatch.setattr(data, "COPY_CHUNK_ROWS", 1000)
+    monkeypatch.setattr(data, "BINARY_BLOCK_ROWS", 1000)
     frame = _every_type_frame(rows) if layout == "varied" else _one_layout_frame(rows)
     conn.execute(f"create temporary table by_binary ({_EVERY_TYPE})")
     conn.execute(f"create temporary table by_csv ({_EVERY_TYPE})")
@@ -122,6 +123,11 @@ def test_copy_in_falls_back_to_csv_where_binary_cannot_say_the_same(conn):
     conn.execute("create temporary table narrow (n int4, v numeric(6, 2))")
     with pytest.raises(psycopg.errors.NumericValueOutOfRange):
         data.copy_in(conn, sql.Identifier("narrow"), pd.DataFrame({"n": [2**40], "v": [1.5]}))
+    # a float32 column: CSV writes its shortest decimal, which float8 reads as another number
+    conn.execute("create temporary table wide (x float8)")
+    types = data._column_types(conn, sql.Identifier("wide"), sql.SQL("*"))
+    assert copy_binary.encode(pd.DataFrame({"x": np.array([0.1], dtype=np.float32)}), types) is None
+    conn.execute("drop table wide")
     # numeric has no binary encoder: CSV, same value
     data.copy_in(conn, sql.Identifier("narrow"), pd.DataFrame({"n": [3], "v": [1.25]}))
     assert conn.execute("select n, v::text from narrow").fetchall() == [(3, "1.25")]
