@@ -1,6 +1,8 @@
 """The only warehouse I/O of offerrank: connections, COPY in and out, and the `ml` output tables.
 
-Rows move with COPY in CSV form, serialised and parsed by pyarrow: no row-by-row inserts.
+Rows move with COPY, no row-by-row inserts: in as PostgreSQL's binary format where every column
+has a vectorised encoder (ml/copy_binary.py), else as CSV serialised by pyarrow; out as CSV
+parsed by pyarrow.
 Every identifier that comes from configuration is quoted with psycopg's `sql` module.
 """
 
@@ -22,12 +24,17 @@ import pyarrow.csv as pa_csv
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from ml import copy_binary
 from ml.config import Settings, Shard
 from ml.contract import RAW_CONTRACT, Contract, Table
 from ml.contract import ddl as contract_ddl
 from ml.evaluate import metric_label
 
 COPY_CHUNK_ROWS = 500_000
+# Rows per block of a binary COPY: the server takes in one block while the next is encoded (in the
+# same rounds, blocks of 50,000 rows of scores went at 84-101 % of a bare binary COPY, of 500,000 at
+# 82-99 %: docs/performance-scoring.md).
+BINARY_BLOCK_ROWS = 50_000
 
 QueryParams = Sequence[object] | Mapping[str, object] | None
 
@@ -129,18 +136,44 @@ def _ddl(name: str, schema: str, **identifiers: str) -> sql.Composed:
     return sql.SQL(template).format(**{key: sql.Identifier(value) for key, value in names.items()})
 
 
-def copy_in(conn: psycopg.Connection, table: sql.Composable, frame: pd.DataFrame) -> int:
-    """Append `frame` to `table` with COPY (columns matched by name); returns the row count."""
+def copy_in(conn: psycopg.Connection, table: sql.Composable, frame: pd.DataFrame, *, binary: bool = True) -> int:
+    """Append `frame` to `table` with COPY (columns matched by name); returns the row count.
+
+    Rows go in PostgreSQL's binary format where `ml.copy_binary` encodes every column for its
+    type (the ml tables' scores, ranks, ids, texts and dates), else (or with `binary` False) as
+    CSV: the same rows either way.
+    """
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
-    statement = sql.SQL("copy {} ({}) from stdin with (format csv)").format(table, columns)
-    options = pa_csv.WriteOptions(include_header=False)
+    blocks = None
+    if binary:
+        types = _column_types(conn, table, columns)
+        blocks = copy_binary.encode(frame, types, encoding=conn.info.encoding, rows_per_block=BINARY_BLOCK_ROWS)
+    if blocks is None:
+        blocks = _csv_blocks(frame)
+        statement = sql.SQL("copy {} ({}) from stdin with (format csv)").format(table, columns)
+    else:
+        statement = sql.SQL("copy {} ({}) from stdin with (format binary)").format(table, columns)
     with conn.cursor() as cur, cur.copy(statement) as copy:
-        for start in range(0, len(frame), COPY_CHUNK_ROWS):
-            chunk = pa.Table.from_pandas(frame.iloc[start : start + COPY_CHUNK_ROWS], preserve_index=False)
-            buffer = io.BytesIO()
-            pa_csv.write_csv(chunk, buffer, options)
-            copy.write(buffer.getbuffer())
+        for block in blocks:
+            copy.write(block)
     return len(frame)
+
+
+def _column_types(conn: psycopg.Connection, table: sql.Composable, columns: sql.Composable) -> list[str]:
+    """The type of each of `columns` of `table`, as psycopg names it (int8, text, ...; '' if unknown)."""
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("select {} from {} limit 0").format(columns, table))
+        types = [conn.adapters.types.get(column.type_code) for column in cur.description]
+    return [kind.name if kind is not None else "" for kind in types]
+
+
+def _csv_blocks(frame: pd.DataFrame) -> Iterator[memoryview]:
+    options = pa_csv.WriteOptions(include_header=False)
+    for start in range(0, len(frame), COPY_CHUNK_ROWS):
+        chunk = pa.Table.from_pandas(frame.iloc[start : start + COPY_CHUNK_ROWS], preserve_index=False)
+        buffer = io.BytesIO()
+        pa_csv.write_csv(chunk, buffer, options)
+        yield buffer.getbuffer()
 
 
 _ARROW_TYPES = {
@@ -168,44 +201,35 @@ def _arrow_schema(conn: psycopg.Connection, query: sql.Composable, params: Query
         return types
 
 
-class _CopyReader(io.RawIOBase):
-    """A file-like view of a COPY TO STDOUT, so pyarrow can parse it as it arrives."""
-
-    def __init__(self, blocks: Iterator[memoryview]) -> None:
-        self._blocks = blocks
-        self._pending = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self._pending:
-            try:
-                self._pending = memoryview(next(self._blocks))
-            except StopIteration:
-                return 0
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-
 def iter_copy_out(
     conn: psycopg.Connection, query: sql.Composable, params: QueryParams = None, *, block_bytes: int = 8 << 20
 ) -> Iterator[pd.DataFrame]:
-    """Stream `query`'s rows as DataFrames of about `block_bytes` of CSV each: memory stays bounded."""
+    """Stream `query`'s rows as DataFrames of about `block_bytes` of CSV each: memory stays bounded.
+
+    The server sends each row of a COPY TO as one message (PostgreSQL's protocol says so of
+    CopyData from the backend), so a block of whole messages is whole rows: each block is parsed
+    at once by pyarrow's multi-threaded reader. (Parsing as the rows arrive, through a file-like
+    reader that pyarrow's threads call back into Python for, took twice as long.)
+    """
     types = _arrow_schema(conn, query, params)
-    statement = sql.SQL("copy ({}) to stdout with (format csv, header true)").format(query)
+    statement = sql.SQL("copy ({}) to stdout with (format csv)").format(query)
+    read_options = pa_csv.ReadOptions(column_names=list(types))
+    convert_options = pa_csv.ConvertOptions(
+        column_types=types, strings_can_be_null=True, true_values=["t"], false_values=["f"]
+    )
+
+    def parsed(block: bytearray) -> pd.DataFrame:
+        return pa_csv.read_csv(pa.py_buffer(block), read_options, convert_options=convert_options).to_pandas()
+
     with conn.cursor() as cur, cur.copy(statement, params) as copy:
-        reader = pa_csv.open_csv(
-            io.BufferedReader(_CopyReader(iter(copy)), buffer_size=1 << 20),
-            read_options=pa_csv.ReadOptions(block_size=block_bytes),
-            convert_options=pa_csv.ConvertOptions(
-                column_types=types, strings_can_be_null=True, true_values=["t"], false_values=["f"]
-            ),
-        )
-        for batch in reader:
-            yield batch.to_pandas()
+        block = bytearray()
+        for row in copy:
+            block += row
+            if len(block) >= block_bytes:
+                yield parsed(block)
+                block = bytearray()
+        if block:
+            yield parsed(block)
 
 
 def copy_out(conn: psycopg.Connection, query: sql.Composable, params: QueryParams = None) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ml import data
+from ml import copy_binary, data
 from tests.conftest import use_database
 
 
@@ -43,6 +43,95 @@ def test_copy_round_trip_keeps_types_and_nulls(conn):
     assert back["name"].tolist()[:3] == ["a", "b,c", 'quote"d']
     assert back["flag"].tolist() == frame["flag"].tolist()
     assert back["day"].tolist() == frame["day"].tolist()
+
+
+_EVERY_TYPE = (
+    "id int8, small int2, medium int4, big int8, maybe_int int8, x float8, ratio float8, count_as_float float8,"
+    " flag bool, maybe_flag bool, name text, code varchar(8), day date, at timestamptz, at_ms timestamptz,"
+    " local_at timestamp"
+)
+
+
+def _every_type_frame(rows: int) -> pd.DataFrame:
+    """Every column type the binary encoder takes, with nulls, NaN, infinities, unicode, empty
+    texts, extreme integers, zoned timestamps in another zone and days before 2000."""
+    rng = np.random.default_rng(7)
+    at = pd.Series(pd.date_range("1999-12-31 22:00", periods=rows, freq="37min", tz="Europe/Paris", unit="ns"))
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(rows, dtype=np.int64),
+            "small": rng.integers(-(2**15), 2**15, rows).astype(np.int16),
+            "medium": rng.integers(-(2**31), 2**31, rows).astype(np.int32),
+            "big": np.resize(np.array([2**63 - 1, -(2**63), 0, 42], dtype=np.int64), rows),
+            "maybe_int": pd.array(np.resize([1, None, -(2**40)], rows), dtype="Int64"),
+            "x": np.resize([0.1, np.nan, np.inf, -np.inf, -0.0, 1e-310, 5e300], rows),
+            "ratio": pd.array(np.resize([0.25, None], rows), dtype="Float64"),
+            "count_as_float": np.arange(rows, dtype=np.int32),
+            "flag": np.resize([True, False, False], rows),
+            "maybe_flag": pd.array(np.resize([True, None, False], rows), dtype="boolean"),
+            "name": np.resize(
+                np.array(["a", "b,c", 'quote"d', None, "", "naïve ünïcode ✓ 北京", "\\N", "x\ny"], dtype=object), rows
+            ),
+            "code": pd.array(np.resize(["AB", None, "ÉÉ"], rows), dtype="string"),
+            "day": np.resize(
+                np.array([dt.date(2026, 1, 5), None, dt.date(1970, 1, 1), dt.date(2000, 1, 1)], dtype=object), rows
+            ),
+            "at": at.where(np.arange(rows) % 5 != 1),
+            "at_ms": at.dt.tz_convert("UTC").astype("datetime64[ms, UTC]"),
+            "local_at": at.dt.tz_localize(None).astype("datetime64[us]"),
+        }
+    )
+    return frame
+
+
+def _one_layout_frame(rows: int) -> pd.DataFrame:
+    """No nulls and texts of one length per column, as a chunk of scores: every row has one layout."""
+    frame = _every_type_frame(rows)
+    return frame.assign(
+        x=np.linspace(-1, 1, rows),
+        maybe_int=frame["big"],
+        ratio=0.5,
+        maybe_flag=frame["flag"],
+        name=np.resize(np.array(["ünï", "abcde"], dtype=object), rows),  # 5 bytes each in UTF-8
+        code="model",
+        day=dt.date(2026, 6, 1),
+        at=frame["at_ms"],
+    )
+
+
+@pytest.mark.parametrize(("rows", "layout"), [(1, "varied"), (7, "varied"), (2_500, "varied"), (2_500, "one")])
+def test_binary_copy_in_stores_the_rows_csv_stores(conn, rows, layout, monkeypatch):
+    # small blocks, so that rows cross block boundaries; every column goes binary (checked), and
+    # the rows read back equal those of the CSV path, nulls and NaN (stored as null) included
+    monkeypatch.setattr(data, "COPY_CHUNK_ROWS", 1000)
+    monkeypatch.setattr(data, "BINARY_BLOCK_ROWS", 1000)
+    frame = _every_type_frame(rows) if layout == "varied" else _one_layout_frame(rows)
+    conn.execute(f"create temporary table by_binary ({_EVERY_TYPE})")
+    conn.execute(f"create temporary table by_csv ({_EVERY_TYPE})")
+    types = data._column_types(conn, sql.Identifier("by_binary"), sql.SQL("*"))
+    assert copy_binary.encode(frame, types) is not None
+    assert data.copy_in(conn, sql.Identifier("by_binary"), frame) == rows
+    assert data.copy_in(conn, sql.Identifier("by_csv"), frame, binary=False) == rows
+    binary = conn.execute("select * from by_binary order by id").fetchall()
+    csv = conn.execute("select * from by_csv order by id").fetchall()
+    assert len(binary) == rows and binary == csv  # NaN-free: stored as null
+    conn.execute("drop table by_binary, by_csv")
+
+
+def test_copy_in_falls_back_to_csv_where_binary_cannot_say_the_same(conn):
+    # an int4 column given a value out of its range: CSV lets the server refuse it (binary would wrap)
+    conn.execute("create temporary table narrow (n int4, v numeric(6, 2))")
+    with pytest.raises(psycopg.errors.NumericValueOutOfRange):
+        data.copy_in(conn, sql.Identifier("narrow"), pd.DataFrame({"n": [2**40], "v": [1.5]}))
+    # a float32 column: CSV writes its shortest decimal, which float8 reads as another number
+    conn.execute("create temporary table wide (x float8)")
+    types = data._column_types(conn, sql.Identifier("wide"), sql.SQL("*"))
+    assert copy_binary.encode(pd.DataFrame({"x": np.array([0.1], dtype=np.float32)}), types) is None
+    conn.execute("drop table wide")
+    # numeric has no binary encoder: CSV, same value
+    data.copy_in(conn, sql.Identifier("narrow"), pd.DataFrame({"n": [3], "v": [1.25]}))
+    assert conn.execute("select n, v::text from narrow").fetchall() == [(3, "1.25")]
+    conn.execute("drop table narrow")
 
 
 def test_streamed_copy_out_yields_bounded_blocks_in_order(conn):
@@ -105,7 +194,7 @@ def test_promotion_keeps_exactly_one_champion_and_its_history(conn, server):
 CRASHING_PROMOTION = """
 import os, signal, sys
 import psycopg
-from ml import data
+from ml import copy_binary, data
 from ml.config import load_settings
 
 execute = psycopg.Connection.execute
