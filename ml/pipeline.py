@@ -700,6 +700,27 @@ def _prior_rate(conn: psycopg.Connection, stage: StageRun, as_of: dt.date) -> fl
     return float(prior)
 
 
+def candidate_query(stage: StageRun, columns: list[str]) -> sql.Composed:
+    """The scoring stage's query of the run date's candidates (its one parameter): their keys and
+    `columns`, ordered by customer so that streamed blocks can be cut between customers."""
+    return sql.SQL("select {} from {} where as_of_date = %s order by customer_id, offer_id").format(
+        sql.SQL(", ").join(map(sql.Identifier, dict.fromkeys([*CANDIDATE_KEYS, *columns]))),
+        stage.manifest.relation(CANDIDATES_MODEL),
+    )
+
+
+def scoring_columns(conn: psycopg.Connection, stage: StageRun, as_of: dt.date) -> list[str]:
+    """The candidate columns the scoring stage of `as_of` reads: its rankers' features and the re-ranker's."""
+    return [*_day_serving(conn, stage, as_of).columns, *candidate_rerank_columns(stage)]
+
+
+def candidate_frames(
+    conn: psycopg.Connection, stage: StageRun, as_of: dt.date, columns: list[str]
+) -> Iterator[pd.DataFrame]:
+    """The run date's candidates with `columns`, streamed in blocks as the scoring stage reads them."""
+    return data.iter_copy_out(conn, candidate_query(stage, columns), (as_of,))
+
+
 def score_and_recommend(stage: StageRun) -> dict[str, object]:
     """Score every candidate pair of the run date, re-rank each customer's scored offers into the
     day's recommendations, and replace the date's scores and recommendations in one transaction.
@@ -730,12 +751,6 @@ def score_and_recommend(stage: StageRun) -> dict[str, object]:
             # before any scoring: a changed split must stop the day, not mix variants
             experiment.check_stored(data.experiment_assignments(reader, stage.schema, config.experiment_id), config)
             rerank_columns = candidate_rerank_columns(stage)
-            query = sql.SQL("select {} from {} where as_of_date = %s order by customer_id, offer_id").format(
-                sql.SQL(", ").join(
-                    map(sql.Identifier, dict.fromkeys([*CANDIDATE_KEYS, *serving.columns, *rerank_columns]))
-                ),
-                stage.manifest.relation(CANDIDATES_MODEL),
-            )
             tally = _ServingTally()
 
             def served(chunk: pd.DataFrame) -> data.ServedChunk:
@@ -766,7 +781,7 @@ def score_and_recommend(stage: StageRun) -> dict[str, object]:
                     return None
                 return experiment.agreement_rows(as_of, tally.overlaps, serving.shadow.model_id, stage.settings.top_k)
 
-            chunks = customer_chunks(data.iter_copy_out(reader, query, (as_of,)))
+            chunks = customer_chunks(candidate_frames(reader, stage, as_of, [*serving.columns, *rerank_columns]))
             day = data.replace_scored_day(writer, stage.schema, as_of, map(served, chunks), agreement)
             overlap = tally.overall_overlap() if serving.shadow is not None else None
             log.message = "; ".join(
