@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from bench.command import DEFAULT_CUSTOMERS, DEFAULT_OFFERS, DEFAULT_TO_SQL_ROWS
+from bench.world_options import add_world_options
 from ml import closed_loop, data, embedded_db, load
 from ml.config import PROJECT_ROOT, Settings, load_settings
 from ml.generate import GeneratorParams, simulate, to_frames, truth_tables
@@ -477,6 +479,14 @@ def _print_estimates(rows: pd.DataFrame, model_id: str, as_of: dt.date) -> None:
         print("  no online result: run `offerrank simulate --days N` (OFFERRANK_TREATMENT_SHARE < 1 keeps a control)")
 
 
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    _ensure_database(settings)
+    from bench.command import bench
+    from bench.world_options import world_params
+
+    return bench(settings, world_params(args), args.to_sql_rows, args.json)
+
+
 def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -565,6 +575,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="estimate the champion's redemption rate from the logged impressions (IPS, SNIPS), next to the online one",
     )
     evaluate.set_defaults(handler=cmd_evaluate_offline)
+
+    bench_ = commands.add_parser(
+        "bench",
+        help="benchmark every stage at a scale, beside baselines and limits (replaces the warehouse's data)",
+    )
+    add_world_options(bench_, customers=DEFAULT_CUSTOMERS, offers=DEFAULT_OFFERS)
+    bench_.add_argument(
+        "--to-sql-rows", type=_positive, default=DEFAULT_TO_SQL_ROWS, help="rows of pandas' to_sql sample (it is slow)"
+    )
+    bench_.add_argument(
+        "--json", type=Path, default=None, help="where to write the figures (default: under $OFFERRANK_HOME/bench)"
+    )
+    bench_.set_defaults(handler=cmd_bench)
 
     model = commands.add_parser("model", help="list the registered models, promote one, or roll back")
     model.add_argument("action", choices=["list", "promote", "rollback"])
