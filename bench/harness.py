@@ -33,7 +33,7 @@ from bench.measure import Figure, measure
 from ml import closed_loop, data, pipeline
 from ml.config import Settings, code_version, load_model_policy, load_training_config
 from ml.features import CANDIDATES_MODEL, RUN_DATE_MODEL, TRAINING_MODEL, DbtManifest
-from ml.generate import GeneratorParams, simulate, to_frames, truth_tables
+from ml.generate import GeneratorParams
 
 BENCH_SCHEMA = "bench"
 # The write-back's scratch tables, one per method, each a fresh copy of ml.offer_scores' shape.
@@ -73,12 +73,6 @@ class BenchRun:
         return self.figure(stage, method) if stage is not None else None
 
 
-def generated_world(params: GeneratorParams) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
-    """The raw and truth tables `offerrank generate` writes: the world, its truth and the closed loop's start."""
-    world = simulate(params)
-    return to_frames(world), truth_tables(world) | closed_loop.initial_truth(world)
-
-
 def run_benchmark(
     settings: Settings, params: GeneratorParams, to_sql_rows: int, log: Callable[[str], None]
 ) -> BenchRun:
@@ -90,7 +84,7 @@ def run_benchmark(
 
     log("generate")
     with measure("generate", "offerrank") as m:
-        frames, truth = generated_world(params)
+        frames, truth = closed_loop.generated_tables(params)
         m.rows = sum(len(frame) for frame in [*frames.values(), *truth.values()])
     run.figures.append(m.figure)
     log("load")

@@ -18,7 +18,7 @@ from bench.command import DEFAULT_CUSTOMERS, DEFAULT_OFFERS, DEFAULT_TO_SQL_ROWS
 from bench.world_options import add_world_options
 from ml import closed_loop, data, embedded_db, load
 from ml.config import PROJECT_ROOT, Settings, load_settings
-from ml.generate import GeneratorParams, simulate, to_frames, truth_tables
+from ml.generate import GeneratorParams, simulate
 from ml.registry import rollback_target
 
 if TYPE_CHECKING:
@@ -58,9 +58,8 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     )
     _ensure_database(settings)
     started = time.perf_counter()
-    world = simulate(params)
     # the closed loop's start (its parameters and the history's redemptions still to come) with it
-    frames, truth = to_frames(world), truth_tables(world) | closed_loop.initial_truth(world)
+    frames, truth = closed_loop.generated_tables(params)
     with data.connect(settings) as conn, conn.transaction():
         counts = data.replace_raw_tables(conn, settings.raw_schema, frames)
         data.replace_truth_tables(conn, settings.truth_schema, truth)
