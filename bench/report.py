@@ -186,5 +186,5 @@ def verdicts(run: BenchRun) -> str:
         verdict = {True: "met", False: "NOT met", None: "not judged"}[target.met]
         value = _cell(target.value, 3 if target.value is not None and abs(target.value) < 10 else 1)
         note = f"  ({target.note})" if target.note else ""
-        lines.append(f"  {target.name:<50}{value:>10}  {target.bound:<34}{verdict:<11}{note}")
+        lines.append(f"  {target.name:<50}{value:>10}  {target.bound:<34}{verdict:<11}{note}".rstrip())
     return "\n".join(lines)
