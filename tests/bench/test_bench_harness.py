@@ -53,7 +53,9 @@ def compared(built_warehouse):
         with data.connect(settings) as conn:
             conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(ML_SCHEMA)))
         # one quick LightGBM model is enough to score the day: the comparisons are the subject
-        quick = dataclasses.replace(load_training_config(), algorithms=("lgbm_binary",), num_boost_round=20)
+        quick = dataclasses.replace(
+            load_training_config(), algorithms=("lgbm_binary",), num_boost_round=20, eval_k=(5,), segment_columns=()
+        )
         outcome = pipeline.train_models(stage, quick, load_model_policy(), forced=True)
         assert outcome.champion_id is not None, outcome.reason
         pipeline.score_and_recommend(stage)
