@@ -55,9 +55,8 @@ def column_types(conn: psycopg.Connection, table: sql.Identifier) -> dict[str, s
 
 
 def _values(column: pd.Series, type_name: str) -> np.ndarray:
-    """The column as the numpy values its binary field holds (nulls: any value, they are not written)."""
-    if type_name in TEXT_TYPES:
-        return column.to_numpy(dtype=object)
+    """A fixed-width column as the numpy values its binary field holds (nulls: any value, they are
+    not written)."""
     if type_name == "date":
         days = pd.to_datetime(column).to_numpy(dtype="datetime64[D]").astype(np.int64)
         return days - _EPOCH_DAYS
@@ -79,7 +78,10 @@ def encode(frame: pd.DataFrame, types: Mapping[str, str]) -> bytes:
     """
     columns = list(frame.columns)
     kinds = [types[name] for name in columns]
-    values = [_values(frame[name], kind) for name, kind in zip(columns, kinds, strict=True)]
+    # text goes in by layout (below), the fixed-width fields by value
+    values = [
+        None if kind in TEXT_TYPES else _values(frame[name], kind) for name, kind in zip(columns, kinds, strict=True)
+    ]
     nulls = pd.DataFrame({name: frame[name].isna().to_numpy() for name in columns})
     # A row's layout: which fields are null and the text of every text field.
     layout = nulls.assign(
@@ -94,7 +96,11 @@ def encode(frame: pd.DataFrame, types: Mapping[str, str]) -> bytes:
 
 
 def _encode_layout(
-    key: Mapping[str, object], rows: np.ndarray, columns: Sequence[str], kinds: Sequence[str], values: list[np.ndarray]
+    key: Mapping[str, object],
+    rows: np.ndarray,
+    columns: Sequence[str],
+    kinds: Sequence[str],
+    values: list[np.ndarray | None],
 ) -> bytes:
     """The rows `rows`, which share one layout `key`, as COPY BINARY tuples."""
     fields: list[tuple[str, str]] = [("count", ">i2")]
@@ -116,7 +122,7 @@ def _encode_layout(
             dtype = np.dtype(FIXED_TYPES[kind])
             filled[f"length{index}"] = dtype.itemsize
             fields.append((f"value{index}", FIXED_TYPES[kind]))
-            filled[f"value{index}"] = values[index][rows]
+            filled[f"value{index}"] = values[index][rows]  # type: ignore[index]
     records = np.empty(len(rows), dtype=np.dtype(fields))  # packed: no alignment padding
     for name, value in filled.items():
         records[name] = value
