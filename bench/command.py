@@ -24,14 +24,14 @@ def bench(settings: Settings, params: GeneratorParams, to_sql_rows: int, json_pa
     from bench.report import as_json, table, verdicts
 
     started = dt.datetime.now(dt.UTC)
-    before = machine()
+    before, version = machine(), commit()  # the code that runs, not the checkout's state when it ends
 
     def log(step: str) -> None:
         print(f"[{dt.datetime.now(dt.UTC):%H:%M:%S}] {step}", file=sys.stderr, flush=True)
 
     run = run_benchmark(settings, params, to_sql_rows, log)
     after = os.getloadavg()
-    document = as_json(run, {**before, "load_average_after": list(after)}, commit(), started)
+    document = as_json(run, {**before, "load_average_after": list(after)}, version, started)
     print(
         f"{params}, run date {run.run_date}; load average before {_load(before['load_average'])}, after {_load(after)}"
     )
