@@ -45,6 +45,7 @@ from ml.generate import (
     redemption_cut_s,
     select_redemptions,
     session_seconds,
+    simulate,
     simulate_events,
     simulate_orders,
     to_frames,
@@ -70,6 +71,13 @@ def day_index(world: World, date: dt.date) -> int:
 def params_row(params: GeneratorParams) -> pd.DataFrame:
     """truth.generator_params: the one row the closed loop regenerates the world from."""
     return pd.DataFrame([dataclasses.asdict(params)])
+
+
+def generated_tables(params: GeneratorParams) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """What `offerrank generate` loads: the world's raw tables, and its truth tables with the
+    closed loop's start (`initial_truth`)."""
+    world = simulate(params)
+    return to_frames(world), truth_tables(world) | initial_truth(world)
 
 
 def initial_truth(world: World) -> dict[str, pd.DataFrame]:

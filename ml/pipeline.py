@@ -701,6 +701,30 @@ def _prior_rate(conn: psycopg.Connection, stage: StageRun, as_of: dt.date) -> fl
     return float(prior)
 
 
+def candidate_query(stage: StageRun, columns: list[str], shard: Shard | None = None) -> sql.Composed:
+    """The scoring stage's query of the run date's candidates (its one parameter): their keys and
+    `columns` (of `shard`'s customers, if given), ordered by customer so that streamed blocks can be
+    cut between customers."""
+    return sql.SQL("select {} from {} where as_of_date = %s{} order by customer_id, offer_id").format(
+        sql.SQL(", ").join(map(sql.Identifier, dict.fromkeys([*CANDIDATE_KEYS, *columns]))),
+        stage.manifest.relation(CANDIDATES_MODEL),
+        data.and_in_shard(shard),
+    )
+
+
+def scoring_columns(conn: psycopg.Connection, stage: StageRun, as_of: dt.date) -> list[str]:
+    """The candidate columns the scoring stage of `as_of` reads: its rankers' features and the re-ranker's."""
+    return [*_day_serving(conn, stage, as_of).columns, *candidate_rerank_columns(stage)]
+
+
+def candidate_frames(
+    conn: psycopg.Connection, stage: StageRun, as_of: dt.date, columns: list[str], shard: Shard | None = None
+) -> Iterator[pd.DataFrame]:
+    """The run date's candidates with `columns` (of `shard`'s customers, if given), streamed in
+    blocks as the scoring stage reads them."""
+    return data.iter_copy_out(conn, candidate_query(stage, columns, shard), (as_of,))
+
+
 def score_and_recommend(stage: StageRun, shard: Shard | None = None) -> dict[str, object]:
     """Score every candidate pair of the run date, re-rank each customer's scored offers into the
     day's recommendations, and replace the date's scores and recommendations in one transaction.
@@ -737,13 +761,6 @@ def score_and_recommend(stage: StageRun, shard: Shard | None = None) -> dict[str
             # before any scoring: a changed split must stop the day, not mix variants
             experiment.check_stored(data.experiment_assignments(reader, stage.schema, config.experiment_id), config)
             rerank_columns = candidate_rerank_columns(stage)
-            query = sql.SQL("select {} from {} where as_of_date = %s{} order by customer_id, offer_id").format(
-                sql.SQL(", ").join(
-                    map(sql.Identifier, dict.fromkeys([*CANDIDATE_KEYS, *serving.columns, *rerank_columns]))
-                ),
-                stage.manifest.relation(CANDIDATES_MODEL),
-                data.and_in_shard(shard),
-            )
             tally = _ServingTally()
 
             def served(chunk: pd.DataFrame) -> data.ServedChunk:
@@ -776,7 +793,8 @@ def score_and_recommend(stage: StageRun, shard: Shard | None = None) -> dict[str
                 overlaps = tally.overlaps if shard is None else stored_overlaps(writer, stage.schema, as_of)
                 return experiment.agreement_rows(as_of, overlaps, serving.shadow.model_id, stage.settings.top_k)
 
-            chunks = customer_chunks(data.iter_copy_out(reader, query, (as_of,)))
+            columns = [*serving.columns, *rerank_columns]
+            chunks = customer_chunks(candidate_frames(reader, stage, as_of, columns, shard))
             day = data.replace_scored_day(writer, stage.schema, as_of, map(served, chunks), agreement, shard)
             overlap = tally.overall_overlap() if serving.shadow is not None else None
             log.message = "; ".join(

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from bench.command import DEFAULT_CUSTOMERS, DEFAULT_OFFERS, DEFAULT_TO_SQL_ROWS
+from bench.world_options import add_world_options
 from ml import closed_loop, data, embedded_db, load
 from ml.config import PROJECT_ROOT, Settings, load_settings
-from ml.generate import GeneratorParams, simulate, to_frames, truth_tables
+from ml.generate import GeneratorParams, simulate
 from ml.registry import rollback_target
 
 if TYPE_CHECKING:
@@ -56,9 +58,8 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     )
     _ensure_database(settings)
     started = time.perf_counter()
-    world = simulate(params)
     # the closed loop's start (its parameters and the history's redemptions still to come) with it
-    frames, truth = to_frames(world), truth_tables(world) | closed_loop.initial_truth(world)
+    frames, truth = closed_loop.generated_tables(params)
     with data.connect(settings) as conn, conn.transaction():
         counts = data.replace_raw_tables(conn, settings.raw_schema, frames)
         data.replace_truth_tables(conn, settings.truth_schema, truth)
@@ -477,6 +478,14 @@ def _print_estimates(rows: pd.DataFrame, model_id: str, as_of: dt.date) -> None:
         print("  no online result: run `offerrank simulate --days N` (OFFERRANK_TREATMENT_SHARE < 1 keeps a control)")
 
 
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    _ensure_database(settings)
+    from bench.command import bench
+    from bench.world_options import world_params
+
+    return bench(settings, world_params(args), args.to_sql_rows, args.json)
+
+
 def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -565,6 +574,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="estimate the champion's redemption rate from the logged impressions (IPS, SNIPS), next to the online one",
     )
     evaluate.set_defaults(handler=cmd_evaluate_offline)
+
+    bench_ = commands.add_parser(
+        "bench",
+        help="benchmark every stage at a scale, beside baselines and limits (replaces the warehouse's data)",
+    )
+    add_world_options(bench_, customers=DEFAULT_CUSTOMERS, offers=DEFAULT_OFFERS)
+    bench_.add_argument(
+        "--to-sql-rows", type=_positive, default=DEFAULT_TO_SQL_ROWS, help="rows of pandas' to_sql sample (it is slow)"
+    )
+    bench_.add_argument(
+        "--json", type=Path, default=None, help="where to write the figures (default: under $OFFERRANK_HOME/bench)"
+    )
+    bench_.set_defaults(handler=cmd_bench)
 
     model = commands.add_parser("model", help="list the registered models, promote one, or roll back")
     model.add_argument("action", choices=["list", "promote", "rollback"])
