@@ -2,7 +2,8 @@
 
 pandas through SQLAlchemy (`DataFrame.to_sql`, `read_sql`), the way a data scientist would move
 the rows without offerrank; and the physical limits: a bare COPY out whose bytes are only
-counted, a bare binary COPY in of a buffer encoded beforehand (`bench.binary_copy`), and a bare
+counted, a bare binary COPY in of a buffer encoded beforehand (by `ml.copy_binary`, the encoder
+`data.copy_in` uses, so that only the server's and the wire's work is on the clock), and a bare
 `Booster.predict` of rows already in memory. They open their own connections (`data.connect`'s
 settings); ml/data.py stays the product's only warehouse I/O.
 """
@@ -19,11 +20,13 @@ import psycopg
 import sqlalchemy
 from psycopg import sql
 
+from ml import copy_binary, data
 from ml.config import Settings
 from ml.lgbm import LgbmModel
 from ml.models import RankingModel
 
 PANDAS_CHUNK_ROWS = 100_000
+SEND_BLOCK_BYTES = 8 << 20
 PREDICT_THREADS = 2  # the machine's cores, as the issue's figures assume
 
 
@@ -97,3 +100,23 @@ def predict(model: RankingModel, inputs: np.ndarray | pd.DataFrame) -> np.ndarra
     if isinstance(model, LgbmModel):
         return bare_predict(model.booster, inputs)
     return model.raw_scores(inputs)
+
+
+def binary_copy_payload(conn: psycopg.Connection, table: sql.Identifier, frame: pd.DataFrame) -> bytes:
+    """`frame`'s rows as one binary COPY stream for `table`'s column types, encoded in memory."""
+    columns = sql.SQL(", ").join(map(sql.Identifier, frame.columns))
+    blocks = copy_binary.encode(frame, data.column_types(conn, table, columns), encoding=conn.info.encoding)
+    if blocks is None:
+        raise ValueError(f"the columns of {', '.join(frame.columns)} have a type binary COPY is not encoded for")
+    return b"".join(blocks)
+
+
+def send_binary_copy(conn: psycopg.Connection, table: sql.Identifier, columns: list[str], payload: bytes) -> None:
+    """COPY a `binary_copy_payload` of `columns` into `table`: the server's and the wire's work alone."""
+    statement = sql.SQL("copy {} ({}) from stdin (format binary)").format(
+        table, sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    view = memoryview(payload)
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        for start in range(0, len(view), SEND_BLOCK_BYTES):
+            copy.write(view[start : start + SEND_BLOCK_BYTES])

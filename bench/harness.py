@@ -28,7 +28,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from bench import baselines, binary_copy
+from bench import baselines
 from bench.measure import Figure, measure
 from ml import closed_loop, data, pipeline
 from ml.config import Settings, code_version, load_model_policy, load_training_config
@@ -258,9 +258,9 @@ def _compare_writes(run: BenchRun, settings: Settings, to_sql_rows: int) -> None
             m.rows = data.copy_in(conn, tables["offerrank"], scores)
         run.figures.append(m.figure)
 
-        payload = binary_copy.encode(scores, binary_copy.column_types(conn, tables["bare_binary_copy"]))
+        payload = baselines.binary_copy_payload(conn, tables["bare_binary_copy"], scores)
         with measure("write_back", "bare_binary_copy") as m, conn.transaction():
-            binary_copy.send(conn, tables["bare_binary_copy"], list(scores.columns), payload)
+            baselines.send_binary_copy(conn, tables["bare_binary_copy"], list(scores.columns), payload)
             m.rows = len(scores)
         run.figures.append(m.figure)
         run.facts["binary_copy_bytes"] = len(payload)

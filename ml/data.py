@@ -146,7 +146,7 @@ def copy_in(conn: psycopg.Connection, table: sql.Composable, frame: pd.DataFrame
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
     blocks = None
     if binary:
-        types = _column_types(conn, table, columns)
+        types = column_types(conn, table, columns)
         blocks = copy_binary.encode(frame, types, encoding=conn.info.encoding, rows_per_block=BINARY_BLOCK_ROWS)
     if blocks is None:
         blocks = _csv_blocks(frame)
@@ -159,7 +159,7 @@ def copy_in(conn: psycopg.Connection, table: sql.Composable, frame: pd.DataFrame
     return len(frame)
 
 
-def _column_types(conn: psycopg.Connection, table: sql.Composable, columns: sql.Composable) -> list[str]:
+def column_types(conn: psycopg.Connection, table: sql.Composable, columns: sql.Composable) -> list[str]:
     """The type of each of `columns` of `table`, as psycopg names it (int8, text, ...; '' if unknown)."""
     with conn.cursor() as cur:
         cur.execute(sql.SQL("select {} from {} limit 0").format(columns, table))

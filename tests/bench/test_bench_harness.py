@@ -13,12 +13,10 @@ import dataclasses
 import datetime as dt
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 from psycopg import sql
 
-from bench import binary_copy
 from bench.harness import BENCH_SCHEMA, WRITE_BACK_TABLES, BenchRun, machine, run_comparisons
 from bench.report import as_json, targets
 from ml import data, pipeline
@@ -130,55 +128,3 @@ def test_the_targets_are_judged_from_the_figures_or_said_unjudged(compared):
     # the test world is far from 100k customers and 1M examples: no verdict, and a reason
     daily = next(target for name, target in judged.items() if name.startswith("daily run ("))
     assert daily.met is None and "100,000" in daily.note
-
-
-def test_binary_copy_encodes_nulls_text_dates_and_timestamps(built_warehouse):
-    settings, _ = built_warehouse
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PGDATABASE", settings.database.dbname)
-        settings = load_settings()
-    frame = pd.DataFrame(
-        {
-            "day": [dt.date(1999, 12, 31), dt.date(2026, 7, 1), dt.date(2000, 1, 1)],
-            "at": pd.to_datetime(
-                ["2026-07-01 12:34:56.789012", "1970-01-01", "2000-01-01"], utc=True, format="ISO8601"
-            ),
-            "n": pd.array([1, None, -(2**40)], dtype="Int64"),
-            "small": np.array([1, -2, 3], dtype=np.int32),
-            "x": [0.5, np.nan, -1e300],
-            "flag": [True, False, True],
-            "label": ['é, "quoted"', None, ""],
-        }
-    )
-    table = sql.Identifier(BENCH_SCHEMA, "binary_copy_types")
-    with data.connect(settings) as conn:
-        conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(BENCH_SCHEMA)))
-        conn.execute(sql.SQL("drop table if exists {}").format(table))
-        conn.execute(
-            sql.SQL(
-                "create table {} (row_id serial, day date, at timestamptz, n bigint, small integer,"
-                " x double precision, flag boolean, label text)"
-            ).format(table)
-        )
-        types = binary_copy.column_types(conn, table)
-        binary_copy.send(conn, table, list(frame.columns), binary_copy.encode(frame, types))
-        back = conn.execute(
-            sql.SQL("select day, at, n, small, x, flag, label from {} order by small").format(table)
-        ).fetchall()
-    expected = sorted(
-        [
-            (
-                dt.date(1999, 12, 31),
-                dt.datetime(2026, 7, 1, 12, 34, 56, 789012, tzinfo=dt.UTC),
-                1,
-                1,
-                0.5,
-                True,
-                'é, "quoted"',
-            ),
-            (dt.date(2026, 7, 1), dt.datetime(1970, 1, 1, tzinfo=dt.UTC), None, -2, None, False, None),
-            (dt.date(2000, 1, 1), dt.datetime(2000, 1, 1, tzinfo=dt.UTC), -(2**40), 3, -1e300, True, ""),
-        ],
-        key=lambda row: row[3],
-    )
-    assert [tuple(row) for row in back] == expected
