@@ -33,7 +33,7 @@ from ml.evaluate import metric_label
 COPY_CHUNK_ROWS = 500_000
 # Rows per block of a binary COPY: the server takes in one block while the next is encoded (in the
 # same rounds, blocks of 50,000 rows of scores went at 84-101 % of a bare binary COPY, of 500,000 at
-# 82-99 %: docs/performance-scoring.md).
+# 82-99 %: docs/performance.md).
 BINARY_BLOCK_ROWS = 50_000
 
 QueryParams = Sequence[object] | Mapping[str, object] | None
