@@ -36,6 +36,12 @@ interaction_customer_product_days as (
 
 ),
 
+interaction_customer_category_days as (
+
+    select * from {{ ref('int_order_items_summed_to_customer_category_days') }}
+
+),
+
 pair_date_bounds as (
 
     select
@@ -63,8 +69,9 @@ pair_offers as (
 
 ),
 
--- scalar bounds, so the planner filters the tables and views before joining them
-customer_features_in_bounds as (
+-- scalar bounds, so the planner filters the tables and views before joining them; materialized
+-- for the reason given at product_days_in_bounds (inlined: one index probe per pair)
+customer_features_in_bounds as materialized (
 
     select *
     from interaction_customer_features
@@ -83,17 +90,30 @@ pair_customers as (
 
 ),
 
-product_days_in_bounds as (
+-- only the offers' own products: other purchases count through their category alone, read
+-- from the category days (fewer rows than the product days)
+pair_products as (
 
-    select interaction_customer_product_days.*
-    from interaction_customer_product_days
-    inner join pair_customers
-        on interaction_customer_product_days.customer_id = pair_customers.customer_id
-    where
-        interaction_customer_product_days.ordered_date
-        >= (select pair_date_bounds.first_ordered_date from pair_date_bounds)
-        and interaction_customer_product_days.ordered_date
-        < (select pair_date_bounds.after_last_ordered_date from pair_date_bounds)
+    select distinct pair_offers.product_id
+    from pair_offers
+    where pair_offers.product_id is not null
+
+),
+
+-- materialized: read in one scan of the window's days and hashed against the pairs; inlined,
+-- the planner takes the pairs for a few hundred rows (a CTE has no statistics) and probes the
+-- product days' index once per pair
+product_days_in_bounds as materialized (
+
+    {{ pair_customer_days_in_bounds('interaction_customer_product_days') }}
+    inner join pair_products
+        on interaction_customer_product_days.product_id = pair_products.product_id
+
+),
+
+category_days_in_bounds as (
+
+    {{ pair_customer_days_in_bounds('interaction_customer_category_days') }}
 
 ),
 
@@ -114,16 +134,16 @@ customer_category_windows as (
         needed_customer_categories.as_of_date,
         needed_customer_categories.customer_id,
         needed_customer_categories.category,
-        sum(product_days_in_bounds.spend_amount) as category_spend_amount,
-        max(product_days_in_bounds.ordered_date) as last_category_ordered_date
+        sum(category_days_in_bounds.spend_amount) as category_spend_amount,
+        max(category_days_in_bounds.ordered_date) as last_category_ordered_date
     from needed_customer_categories
-    inner join product_days_in_bounds
+    inner join category_days_in_bounds
         on
-            needed_customer_categories.customer_id = product_days_in_bounds.customer_id
-            and needed_customer_categories.category = product_days_in_bounds.category
+            needed_customer_categories.customer_id = category_days_in_bounds.customer_id
+            and needed_customer_categories.category = category_days_in_bounds.category
             and needed_customer_categories.as_of_date - {{ lookback_days }}
-            <= product_days_in_bounds.ordered_date
-            and needed_customer_categories.as_of_date > product_days_in_bounds.ordered_date
+            <= category_days_in_bounds.ordered_date
+            and needed_customer_categories.as_of_date > category_days_in_bounds.ordered_date
     group by
         needed_customer_categories.as_of_date,
         needed_customer_categories.customer_id,
@@ -196,4 +216,19 @@ customer_offer_features as (
             and pair_offers.offer_id = pairs_with_product_bought.offer_id
 
 )
+{%- endmacro %}
+
+
+{#- The rows of `relation` (daily facts with customer_id and ordered_date) of the pairs'
+    customers in the pairs' lookback windows: a select that the caller may join further. -#}
+{% macro pair_customer_days_in_bounds(relation) -%}
+    select {{ relation }}.*
+    from {{ relation }}
+    inner join pair_customers
+        on
+            {{ relation }}.customer_id = pair_customers.customer_id
+            and {{ relation }}.ordered_date
+            >= (select pair_date_bounds.first_ordered_date from pair_date_bounds)
+            and {{ relation }}.ordered_date
+            < (select pair_date_bounds.after_last_ordered_date from pair_date_bounds)
 {%- endmacro %}

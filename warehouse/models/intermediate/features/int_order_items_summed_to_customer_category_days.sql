@@ -1,4 +1,5 @@
--- Spend per customer, category and order day: the input of category entropy.
+-- Spend per customer, category and order day: the input of category entropy and of the
+-- customer × offer category features (macros/customer_offer_features.sql).
 --
 -- Incremental by order day: a daily run adds the days loaded since the last run, so the
 -- features' lookback windows are summed from these daily rows rather than from every order line

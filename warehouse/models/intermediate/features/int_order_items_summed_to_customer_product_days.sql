@@ -1,6 +1,7 @@
 -- Spend per customer, product and order day, with the product's category: the input of the
 -- customer × offer features (macros/customer_offer_features.sql), which look up a customer's
--- purchases of an offer's product or category in a lookback window.
+-- purchases of an offer's product in a lookback window (those of its category are read from
+-- int_order_items_summed_to_customer_category_days, fewer rows).
 --
 -- Incremental by order day: a daily run adds the days loaded since the last run. Facts, not
 -- features: a feature as of D reads the days before D alone.
