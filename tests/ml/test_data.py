@@ -108,7 +108,7 @@ def test_binary_copy_in_stores_the_rows_csv_stores(conn, rows, layout, monkeypat
     frame = _every_type_frame(rows) if layout == "varied" else _one_layout_frame(rows)
     conn.execute(f"create temporary table by_binary ({_EVERY_TYPE})")
     conn.execute(f"create temporary table by_csv ({_EVERY_TYPE})")
-    types = data._column_types(conn, sql.Identifier("by_binary"), sql.SQL("*"))
+    types = data.column_types(conn, sql.Identifier("by_binary"), sql.SQL("*"))
     assert copy_binary.encode(frame, types) is not None
     assert data.copy_in(conn, sql.Identifier("by_binary"), frame) == rows
     assert data.copy_in(conn, sql.Identifier("by_csv"), frame, binary=False) == rows
@@ -125,7 +125,7 @@ def test_copy_in_falls_back_to_csv_where_binary_cannot_say_the_same(conn):
         data.copy_in(conn, sql.Identifier("narrow"), pd.DataFrame({"n": [2**40], "v": [1.5]}))
     # a float32 column: CSV writes its shortest decimal, which float8 reads as another number
     conn.execute("create temporary table wide (x float8)")
-    types = data._column_types(conn, sql.Identifier("wide"), sql.SQL("*"))
+    types = data.column_types(conn, sql.Identifier("wide"), sql.SQL("*"))
     assert copy_binary.encode(pd.DataFrame({"x": np.array([0.1], dtype=np.float32)}), types) is None
     conn.execute("drop table wide")
     # numeric has no binary encoder: CSV, same value

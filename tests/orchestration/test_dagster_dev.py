@@ -44,6 +44,9 @@ def dagster_dev(server, generated_data, dbt_manifest, tmp_path_factory) -> Itera
         # no drift retraining run launched by the sensor after the backfill: this test waits for none
         # one candidate model is enough to show the backfill works
         env={**os.environ, "OFFERRANK_DRIFT_THRESHOLD": "1000", "OFFERRANK_ALGORITHMS": "logreg"},
+        # its own process group: Ctrl-C in a terminal reaches the webserver, the daemon and the
+        # code server together, and so does the signal below
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 180
@@ -57,11 +60,13 @@ def dagster_dev(server, generated_data, dbt_manifest, tmp_path_factory) -> Itera
                 time.sleep(1)
         yield port
     finally:
-        process.send_signal(signal.SIGINT)
+        # Sent to the dagster dev process alone, SIGINT left it waiting a minute for its children.
+        os.killpg(process.pid, signal.SIGINT)
         try:
-            process.wait(timeout=60)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
         log.close()
 
 
