@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from bench.command import DEFAULT_CUSTOMERS, DEFAULT_OFFERS, DEFAULT_TO_SQL_ROWS
-from bench.world_options import add_world_options
+from bench.command import DEFAULT_CUSTOMERS, DEFAULT_OFFERS, DEFAULT_TO_SQL_ROWS, bench
+from bench.world_options import add_world_options, world_params
 from ml import closed_loop, data, embedded_db, load
 from ml.config import PROJECT_ROOT, Settings, load_settings
 from ml.generate import GeneratorParams, simulate
@@ -480,9 +480,6 @@ def _print_estimates(rows: pd.DataFrame, model_id: str, as_of: dt.date) -> None:
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     _ensure_database(settings)
-    from bench.command import bench
-    from bench.world_options import world_params
-
     return bench(settings, world_params(args), args.to_sql_rows, args.json)
 
 
