@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from dagster import (
@@ -32,6 +33,8 @@ from dagster import (
     in_process_executor,
     multi_asset,
 )
+
+from orchestration.run_history import instance_config
 
 MODELS = 40
 CHECKS = 180
@@ -61,9 +64,10 @@ def _seconds(job: JobDefinition, instance: DagsterInstance) -> tuple[float, int]
 
 
 @contextmanager
-def _sqlite_instance(folder: Path) -> Iterator[DagsterInstance]:
+def _sqlite_instance(folder: Path, *, dagster_default: bool) -> Iterator[DagsterInstance]:
     with tempfile.TemporaryDirectory(prefix="dagster-bench-", dir=folder) as home:
-        (Path(home) / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        config = "telemetry:\n  enabled: false\n" if dagster_default else instance_config(Path(home))
+        (Path(home) / "dagster.yaml").write_text(config)
         os.environ["DAGSTER_HOME"] = home
         with DagsterInstance.get() as instance:
             yield instance
@@ -78,15 +82,18 @@ def main() -> None:
     args = parser.parse_args()
     folders = args.folder or [Path(tempfile.gettempdir()), Path("/dev/shm")]
     job = _job()
-    storages = {f"sqlite in {folder}": lambda folder=folder: _sqlite_instance(folder) for folder in folders}
+    storages = {}
+    for folder in folders:
+        storages[f"sqlite in {folder}, Dagster's"] = partial(_sqlite_instance, folder, dagster_default=True)
+        storages[f"sqlite in {folder}, offerrank's"] = partial(_sqlite_instance, folder, dagster_default=False)
     storages["in memory (floor)"] = DagsterInstance.ephemeral
-    print(f"{'storage':<28} {'events':>7} {'median s':>9}  runs (s)")
+    print(f"{'storage':<36} {'events':>7} {'median s':>9}  runs (s)")
     for name, make_instance in storages.items():
         with make_instance() as instance:
             runs = [_seconds(job, instance) for _ in range(args.repeat)]
         seconds = [wall for wall, _ in runs]
         print(
-            f"{name:<28} {runs[0][1]:>7} {statistics.median(seconds):>9.2f}  "
+            f"{name:<36} {runs[0][1]:>7} {statistics.median(seconds):>9.2f}  "
             + " ".join(f"{wall:.2f}" for wall in seconds)
         )
 

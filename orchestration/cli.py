@@ -102,12 +102,9 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
 
 def _use_dagster_home(settings: Settings) -> None:
     """Keep Dagster's run storage under OFFERRANK_HOME unless DAGSTER_HOME says otherwise."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        # There is no network to send telemetry to; storage defaults to this folder.
-        config.write_text("telemetry:\n  enabled: false\n")
+    from orchestration.run_history import prepare_dagster_home  # Dagster loads only for the commands that run it
+
+    prepare_dagster_home(Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))))
 
 
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:

@@ -18,6 +18,7 @@ from psycopg import sql
 from ml import data, embedded_db
 from ml.config import PROFILES_DIR, WAREHOUSE_DIR, Settings, dbt_target_path, load_settings
 from ml.generate import GeneratorParams, generate_all
+from orchestration.run_history import prepare_dagster_home
 
 # The dbt marts BI reads over the ml tables (models/marts/reporting/).
 REPORTING_MARTS = (
@@ -68,6 +69,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         os.environ.pop(name, None)
     homes = [_in_memory_folder(tmp_path_factory, name) for name in ("offerrank-home", "dagster-home")]
     os.environ["OFFERRANK_HOME"], os.environ["DAGSTER_HOME"] = (str(home) for home in homes)
+    prepare_dagster_home(homes[1])  # the run history as `offerrank run` keeps it, for the tests that read it
     os.environ["PGPORT"] = str(free_port())
     settings = load_settings()
     embedded_db.start(settings)
