@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from dagster_dbt import DbtProject
+from filelock import FileLock
 
 from ml.config import PROFILES_DIR, WAREHOUSE_DIR, dbt_target_path
 
@@ -15,8 +16,6 @@ if _interpreter_bin not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = os.pathsep.join([_interpreter_bin, os.environ.get("PATH", "")])
 
 warehouse_project = DbtProject(project_dir=WAREHOUSE_DIR, profiles_dir=PROFILES_DIR, target_path=dbt_target_path())
-# Under `dagster dev` this runs `dbt parse` so the manifest always matches the SQL being edited.
-warehouse_project.prepare_if_dev()
 
 
 class DbtParseError(RuntimeError):
@@ -41,3 +40,24 @@ def parse_project() -> None:
     )
     if not result.success:
         raise DbtParseError(f"dbt parse of {WAREHOUSE_DIR} failed: {result.exception or 'see the errors above'}")
+
+
+def prepare_if_dev() -> None:
+    """Under `dagster dev`, parse the project so the manifest matches the SQL being edited.
+
+    What dagster-dbt's `DbtProject.prepare_if_dev()` is for, in every process that loads the
+    definitions there: the code server, and each run it launches, at its start. This parses in
+    process (`parse_project`), and one process at a time: two runs of a backfill start together
+    and share the target folder. A process that waited finds the manifest just written by the other
+    and does not parse again.
+    """
+    if not os.environ.get("DAGSTER_IS_DEV_CLI"):  # what `dagster dev` sets for its processes
+        return
+    manifest = warehouse_project.manifest_path
+    written_before = manifest.stat().st_mtime if manifest.exists() else None
+    with FileLock(manifest.with_name("parse.lock")):
+        if not manifest.exists() or manifest.stat().st_mtime == written_before:
+            parse_project()
+
+
+prepare_if_dev()
