@@ -52,10 +52,9 @@ def free_port() -> int:
 def _in_memory_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     """A folder in memory (tmpfs) where the machine has one, else in pytest's temporary folder.
 
-    The test server's data and Dagster's run storage live there: Dagster's SQLite storage syncs to
-    disk at every commit, about 11,600 fdatasync calls in one daily run at test scale
-    (bench/dagster_run_storage.py), and the server's checkpoints and commits sync too. A test's
-    data need not survive a power cut; both folders together hold about 0.6 GB a worker."""
+    The test server's data and Dagster's run storage live there: SQLite and the server sync to
+    disk (a run of 669 events takes 1.7 times as long on disk, bench/dagster_run_storage.py), and
+    a test's data need not survive a power cut. Both folders together hold about 0.6 GB a worker."""
     shared_memory = Path("/dev/shm")
     if shared_memory.is_dir() and os.access(shared_memory, os.W_OK):
         return Path(tempfile.mkdtemp(prefix=f"offerrank-{name}-", dir=shared_memory))
