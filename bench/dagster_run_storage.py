@@ -34,26 +34,30 @@ from dagster import (
     multi_asset,
 )
 
-from orchestration.run_history import instance_config
+from orchestration.run_history import EARLIER_INSTANCE_CONFIG, instance_config
 
 MODELS = 40
 CHECKS = 180
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}  # the events are stored all the same
 
 
-@multi_asset(
-    specs=[AssetSpec(f"model_{i}") for i in range(MODELS)],
-    check_specs=[AssetCheckSpec(f"check_{j}", asset=f"model_{j % MODELS}") for j in range(CHECKS)],
-)
-def models() -> Iterator[Output | AssetCheckResult]:
-    for i in range(MODELS):
-        yield Output(None, output_name=f"model_{i}", metadata={"rows": i})
-    for j in range(CHECKS):
-        yield AssetCheckResult(asset_key=f"model_{j % MODELS}", check_name=f"check_{j}", passed=True)
+def shaped_job(models: int = MODELS, checks: int = CHECKS) -> JobDefinition:
+    """One multi-asset of `models` models (model_i) and `checks` passing asset checks (check_j, on
+    model j mod `models`), in process: the shape of offerrank's dbt step."""
 
+    @multi_asset(
+        specs=[AssetSpec(f"model_{i}") for i in range(models)],
+        check_specs=[AssetCheckSpec(f"check_{j}", asset=f"model_{j % models}") for j in range(checks)],
+    )
+    def dbt_shaped_models() -> Iterator[Output | AssetCheckResult]:
+        for i in range(models):
+            yield Output(None, output_name=f"model_{i}", metadata={"rows": i})
+        for j in range(checks):
+            yield AssetCheckResult(asset_key=f"model_{j % models}", check_name=f"check_{j}", passed=True)
 
-def _job() -> JobDefinition:
-    definitions = Definitions(assets=[models], jobs=[define_asset_job("dbt_shaped")], executor=in_process_executor)
+    definitions = Definitions(
+        assets=[dbt_shaped_models], jobs=[define_asset_job("dbt_shaped")], executor=in_process_executor
+    )
     return definitions.resolve_job_def("dbt_shaped")
 
 
@@ -66,7 +70,7 @@ def _seconds(job: JobDefinition, instance: DagsterInstance) -> tuple[float, int]
 @contextmanager
 def _sqlite_instance(folder: Path, *, dagster_default: bool) -> Iterator[DagsterInstance]:
     with tempfile.TemporaryDirectory(prefix="dagster-bench-", dir=folder) as home:
-        config = "telemetry:\n  enabled: false\n" if dagster_default else instance_config(Path(home))
+        config = EARLIER_INSTANCE_CONFIG if dagster_default else instance_config(Path(home))
         (Path(home) / "dagster.yaml").write_text(config)
         os.environ["DAGSTER_HOME"] = home
         with DagsterInstance.get() as instance:
@@ -81,7 +85,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     folders = args.folder or [Path(tempfile.gettempdir()), Path("/dev/shm")]
-    job = _job()
+    job = shaped_job()
     storages = {}
     for folder in folders:
         storages[f"sqlite in {folder}, Dagster's"] = partial(_sqlite_instance, folder, dagster_default=True)

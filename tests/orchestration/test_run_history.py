@@ -7,38 +7,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetKey,
-    AssetSpec,
-    DagsterInstance,
-    Definitions,
-    JobDefinition,
-    Output,
-    define_asset_job,
-    multi_asset,
-)
+from dagster import AssetCheckKey, AssetKey, DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
+from bench.dagster_run_storage import shaped_job
 from orchestration import run_history
 from orchestration.run_history import EARLIER_INSTANCE_CONFIG, EngineKeepingSqliteEventLogStorage, prepare_dagster_home
 
 MODELS = 6
-
-
-@multi_asset(
-    specs=[AssetSpec(f"model_{i}") for i in range(MODELS)],
-    check_specs=[AssetCheckSpec("rows", asset=f"model_{i}") for i in range(MODELS)],
-)
-def models() -> Iterator[Output | AssetCheckResult]:
-    for i in range(MODELS):
-        yield Output(None, output_name=f"model_{i}", metadata={"rows": i})
-        yield AssetCheckResult(asset_key=f"model_{i}", check_name="rows", passed=True)
-
-
-def _job() -> JobDefinition:
-    return Definitions(assets=[models], jobs=[define_asset_job("models_job")]).resolve_job_def("models_job")
 
 
 @contextmanager
@@ -48,7 +24,7 @@ def _instance(home: Path) -> Iterator[DagsterInstance]:
 
 
 def _run(instance: DagsterInstance) -> str:
-    result = _job().execute_in_process(instance=instance)
+    result = shaped_job(MODELS, MODELS).execute_in_process(instance=instance)
     assert result.success
     return result.run_id
 
@@ -76,7 +52,7 @@ def test_a_run_stores_what_dagsters_storage_stores_through_one_engine_per_file(t
             run_id = _run(instance)
             stored[name] = _event_types(instance, run_id)
             checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-                [check.key for check in models.check_specs]
+                [AssetCheckKey(AssetKey(f"model_{i}"), f"check_{i}") for i in range(MODELS)]
             )
             assert len(checks) == MODELS and all(execution.status.value == "SUCCEEDED" for execution in checks.values())
             assert instance.get_latest_materialization_event(AssetKey("model_3")).run_id == run_id
