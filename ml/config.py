@@ -353,7 +353,7 @@ CLASS_WEIGHTINGS = ("none", "balanced")
 # Shared by both LightGBM objectives. The last four make re-runs idempotent: same data, same
 # model, byte for byte.
 _LGBM_PARAMS: dict[str, object] = {
-    "learning_rate": 0.05,
+    "learning_rate": 0.1,
     "num_leaves": 31,
     "min_data_in_leaf": 50,
     "feature_fraction": 0.9,
@@ -375,7 +375,7 @@ class TrainingConfig:
     valid_days: int = 14  # the last days of labelled impressions: evaluation and model selection only
     tune_days: int = 7  # the days before those: early stopping and calibration
     num_boost_round: int = 500
-    early_stopping_rounds: int = 50
+    early_stopping_rounds: int = 20
     eval_k: tuple[int, ...] = (3, 5, 10)  # list cutoffs of the @k metrics; served lists are re-ranked to the largest
     # Customer attributes (columns of fct_training_examples) whose values are evaluation segments,
     # besides 'all': ml.eval_metrics.segment '<column>=<value>'.
@@ -390,6 +390,7 @@ class TrainingConfig:
     # (kept in ml.drift_reference) with as many of today's, each a deterministic sample by key hash,
     # so its storage and memory do not grow with the data.
     drift_sample_rows: int = 20_000
+    evaluation_threads: int = 2  # scorers judged at once on the validation window (as LightGBM's num_threads)
     primary_metric: str = "ndcg@5"  # the champion is the candidate best on this validation metric
     tiebreak_metric: str = "roc_auc"
     calibration: str = "platt"  # how raw scores become probabilities, fitted on the tune window
@@ -407,12 +408,12 @@ class TrainingConfig:
             **_LGBM_PARAMS,
         }
     )
-    logreg_params: dict[str, object] = field(default_factory=lambda: {"C": 1.0, "max_iter": 1000, "tol": 1e-6})
+    logreg_params: dict[str, object] = field(default_factory=lambda: {"C": 1.0, "max_iter": 1000, "tol": 1e-4})
 
     def __post_init__(self) -> None:
         if not self.eval_k or min(self.eval_k) < 1:
             raise ValueError(f"eval_k must be list cutoffs of at least 1, got {self.eval_k!r}")
-        for name in ("valid_days", "tune_days", "drift_sample_rows"):
+        for name in ("valid_days", "tune_days", "drift_sample_rows", "evaluation_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.negatives_per_positive is not None and self.negatives_per_positive <= 0:

@@ -234,9 +234,9 @@ def iter_copy_out(
 
 def copy_out(conn: psycopg.Connection, query: sql.Composable, params: QueryParams = None) -> pd.DataFrame:
     """Run `query` and return all its rows as one DataFrame, moved with COPY."""
-    types = _arrow_schema(conn, query, params)
     frames = list(iter_copy_out(conn, query, params))
     if not frames:
+        types = _arrow_schema(conn, query, params)
         return pd.DataFrame({name: pd.Series(dtype=arrow_type.to_pandas_dtype()) for name, arrow_type in types.items()})
     return pd.concat(frames, ignore_index=True)
 
@@ -925,31 +925,50 @@ def replace_drift_reference(
     source = sql.SQL("select * from {} where as_of_date = %(day)s").format(candidates)
     types = _arrow_schema(conn, source, {"day": reference_date})
     booleans = {name for name, arrow_type in types.items() if arrow_type == pa.bool_()}
-    # Unpivot each sampled row into (feature, kind, value) rows, then aggregate one array per feature.
-    values = sql.SQL(", ").join(_reference_value(name, name in categorical, name in booleans) for name in features)
-    order = _sample_order(sample[0])
+    # One pass over the sample makes every feature's array, each in the sample's order (its rank,
+    # computed once per row); the single row of arrays is then unpivoted, one row per feature.
+    arrays = sql.SQL(", ").join(
+        sql.SQL("array_agg({} order by sampled.rank) as {}").format(
+            _reference_value(name, name in categorical, name in booleans), sql.Identifier(f"values_{i}")
+        )
+        for i, name in enumerate(features)
+    )
+    unpivoted = sql.SQL(", ").join(
+        sql.SQL(
+            "({}, 'categorical', null::double precision[], {})"
+            if name in categorical
+            else "({}, 'numeric', {}, null::text[])"
+        ).format(sql.Literal(name), sql.Identifier("aggregated", f"values_{i}"))
+        for i, name in enumerate(features)
+    )
     statement = sql.SQL(
         "insert into {table} (reference_date, feature, kind, n_rows, numeric_values, categorical_values)"
-        " select %(day)s, unpivoted.feature, unpivoted.kind, count(*),"
-        " case when unpivoted.kind = 'numeric' then array_agg(unpivoted.numeric_value order by {order}) end,"
-        " case when unpivoted.kind = 'categorical' then array_agg(unpivoted.categorical_value order by {order}) end"
-        " from ({sampled}) as sampled"
-        " cross join lateral (values {values}) as unpivoted (feature, kind, numeric_value, categorical_value)"
-        " group by unpivoted.feature, unpivoted.kind"
-    ).format(table=table, order=order, sampled=_sampled(source, *sample), values=values)
+        " select %(day)s, unpivoted.feature, unpivoted.kind, aggregated.n_rows,"
+        " unpivoted.numeric_values, unpivoted.categorical_values"
+        " from (select count(*) as n_rows, {arrays} from"
+        " (select *, row_number() over (order by {order}) as rank from ({sampled}) as ranked) as sampled"
+        " ) as aggregated"
+        " cross join lateral (values {unpivoted}) as unpivoted (feature, kind, numeric_values, categorical_values)"
+        " where aggregated.n_rows > 0"
+    ).format(
+        table=table,
+        arrays=arrays,
+        order=_sample_order(sample[0]),
+        sampled=_sampled(source, *sample),
+        unpivoted=unpivoted,
+    )
     with conn.transaction():
         conn.execute(sql.SQL("delete from {} where reference_date = %s").format(table), (reference_date,))
         return conn.execute(statement, {"day": reference_date}).rowcount
 
 
 def _reference_value(name: str, categorical: bool, boolean: bool) -> sql.Composed:
-    """One feature's (feature, kind, numeric_value, categorical_value) tuple of a sampled row."""
+    """One feature's value in a sampled row, as its reference array stores it."""
     column = sql.Identifier("sampled", name)
     if categorical:
-        return sql.SQL("({}, 'categorical', null::double precision, {}::text)").format(sql.Literal(name), column)
+        return sql.SQL("{}::text").format(column)
     # booleans as 0/1, as ml.drift reads them
-    number = sql.SQL("{}::int::double precision" if boolean else "{}::double precision").format(column)
-    return sql.SQL("({}, 'numeric', {}, null::text)").format(sql.Literal(name), number)
+    return sql.SQL("{}::int::double precision" if boolean else "{}::double precision").format(column)
 
 
 def read_drift_reference(

@@ -24,6 +24,9 @@ from ml.feature_spec import FeatureSpec
 from ml.train import TemporalSplit, training_window
 
 MISSING_CATEGORY = "missing"  # what a null category is imputed as, in training and scoring alike
+# The mean |contribution| importance is taken over at most this many training rows, evenly spaced:
+# a mean over a million rows is settled long before the last of them.
+IMPORTANCE_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ def logreg_pipeline(features: FeatureSpec, logreg_params: Mapping[str, object]) 
     transformers = []
     if features.numeric:
         # keep_empty_features: a column null in all of training keeps its coefficient slot (imputed 0)
-        numeric = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler())
+        numeric = make_pipeline(SimpleImputer(strategy=median_or_zero, keep_empty_features=True), StandardScaler())
         transformers.append(("numeric", numeric, list(features.numeric)))
     if features.categorical:
         categorical = make_pipeline(
@@ -88,6 +91,14 @@ def logreg_pipeline(features: FeatureSpec, logreg_params: Mapping[str, object]) 
     )
 
 
+def median_or_zero(observed: np.ndarray) -> float:
+    """A column's median imputation value: the median of its observed values, 0 for a column null
+    throughout training (as scikit-learn's "median" strategy with keep_empty_features). numpy's
+    median partitions each column, where that strategy's masked median sorts it: 4 s of a 15 s fit
+    at a million rows."""
+    return float(np.median(observed)) if len(observed) else 0.0
+
+
 def fit_logreg(split: TemporalSplit, features: FeatureSpec, config: TrainingConfig) -> LogregModel:
     """Logistic regression fitted on the training window; the tune window is not needed (no early stopping).
 
@@ -101,7 +112,8 @@ def fit_logreg(split: TemporalSplit, features: FeatureSpec, config: TrainingConf
     params = {**config.logreg_params, **window.params, "n_iter": int(pipeline.named_steps["model"].n_iter_[0])}
     model = LogregModel(features, _state(pipeline, features, params))
     # mean |contribution| over the training rows: how far each feature moves the log-odds
-    importance = np.abs(model.contributions(inputs)[:, :-1]).mean(axis=0)
+    sample = inputs.iloc[:: max(1, len(inputs) // IMPORTANCE_ROWS)]
+    importance = np.abs(model.contributions(sample)[:, :-1]).mean(axis=0)
     return LogregModel(features, {**model.state, "mean_abs_contribution": importance.tolist()})
 
 
@@ -130,8 +142,7 @@ def _state(pipeline: Pipeline, features: FeatureSpec, params: dict[str, object])
     if features.numeric:
         imputer, scaler = transform.named_transformers_["numeric"].steps
         state["numeric"] = {
-            # a column null throughout training has a NaN median, which scikit-learn imputes as 0
-            "median": np.nan_to_num(imputer[1].statistics_.astype(np.float64)).tolist(),
+            "median": imputer[1].statistics_.astype(np.float64).tolist(),
             "mean": scaler[1].mean_.tolist(),
             "scale": scaler[1].scale_.tolist(),
             "coef": coef[:n_numeric].tolist(),

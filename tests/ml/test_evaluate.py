@@ -9,7 +9,8 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.metrics import log_loss as sklearn_log_loss
 
-from ml.config import RerankConfig
+from ml import pipeline
+from ml.config import RerankConfig, TrainingConfig
 from ml.evaluate import (
     EvalWindow,
     Predictions,
@@ -180,3 +181,20 @@ def test_margin_counts_only_redeemed_rows_at_their_kept_share():
     margin = metrics[(metrics["segment"] == "all") & (metrics["ordering"] == "raw") & (metrics["metric"] == "margin")]
     kept = (examples["label"] * (1 - examples["margin_impact"])).groupby(examples["customer_id"]).sum()
     assert margin["value"].item() == pytest.approx(kept.mean())
+
+
+def test_scorers_judged_side_by_side_give_the_rows_of_one_at_a_time():
+    examples = _window()
+    scores = np.random.default_rng(9).random((5, len(examples)))
+    predictions = {f"scorer_{i}": Predictions(row, row, row) for i, row in enumerate(scores)}
+    results = {
+        threads: pipeline.evaluate_window(
+            examples, predictions, TrainingConfig(evaluation_threads=threads), RerankConfig()
+        )
+        for threads in (1, 2)
+    }
+    assert list(results[2]) == list(predictions)
+    for name in predictions:
+        pd.testing.assert_frame_equal(pd.DataFrame(results[2][name]), pd.DataFrame(results[1][name]))
+    with pytest.raises(ValueError, match="evaluation_threads must be at least 1"):
+        TrainingConfig(evaluation_threads=0)

@@ -6,11 +6,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.impute import SimpleImputer
 
+from ml import logreg
 from ml.config import ALGORITHMS, TrainingConfig
 from ml.evaluate import roc_auc
 from ml.lgbm import ranking_groups
-from ml.logreg import logreg_pipeline
+from ml.logreg import logreg_pipeline, median_or_zero
 from ml.models import FeatureSpec, fit_model, load_model
 from ml.train import TemporalSplit, temporal_split, training_window
 
@@ -109,6 +111,30 @@ def test_logreg_text_scores_as_scikit_learn_does(split):
     valid = split.valid.assign(business_type=split.valid["business_type"].where(split.valid.index % 7 > 0, "new"))
     expected = pipeline.decision_function(FEATURES.frame(valid))
     assert np.allclose(load_model("logreg", model.to_text(), FEATURES).raw_scores(valid), expected)
+
+
+def test_logreg_medians_are_scikit_learns_median_strategy():
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "odd_count": rng.normal(size=101),
+            "even_count": np.r_[rng.normal(size=100), np.nan],
+            "gappy": np.where(rng.random(101) < 0.4, np.nan, rng.integers(0, 5, 101)),
+            "never_seen": np.full(101, np.nan),
+        }
+    )
+    ours = SimpleImputer(strategy=median_or_zero, keep_empty_features=True).fit(frame)
+    theirs = SimpleImputer(strategy="median", keep_empty_features=True).fit(frame)
+    assert ours.statistics_.tolist() == theirs.statistics_.tolist()
+    assert ours.statistics_[-1] == 0.0
+
+
+def test_logreg_importance_over_a_sample_is_close_to_all_rows(split, monkeypatch):
+    everything = fit_model("logreg", split, FEATURES, CONFIG).feature_importance().set_index("feature")
+    monkeypatch.setattr(logreg, "IMPORTANCE_ROWS", 400)  # every 7th of the 3,000 training rows
+    sampled = fit_model("logreg", split, FEATURES, CONFIG).feature_importance().set_index("feature")
+    assert not sampled["importance"].equals(everything["importance"])
+    assert np.allclose(sampled["importance"], everything["importance"], rtol=0.1)
 
 
 def test_lambdarank_groups_are_consecutive_and_row_order_does_not_matter(split):
