@@ -8,6 +8,9 @@ impressions and splits them as training does (train / tune / valid). Then, for e
 the training config, prints the wall seconds of fitting (on 2 threads), the size of the saved
 model text, and its validation metrics after calibration, next to the heuristic and the oracle
 (the ranking by true probability) on the same rows, with each scorer's gap to the oracle.
+Last it times the whole train stage as the daily run has it (`pipeline.train_models`, forced:
+reading, the three fits, calibration, evaluation, registration, the drift reference),
+`--stage-runs` times; the runs after the first have a champion to judge as well.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 
 from bench.world_options import add_world_options, world_params
 from ml import data, pipeline
-from ml.config import PROFILES_DIR, WAREHOUSE_DIR, load_settings, load_training_config
+from ml.config import PROFILES_DIR, WAREHOUSE_DIR, load_model_policy, load_settings, load_training_config
 from ml.features import TRAINING_MODEL, DbtManifest
 from ml.generate import generate_all
 from ml.models import FeatureSpec, fit_model
@@ -45,6 +48,7 @@ def _build_marts(as_of_date: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_world_options(parser, customers=45_000, offers=200)
+    parser.add_argument("--stage-runs", type=int, default=1, help="how many times to time the train stage")
     args = parser.parse_args()
     params = world_params(args)
     settings = load_settings()
@@ -93,6 +97,16 @@ def main() -> None:
         cells = "".join(f"{metrics.get(column, float('nan')):10.4f}" for column in COLUMNS)
         gap = oracle.get("ndcg@5", float("nan")) - metrics.get("ndcg@5", float("nan"))
         print(f"{name:<18}{cells}{gap:10.4f}")
+
+    stage = pipeline.StageRun(settings=settings, run_id="bench-train-models", manifest=manifest)
+    for run in range(1, args.stage_runs + 1):
+        started = time.perf_counter()
+        outcome = pipeline.train_models(stage, config, load_model_policy(), forced=True)
+        if outcome.status != "trained":
+            raise SystemExit(f"the train stage did not train: {outcome.reason}")
+        print(
+            f"\ntrain stage, run {run}: {time.perf_counter() - started:.1f} s on {len(examples):,} labelled impressions"
+        )
 
 
 if __name__ == "__main__":
