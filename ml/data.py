@@ -927,19 +927,20 @@ def replace_drift_reference(
     booleans = {name for name, arrow_type in types.items() if arrow_type == pa.bool_()}
     # One pass over the sample makes every feature's array, each in the sample's order (its rank,
     # computed once per row); the single row of arrays is then unpivoted, one row per feature.
+    columns = {name: f"values_{i}" for i, name in enumerate(features)}  # the arrays' names in the aggregate
     arrays = sql.SQL(", ").join(
         sql.SQL("array_agg({} order by sampled.rank) as {}").format(
-            _reference_value(name, name in categorical, name in booleans), sql.Identifier(f"values_{i}")
+            _reference_value(name, name in categorical, name in booleans), sql.Identifier(column)
         )
-        for i, name in enumerate(features)
+        for name, column in columns.items()
     )
     unpivoted = sql.SQL(", ").join(
         sql.SQL(
             "({}, 'categorical', null::double precision[], {})"
             if name in categorical
             else "({}, 'numeric', {}, null::text[])"
-        ).format(sql.Literal(name), sql.Identifier("aggregated", f"values_{i}"))
-        for i, name in enumerate(features)
+        ).format(sql.Literal(name), sql.Identifier("aggregated", column))
+        for name, column in columns.items()
     )
     statement = sql.SQL(
         "insert into {table} (reference_date, feature, kind, n_rows, numeric_values, categorical_values)"

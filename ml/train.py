@@ -61,7 +61,6 @@ def temporal_split(examples: pd.DataFrame, date_column: str, valid_days: int, tu
         train=train,
         tune=tune,
         valid=valid,
-        # numpy days as datetime.date
         train_start_date=train_days.min().item(),
         train_end_date=train_days.max().item(),
         tune_start_date=tune_start.item(),
