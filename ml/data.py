@@ -9,8 +9,10 @@ Every identifier that comes from configuration is quoted with psycopg's `sql` mo
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -129,11 +131,15 @@ def run_lock_holder(conn: psycopg.Connection, ml_schema: str) -> str | None:
     return f"{name} (server pid {pid}, since {since:%Y-%m-%d %H:%M:%S %Z})"
 
 
+def _sql_file(name: str) -> str:
+    """The text of `ml/sql/<name>`, placeholders and all."""
+    return resources.files("ml").joinpath("sql", name).read_text()
+
+
 def _ddl(name: str, schema: str, **identifiers: str) -> sql.Composed:
     """The SQL file `ml/sql/<name>` with `{schema}` and any other `{placeholder}` filled in, quoted."""
-    template = resources.files("ml").joinpath("sql", name).read_text()
     names = {"schema": schema, **identifiers}
-    return sql.SQL(template).format(**{key: sql.Identifier(value) for key, value in names.items()})
+    return sql.SQL(_sql_file(name)).format(**{key: sql.Identifier(value) for key, value in names.items()})
 
 
 def copy_in(conn: psycopg.Connection, table: sql.Composable, frame: pd.DataFrame, *, binary: bool = True) -> int:
@@ -507,12 +513,51 @@ def ensure_reader_role(conn: psycopg.Connection, role: str) -> None:
 
 
 def ensure_ml_tables(conn: psycopg.Connection, schema: str, reader_role: str) -> None:
-    """Create the ml schema and its tables where missing, readable by `reader_role` (idempotent)."""
+    """Create the ml schema and its tables where missing, or bring them to this version's layout,
+    readable by `reader_role` (idempotent).
+
+    ml_tables.sql runs only where its digest is not in `ml_tables_layout` or one of its tables is
+    missing. Its `alter table … add column if not exists` takes an ACCESS EXCLUSIVE lock even when
+    the column is there: run by every stage, it would wait behind any open BI query on the table,
+    and every later query behind it, and behind another shard's scoring transaction. So a day's
+    stages read two catalog rows, and only the first stage of a new version (or role) changes
+    anything. Stages that find the layout old together take turns (an advisory lock); the second
+    then finds it current.
+    """
     ensure_reader_role(conn, reader_role)
+    layout = _ddl("ml_tables.sql", schema, reader=reader_role)
+    digest = hashlib.sha256(layout.as_string(conn).encode()).hexdigest()
+    if _ml_tables_current(conn, schema, digest):
+        return
     with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"offerrank ml tables {schema}",))
+        if _ml_tables_current(conn, schema, digest):
+            return
         conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
         _upgrade_eval_metrics(conn, schema)
-        conn.execute(_ddl("ml_tables.sql", schema, reader=reader_role))
+        conn.execute(layout)
+        conn.execute(
+            sql.SQL("insert into {} (digest) values (%s) on conflict do nothing").format(
+                sql.Identifier(schema, "ml_tables_layout")
+            ),
+            (digest,),
+        )
+
+
+# Every table ml_tables.sql creates: the digest cannot tell that one was dropped since, the catalog can.
+ML_TABLES = tuple(re.findall(r"create table if not exists \{schema\}\.(\w+)", _sql_file("ml_tables.sql")))
+
+
+def _ml_tables_current(conn: psycopg.Connection, schema: str, digest: str) -> bool:
+    """Whether every table of ml_tables.sql is in `schema` and the layout of `digest` was applied there."""
+    names = [sql.Identifier(schema, table).as_string(conn) for table in ML_TABLES]
+    present = conn.execute("select count(to_regclass(name)) from unnest(%s::text[]) as name", (names,)).fetchone()[0]
+    if present < len(names):
+        return False
+    applied = sql.SQL("select exists (select from {} where digest = %s)").format(
+        sql.Identifier(schema, "ml_tables_layout")
+    )
+    return conn.execute(applied, (digest,)).fetchone()[0]
 
 
 def _upgrade_eval_metrics(conn: psycopg.Connection, schema: str) -> None:

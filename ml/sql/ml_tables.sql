@@ -234,6 +234,14 @@ create table if not exists {schema}.off_policy_estimates (
     primary key (as_of_date, model_id, estimator)
 );
 
+-- Which versions of this file were applied here (ml/data.py, `ensure_ml_tables`): a stage runs
+-- the file only when its digest is not recorded, so that the `alter table`s above, which lock
+-- their table exclusively even when they change nothing, do not run on every stage.
+create table if not exists {schema}.ml_tables_layout (
+    digest text primary key,                 -- sha256 of this file as run: schema and reader role filled in
+    applied_at timestamptz not null default now()
+);
+
 -- BI reads every table here through the reader role ({reader}, OFFERRANK_READER_ROLE), SELECT
 -- only; default privileges extend that to tables a later version creates here as this same user.
 grant usage on schema {schema} to {reader};
