@@ -163,11 +163,12 @@ def run_comparisons(run: BenchRun, stage: pipeline.StageRun, to_sql_rows: int, l
 def _dbt_build(stage: pipeline.StageRun, name: str, as_of: dt.date, *, full_refresh: bool, log_path: Path) -> Figure:
     """`dbt build` as the warehouse_models asset runs it, through its dbt resource, with dbt's
     output appended to `log_path`; rows: what dbt's models wrote (run_results.json)."""
-    from orchestration.assets import PRODUCTION_BUILD
+    from orchestration.assets import features_build_args
     from orchestration.resources import build_resources
 
-    args = [*PRODUCTION_BUILD, *(["--full-refresh"] if full_refresh else [])]
-    args += ["--vars", json.dumps({"as_of_date": as_of.isoformat()})]
+    args = features_build_args(
+        as_of.isoformat(), full_refresh=full_refresh, built_before=pipeline.features_built(stage)
+    )
     with (
         measure(name, "offerrank") as m,
         pipeline.recorded_dbt_build(stage) as build,

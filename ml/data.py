@@ -327,7 +327,8 @@ def replace_truth_tables(conn: psycopg.Connection, schema: str, frames: Mapping[
 # --- the closed loop (ml/closed_loop.py) ---------------------------------------------------------
 
 
-def _exists(conn: psycopg.Connection, relation: sql.Identifier) -> bool:
+def relation_exists(conn: psycopg.Connection, relation: sql.Composable) -> bool:
+    """Whether the table or view `relation` exists."""
     return conn.execute("select to_regclass(%s)", (relation.as_string(conn),)).fetchone()[0] is not None
 
 
@@ -335,7 +336,7 @@ def read_generator_params(conn: psycopg.Connection, truth_schema: str) -> dict[s
     """The parameters `offerrank generate` stored (truth.generator_params), or None: data that the
     generator did not make (or made before it stored them)."""
     table = sql.Identifier(truth_schema, "generator_params")
-    if not _exists(conn, table):
+    if not relation_exists(conn, table):
         return None
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
         rows = cur.execute(sql.SQL("select * from {}").format(table)).fetchall()

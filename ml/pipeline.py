@@ -194,6 +194,13 @@ def recorded_dbt_build(stage: StageRun) -> Iterator[DbtBuild]:
             log.counts.update(active_offers=active_offers, candidate_pairs=candidate_pairs)
 
 
+def features_built(stage: StageRun) -> bool:
+    """Whether the feature marts were built before in this database: a dbt build then adds dates to
+    them, where the first builds every date."""
+    with data.connect(stage.settings) as conn:
+        return data.relation_exists(conn, stage.manifest.relation(TRAINING_MODEL))
+
+
 def _failed_error_tests(target_path: Path, conn: psycopg.Connection, started: float) -> list[FailedTest]:
     """The failed error-severity tests of the build that started at `started`; none if unknown."""
     results = target_path / "run_results.json"

@@ -100,6 +100,19 @@ FEATURES_SELECTOR = "features"
 # suite and CI (`dbt build`), not in every daily run (dbt's advice for production).
 PRODUCTION_BUILD = ["build", "--exclude-resource-type", "unit_test"]
 REPORTING_SELECTOR = "reporting"
+# A daily build's data tests read only the rows it wrote (warehouse/macros/recent_rows.sql): the
+# run date's features and candidates back to the training examples whose 7-day label window
+# closed that day, shown 8 days before it.
+DAILY_TESTED_DAYS = 8
+
+
+def features_build_args(as_of: str, *, full_refresh: bool, built_before: bool) -> list[str]:
+    """The `dbt build` of the features as of `as_of`. A daily build, adding a date to marts
+    `built_before`, tests the rows it wrote; a full refresh or a first build tests every row."""
+    variables: dict[str, object] = {"as_of_date": as_of}
+    if built_before and not full_refresh:
+        variables["test_recent_days"] = DAILY_TESTED_DAYS
+    return [*PRODUCTION_BUILD, *(["--full-refresh"] if full_refresh else []), "--vars", json.dumps(variables)]
 
 
 def _daily_dbt_assets(selector: str, translator: DagsterDbtTranslator):
@@ -121,10 +134,12 @@ def warehouse_models(
 ):
     """Every dbt model but the reporting ones, with its tests, built as of the partition's date."""
     # The incremental marts add the partition's date (warehouse/macros/as_of_date.sql).
-    args = [*PRODUCTION_BUILD, *(["--full-refresh"] if config.full_refresh else [])]
-    args += ["--vars", json.dumps({"as_of_date": context.partition_key})]
+    stage = run_stage(context, warehouse, built=False)
+    args = features_build_args(
+        context.partition_key, full_refresh=config.full_refresh, built_before=pipeline.features_built(stage)
+    )
     try:
-        with pipeline.recorded_dbt_build(run_stage(context, warehouse, built=False)) as build:
+        with pipeline.recorded_dbt_build(stage) as build:
             invocation = dbt.cli(args, context=context)
             build.target_path = invocation.target_path
             yield from invocation.stream()

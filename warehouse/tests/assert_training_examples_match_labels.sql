@@ -1,7 +1,9 @@
 -- fct_training_examples holds exactly the labelled impressions known on the run date, with
 -- their labels and relevance grades: none missing, none extra, none relabelled or regraded.
--- Returns the differing impressions.
+-- Returns the differing impressions. On a daily build, those shown on the days it labelled
+-- (macros/recent_rows.sql).
 {{ config(meta={'dagster': {'ref': {'name': 'fct_training_examples'}}}) }}
+{%- set recent_start = recent_rows_start() %}
 
 with
 
@@ -29,6 +31,9 @@ examples_known_on_run_date as (
     from training_examples
     inner join run_date
         on training_examples.shown_date <= run_date.last_labelled_shown_date
+    {%- if recent_start is not none %}
+    where training_examples.shown_date >= {{ recent_start }}
+    {%- endif %}
 
 ),
 
@@ -38,6 +43,9 @@ labels_known_on_run_date as (
     from impressions_labelled
     inner join run_date
         on impressions_labelled.shown_date <= run_date.last_labelled_shown_date
+    {%- if recent_start is not none %}
+    where impressions_labelled.shown_date >= {{ recent_start }}
+    {%- endif %}
 
 )
 

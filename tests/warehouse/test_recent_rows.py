@@ -1,0 +1,95 @@
+"""A daily build's data tests read the rows it wrote (warehouse/macros/recent_rows.sql); a build
+without `test_recent_days` tests every row. On a copy of the session's built warehouse, with a
+feature value out of its range planted on an old day, then on the run date."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ml import data
+from ml.config import Settings, load_settings
+from ml.features import RUN_DATE_MODEL, DbtManifest
+from orchestration.assets import DAILY_TESTED_DAYS, features_build_args
+from tests.conftest import dbt
+
+TESTED = "feat_customer_daily"
+
+
+@pytest.fixture(scope="module")
+def warehouse(server: Settings, built_warehouse) -> Iterator[tuple[Settings, dt.date]]:
+    source, build = built_warehouse
+    assert build.returncode == 0, build.stdout[-2000:]
+    with psycopg.connect(server.database.conninfo(dbname="postgres"), autocommit=True) as conn:
+        conn.execute("drop database if exists recent_rows with (force)")
+        conn.execute(sql.SQL("create database recent_rows template {}").format(sql.Identifier(source.database.dbname)))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PGDATABASE", "recent_rows")
+        settings = load_settings()
+        with data.connect(settings) as conn:
+            relation = DbtManifest.load().relation(RUN_DATE_MODEL)
+            (run_date,) = conn.execute(sql.SQL("select as_of_date from {}").format(relation)).fetchone()
+        yield settings, run_date
+    os.environ["PGDATABASE"] = source.database.dbname
+
+
+def _break_a_row(settings: Settings, as_of: dt.date) -> None:
+    """A share above 1 on day `as_of`: its accepted_range test fails where it reads that day."""
+    table = DbtManifest.load().relation(TESTED)
+    with data.connect(settings) as conn:
+        conn.execute(
+            sql.SQL(
+                "update {} set tier3_purchase_ratio = 2 where as_of_date = %s"
+                " and customer_id = (select min(customer_id) from {} where as_of_date = %s)"
+            ).format(table, table),
+            (as_of, as_of),
+        )
+
+
+def _test_features(variables: dict[str, object]) -> int:
+    return dbt("test", "--select", TESTED, "--vars", json.dumps(variables), check=False).returncode
+
+
+def test_a_daily_build_tests_its_own_days_and_a_full_test_every_day(warehouse):
+    settings, run_date = warehouse
+    daily = {"as_of_date": run_date.isoformat(), "test_recent_days": DAILY_TESTED_DAYS}
+    assert _test_features(daily) == 0
+    _break_a_row(settings, run_date - dt.timedelta(days=30))
+    assert _test_features(daily) == 0  # an old day is not read again
+    assert _test_features({"as_of_date": run_date.isoformat()}) == 1
+    _break_a_row(settings, run_date)
+    assert _test_features(daily) == 1
+
+
+def test_test_recent_days_must_be_a_number_of_days_with_a_run_date(warehouse):
+    _, run_date = warehouse
+    result = dbt("test", "--select", TESTED, "--vars", json.dumps({"test_recent_days": 8}), check=False)
+    assert result.returncode == 2 and "needs var as_of_date" in result.stdout
+    result = dbt(
+        "test",
+        "--select",
+        TESTED,
+        "--vars",
+        json.dumps({"as_of_date": str(run_date), "test_recent_days": "a week"}),
+        check=False,
+    )
+    assert result.returncode == 2 and "whole number of days" in result.stdout
+
+
+def test_only_a_daily_build_of_built_marts_tests_recent_rows():
+    def variables(args: list[str]) -> dict[str, object]:
+        return json.loads(args[args.index("--vars") + 1])
+
+    daily = features_build_args("2026-07-01", full_refresh=False, built_before=True)
+    assert variables(daily) == {"as_of_date": "2026-07-01", "test_recent_days": DAILY_TESTED_DAYS}
+    assert "--full-refresh" not in daily
+    first = features_build_args("2026-07-01", full_refresh=False, built_before=False)
+    assert variables(first) == {"as_of_date": "2026-07-01"}
+    full = features_build_args("2026-07-01", full_refresh=True, built_before=True)
+    assert variables(full) == {"as_of_date": "2026-07-01"} and "--full-refresh" in full

@@ -1,0 +1,60 @@
+{#-
+    On a daily build, data tests read the rows the build wrote, not the whole history again.
+
+    A model or raw source that grows by the day names, in its `meta`, the date or timestamp
+    column that says which day a row belongs to: `recent_rows_column`. With
+    `--vars '{as_of_date: D, test_recent_days: N}'`, as the daily run builds (orchestration/
+    assets.py), the tests of such a model read only its rows of day D - N on: the day's features
+    and candidates, and the training examples whose label window closed that day (D - 8). Without
+    `test_recent_days` (a full refresh, a plain `dbt build` or `dbt test`), every row is tested.
+-#}
+
+{#- The first day a daily build's tests read, as a SQL date expression; none: every day. -#}
+{% macro recent_rows_start() -%}
+    {%- set days = var('test_recent_days', none) -%}
+    {%- if days is none or days | string | trim == '' -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if not (days | string | trim).isdigit() -%}
+        {{ exceptions.raise_compiler_error("var test_recent_days must be a whole number of days, got: " ~ days) }}
+    {%- endif -%}
+    {%- set as_of = var('as_of_date', none) -%}
+    {%- if as_of is none or not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', as_of | string | trim) -%}
+        {{ exceptions.raise_compiler_error("var test_recent_days needs var as_of_date as YYYY-MM-DD, got: " ~ as_of) }}
+    {%- endif -%}
+    {{ return("'" ~ (as_of | string | trim) ~ "'::date - " ~ (days | string | trim)) }}
+{%- endmacro %}
+
+{#- The `meta` of the model or source a generic test tests. -#}
+{% macro tested_node_meta() -%}
+    {%- set attached = model.get('attached_node') -%}
+    {%- if attached and attached in graph.nodes -%}
+        {{ return(graph.nodes[attached].config.get('meta', {})) }}
+    {%- endif -%}
+    {%- for node_id in model.depends_on.nodes if node_id in graph.sources -%}
+        {{ return(graph.sources[node_id].get('meta', {})) }}
+    {%- endfor -%}
+    {{ return({}) }}
+{%- endmacro %}
+
+{#- dbt's filter of a generic test's rows (its `where` config), and the recent rows above. -#}
+{% macro default__get_where_subquery(relation) -%}
+    {%- set conditions = [] -%}
+    {%- set where = config.get('where', '') -%}
+    {%- if where -%}
+        {%- do conditions.append('(' ~ where ~ ')') -%}
+    {%- endif -%}
+    {%- set start = recent_rows_start() -%}
+    {%- set column = tested_node_meta().get('recent_rows_column') -%}
+    {%- if start is not none and column -%}
+        {%- do conditions.append(adapter.quote(column) ~ ' >= ' ~ start) -%}
+    {%- endif -%}
+    {%- if conditions -%}
+        {%- set filtered -%}
+            (select * from {{ relation }} where {{ conditions | join(' and ') }}) dbt_subquery
+        {%- endset -%}
+        {{ return(filtered) }}
+    {%- else -%}
+        {{ return(relation) }}
+    {%- endif -%}
+{%- endmacro %}
