@@ -84,11 +84,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         os.environ.update(saved)
 
 
-def use_database(server: Settings, name: str) -> Settings:
-    """Create an empty database `name` on the test server and point the environment at it."""
+def use_database(server: Settings, name: str, template: str | None = None) -> Settings:
+    """Create database `name` on the test server, empty or a copy of database `template`, and
+    point the environment at it."""
+    create = sql.SQL("create database {}").format(sql.Identifier(name))
+    if template is not None:
+        create = sql.SQL("{} template {}").format(create, sql.Identifier(template))
     with psycopg.connect(server.database.conninfo(dbname="postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        conn.execute(create)
     os.environ["PGDATABASE"] = name
     return load_settings()
 

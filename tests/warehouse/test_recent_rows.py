@@ -1,5 +1,6 @@
 """A daily build's data tests read the rows it wrote (warehouse/macros/recent_rows.sql); a build
-without `test_recent_days` tests every row. On a copy of the session's built warehouse, with a
+without `test_recent_days` tests every row. (orchestration.assets loads the dbt manifest: imported
+in the tests, once the `dbt_manifest` fixture parsed the project.) On a copy of the session's built warehouse, with a
 feature value out of its range planted on an old day, then on the run date."""
 
 from __future__ import annotations
@@ -9,15 +10,13 @@ import json
 import os
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 from psycopg import sql
 
 from ml import data
-from ml.config import Settings, load_settings
+from ml.config import Settings
 from ml.features import RUN_DATE_MODEL, DbtManifest
-from orchestration.assets import DAILY_TESTED_DAYS, features_build_args
-from tests.conftest import dbt
+from tests.conftest import dbt, use_database
 
 TESTED = "feat_customer_daily"
 
@@ -26,16 +25,11 @@ TESTED = "feat_customer_daily"
 def warehouse(server: Settings, built_warehouse) -> Iterator[tuple[Settings, dt.date]]:
     source, build = built_warehouse
     assert build.returncode == 0, build.stdout[-2000:]
-    with psycopg.connect(server.database.conninfo(dbname="postgres"), autocommit=True) as conn:
-        conn.execute("drop database if exists recent_rows with (force)")
-        conn.execute(sql.SQL("create database recent_rows template {}").format(sql.Identifier(source.database.dbname)))
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("PGDATABASE", "recent_rows")
-        settings = load_settings()
-        with data.connect(settings) as conn:
-            relation = DbtManifest.load().relation(RUN_DATE_MODEL)
-            (run_date,) = conn.execute(sql.SQL("select as_of_date from {}").format(relation)).fetchone()
-        yield settings, run_date
+    settings = use_database(server, "recent_rows", template=source.database.dbname)
+    with data.connect(settings) as conn:
+        relation = DbtManifest.load().relation(RUN_DATE_MODEL)
+        (run_date,) = conn.execute(sql.SQL("select as_of_date from {}").format(relation)).fetchone()
+    yield settings, run_date
     os.environ["PGDATABASE"] = source.database.dbname
 
 
@@ -56,7 +50,9 @@ def _test_features(variables: dict[str, object]) -> int:
     return dbt("test", "--select", TESTED, "--vars", json.dumps(variables), check=False).returncode
 
 
-def test_a_daily_build_tests_its_own_days_and_a_full_test_every_day(warehouse):
+def test_a_daily_build_tests_its_own_days_and_a_full_test_every_day(warehouse, dbt_manifest):
+    from orchestration.assets import DAILY_TESTED_DAYS
+
     settings, run_date = warehouse
     daily = {"as_of_date": run_date.isoformat(), "test_recent_days": DAILY_TESTED_DAYS}
     assert _test_features(daily) == 0
@@ -82,7 +78,9 @@ def test_test_recent_days_must_be_a_number_of_days_with_a_run_date(warehouse):
     assert result.returncode == 2 and "whole number of days" in result.stdout
 
 
-def test_only_a_daily_build_of_built_marts_tests_recent_rows():
+def test_only_a_daily_build_of_built_marts_tests_recent_rows(dbt_manifest):
+    from orchestration.assets import DAILY_TESTED_DAYS, features_build_args
+
     def variables(args: list[str]) -> dict[str, object]:
         return json.loads(args[args.index("--vars") + 1])
 
