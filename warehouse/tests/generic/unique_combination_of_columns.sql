@@ -1,4 +1,7 @@
-{#- The combination of `combination_of_columns` identifies a row: fails on every duplicate. -#}
+{#-
+    The combination of `combination_of_columns` identifies a row: fails on every duplicate. Reads
+    no rows where the database enforces that key (macros/enforced_unique.sql).
+-#}
 {% test unique_combination_of_columns(model, combination_of_columns) %}
 
     {%- set columns = combination_of_columns | join(', ') %}
@@ -7,6 +10,9 @@
         {{ columns }},
         count(*) as duplicate_rows
     from {{ model }}
+    {%- if enforced_unique(model, combination_of_columns) %}
+        where false
+    {%- endif %}
     group by {{ columns }}
     having count(*) > 1
 
