@@ -1,7 +1,8 @@
 """A daily build's data tests read the rows it wrote (warehouse/macros/recent_rows.sql); a build
-without `test_recent_days` tests every row. (orchestration.assets loads the dbt manifest: imported
-in the tests, once the `dbt_manifest` fixture parsed the project.) On a copy of the session's built warehouse, with a
-feature value out of its range planted on an old day, then on the run date."""
+without `test_recent_days` tests every row. On a copy of the session's built warehouse, with a
+feature value out of its range planted on an old day, then on the run date. (orchestration.assets
+loads the dbt manifest, so the tests import it once the `dbt_manifest` fixture parsed the project.)
+"""
 
 from __future__ import annotations
 
