@@ -167,7 +167,7 @@ def _dbt_build(stage: pipeline.StageRun, name: str, as_of: dt.date, *, full_refr
     from orchestration.resources import build_resources
 
     args = features_build_args(
-        as_of.isoformat(), full_refresh=full_refresh, built_before=pipeline.features_built(stage)
+        as_of, full_refresh=full_refresh, newest_example=pipeline.newest_training_example_date(stage)
     )
     with (
         measure(name, "offerrank") as m,

@@ -194,11 +194,15 @@ def recorded_dbt_build(stage: StageRun) -> Iterator[DbtBuild]:
             log.counts.update(active_offers=active_offers, candidate_pairs=candidate_pairs)
 
 
-def features_built(stage: StageRun) -> bool:
-    """Whether the feature marts were built before in this database: a dbt build then adds dates to
-    them, where the first builds every date."""
+def newest_training_example_date(stage: StageRun) -> dt.date | None:
+    """The newest shown date of the built training examples: a dbt build adds the dates after it
+    (and the features' dates from 8 days later on). None where the marts were never built, so a
+    build builds every date."""
+    relation = stage.manifest.relation(TRAINING_MODEL)
     with data.connect(stage.settings) as conn:
-        return data.relation_exists(conn, stage.manifest.relation(TRAINING_MODEL))
+        if not data.relation_exists(conn, relation):
+            return None
+        return conn.execute(sql.SQL("select max(shown_date) from {}").format(relation)).fetchone()[0]
 
 
 def _failed_error_tests(target_path: Path, conn: psycopg.Connection, started: float) -> list[FailedTest]:

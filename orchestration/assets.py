@@ -106,12 +106,14 @@ REPORTING_SELECTOR = "reporting"
 DAILY_TESTED_DAYS = 8
 
 
-def features_build_args(as_of: str, *, full_refresh: bool, built_before: bool) -> list[str]:
-    """The `dbt build` of the features as of `as_of`. A daily build, adding a date to marts
-    `built_before`, tests the rows it wrote; a full refresh or a first build tests every row."""
-    variables: dict[str, object] = {"as_of_date": as_of}
-    if built_before and not full_refresh:
-        variables["test_recent_days"] = DAILY_TESTED_DAYS
+def features_build_args(as_of: dt.date, *, full_refresh: bool, newest_example: dt.date | None) -> list[str]:
+    """The `dbt build` of the features as of `as_of`, where the built training examples go up to
+    shown date `newest_example` (None: never built). A build that adds dates tests the rows it
+    writes, from the first example date it adds on (8 days back on a daily run, more after missed
+    days); a full refresh or a first build tests every row."""
+    variables: dict[str, object] = {"as_of_date": as_of.isoformat()}
+    if newest_example is not None and not full_refresh:
+        variables["test_recent_days"] = max(DAILY_TESTED_DAYS, (as_of - newest_example).days - 1)
     return [*PRODUCTION_BUILD, *(["--full-refresh"] if full_refresh else []), "--vars", json.dumps(variables)]
 
 
@@ -136,7 +138,9 @@ def warehouse_models(
     # The incremental marts add the partition's date (warehouse/macros/as_of_date.sql).
     stage = run_stage(context, warehouse, built=False)
     args = features_build_args(
-        context.partition_key, full_refresh=config.full_refresh, built_before=pipeline.features_built(stage)
+        dt.date.fromisoformat(context.partition_key),
+        full_refresh=config.full_refresh,
+        newest_example=pipeline.newest_training_example_date(stage),
     )
     try:
         with pipeline.recorded_dbt_build(stage) as build:

@@ -79,16 +79,20 @@ def test_test_recent_days_must_be_a_number_of_days_with_a_run_date(warehouse):
     assert result.returncode == 2 and "whole number of days" in result.stdout
 
 
-def test_only_a_daily_build_of_built_marts_tests_recent_rows(dbt_manifest):
+def test_a_build_tests_from_the_first_date_it_adds(dbt_manifest):
     from orchestration.assets import DAILY_TESTED_DAYS, features_build_args
 
-    def variables(args: list[str]) -> dict[str, object]:
-        return json.loads(args[args.index("--vars") + 1])
+    def tested_days(**build: object) -> object:
+        args = features_build_args(dt.date(2026, 7, 1), **build)
+        return json.loads(args[args.index("--vars") + 1]).get("test_recent_days")
 
-    daily = features_build_args("2026-07-01", full_refresh=False, built_before=True)
-    assert variables(daily) == {"as_of_date": "2026-07-01", "test_recent_days": DAILY_TESTED_DAYS}
-    assert "--full-refresh" not in daily
-    first = features_build_args("2026-07-01", full_refresh=False, built_before=False)
-    assert variables(first) == {"as_of_date": "2026-07-01"}
-    full = features_build_args("2026-07-01", full_refresh=True, built_before=True)
-    assert variables(full) == {"as_of_date": "2026-07-01"} and "--full-refresh" in full
+    daily = {"full_refresh": False, "newest_example": dt.date(2026, 6, 22)}  # built as of June 30
+    assert tested_days(**daily) == DAILY_TESTED_DAYS == 8
+    assert "--full-refresh" not in features_build_args(dt.date(2026, 7, 1), **daily)
+    # as of June 27 last: the examples of June 20 to 23 are added, from 11 days back
+    assert tested_days(full_refresh=False, newest_example=dt.date(2026, 6, 19)) == 11
+    # a replay of a date built already rebuilds that date: its 8 days
+    assert tested_days(full_refresh=False, newest_example=dt.date(2026, 6, 25)) == 8
+    assert tested_days(full_refresh=False, newest_example=None) is None  # the first build: every row
+    assert tested_days(full_refresh=True, newest_example=dt.date(2026, 6, 22)) is None
+    assert "--full-refresh" in features_build_args(dt.date(2026, 7, 1), full_refresh=True, newest_example=None)

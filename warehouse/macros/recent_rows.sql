@@ -5,7 +5,8 @@
     column that says which day a row belongs to: `recent_rows_column`. With
     `--vars '{as_of_date: D, test_recent_days: N}'`, as the daily run builds (orchestration/
     assets.py), the tests of such a model read only its rows of day D - N on: the day's features
-    and candidates, and the training examples whose label window closed that day (D - 8). Without
+    and candidates, and the training examples whose label window closed that day (D - 8; N is
+    larger after missed days, from the first date the build adds). Without
     `test_recent_days` (a full refresh, a plain `dbt build` or `dbt test`), every row is tested.
 -#}
 
