@@ -11,13 +11,22 @@
 {% macro as_of_date() -%}
     {#- ref() is called on every path so the DAG does not change with --vars. -#}
     {%- set impressions = ref('stg_raw__impressions') -%}
-    {%- set value = var('as_of_date', none) -%}
-    {%- if value is not none and value | string | trim != '' -%}
-        {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', value | string | trim) -%}
-            {{ exceptions.raise_compiler_error("var as_of_date must be a date as YYYY-MM-DD, got: " ~ value) }}
-        {%- endif -%}
-        '{{ value | string | trim }}'::date
+    {%- set value = as_of_date_var() -%}
+    {%- if value is not none -%}
+        '{{ value }}'::date
     {%- else -%}
         (select max(shown_date) + 1 from {{ impressions }})
     {%- endif -%}
+{%- endmacro %}
+
+{#- The `as_of_date` var, checked, as YYYY-MM-DD text; none where it is unset. -#}
+{% macro as_of_date_var() -%}
+    {%- set value = var('as_of_date', none) -%}
+    {%- if value is none or value | string | trim == '' -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', value | string | trim) -%}
+        {{ exceptions.raise_compiler_error("var as_of_date must be a date as YYYY-MM-DD, got: " ~ value) }}
+    {%- endif -%}
+    {{ return(value | string | trim) }}
 {%- endmacro %}

@@ -19,11 +19,11 @@
     {%- if not (days | string | trim).isdigit() -%}
         {{ exceptions.raise_compiler_error("var test_recent_days must be a whole number of days, got: " ~ days) }}
     {%- endif -%}
-    {%- set as_of = var('as_of_date', none) -%}
-    {%- if as_of is none or not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', as_of | string | trim) -%}
-        {{ exceptions.raise_compiler_error("var test_recent_days needs var as_of_date as YYYY-MM-DD, got: " ~ as_of) }}
+    {%- set as_of = as_of_date_var() -%}
+    {%- if as_of is none -%}
+        {{ exceptions.raise_compiler_error("var test_recent_days needs var as_of_date") }}
     {%- endif -%}
-    {{ return("'" ~ (as_of | string | trim) ~ "'::date - " ~ (days | string | trim)) }}
+    {{ return("'" ~ as_of ~ "'::date - " ~ (days | string | trim)) }}
 {%- endmacro %}
 
 {#- The `meta` of the model or source a generic test tests. -#}
