@@ -1,8 +1,9 @@
 {#-
     On a daily build, data tests read the rows the build wrote, not the whole history again.
 
-    A model or raw source that grows by the day names, in its `meta`, the date or timestamp
-    column that says which day a row belongs to: `recent_rows_column`. With
+    A model that grows by the day names, in its `meta`, the date column that says which day a
+    row belongs to: `recent_rows_column`. (The raw sources' tests are not scoped: they are the
+    check on the way in.) With
     `--vars '{as_of_date: D, test_recent_days: N}'`, as the daily run builds (orchestration/
     assets.py), the tests of such a model read only its rows of day D - N on: the day's features
     and candidates, and the training examples whose label window closed that day (D - 8; N is
@@ -26,15 +27,12 @@
     {{ return("'" ~ as_of ~ "'::date - " ~ (days | string | trim)) }}
 {%- endmacro %}
 
-{#- The `meta` of the model or source a generic test tests. -#}
+{#- The `meta` of the model a generic test tests; empty for a source's test. -#}
 {% macro tested_node_meta() -%}
     {%- set attached = model.get('attached_node') -%}
     {%- if attached and attached in graph.nodes -%}
         {{ return(graph.nodes[attached].config.get('meta', {})) }}
     {%- endif -%}
-    {%- for node_id in model.depends_on.nodes if node_id in graph.sources -%}
-        {{ return(graph.sources[node_id].get('meta', {})) }}
-    {%- endfor -%}
     {{ return({}) }}
 {%- endmacro %}
 
