@@ -1,6 +1,7 @@
 """A daily build's data tests read the rows it wrote (warehouse/macros/recent_rows.sql); a build
 without `test_recent_days` tests every row. On a copy of the session's built warehouse, with a
-feature value out of its range planted on an old day, then on the run date. (orchestration.assets
+feature value out of its range, then a duplicated order line, planted on an old day, then on a
+recent one. (orchestration.assets
 loads the dbt manifest, so the tests import it once the `dbt_manifest` fixture parsed the project.)
 """
 
@@ -62,6 +63,44 @@ def test_a_daily_build_tests_its_own_days_and_a_full_test_every_day(warehouse, d
     assert _test_features({"as_of_date": run_date.isoformat()}) == 1
     _break_a_row(settings, run_date)
     assert _test_features(daily) == 1
+
+
+def test_an_order_s_lines_are_tested_with_their_order_s_day(warehouse, dbt_manifest):
+    """Order lines have no date: base_raw__order_items' meta `recent_rows_parent` scopes its tests
+    through base_raw__orders' ordered_date. A duplicated line is seen by the daily build's uniqueness
+    test only when its order is recent, and by a full test always."""
+    from orchestration.assets import DAILY_TESTED_DAYS
+
+    settings, run_date = warehouse
+    daily = {"as_of_date": run_date.isoformat(), "test_recent_days": DAILY_TESTED_DAYS}
+    order_items, orders = (sql.Identifier(settings.raw_schema, table) for table in ("order_items", "orders"))
+
+    def test_lines(variables: dict[str, object]) -> int:
+        selection = "base_raw__order_items,test_name:unique_combination_of_columns"
+        return dbt("test", "--select", selection, "--vars", json.dumps(variables), check=False).returncode
+
+    def duplicate_a_line_ordered_on(day: dt.date) -> None:
+        with data.connect(settings) as conn:
+            (order_id,) = conn.execute(
+                sql.SQL(
+                    "select min(order_id) from {} where (ordered_at at time zone 'UTC')::date = %s"
+                    " and order_id in (select order_id from {})"
+                ).format(orders, order_items),
+                (day,),
+            ).fetchone()
+            conn.execute(
+                sql.SQL("insert into {} select * from {} where order_id = %s limit 1").format(order_items, order_items),
+                (order_id,),
+            )
+
+    with data.connect(settings) as conn:  # without the key, the uniqueness test reads the rows
+        conn.execute(sql.SQL("alter table {} drop constraint order_items_pkey").format(order_items))
+    assert test_lines(daily) == 0
+    duplicate_a_line_ordered_on(run_date - dt.timedelta(days=30))
+    assert test_lines(daily) == 0  # an old order's lines are not read again
+    assert test_lines({"as_of_date": run_date.isoformat()}) == 1
+    duplicate_a_line_ordered_on(run_date - dt.timedelta(days=1))
+    assert test_lines(daily) == 1
 
 
 def test_test_recent_days_must_be_a_number_of_days_with_a_run_date(warehouse):

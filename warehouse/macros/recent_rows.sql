@@ -9,6 +9,11 @@
     and candidates, and the training examples whose label window closed that day (D - 8; N is
     larger after missed days, from the first date the build adds). Without
     `test_recent_days` (a full refresh, a plain `dbt build` or `dbt test`), every row is tested.
+
+    A model whose rows have no date of their own (an order's lines) names instead the model and
+    key column of the rows they belong to: `recent_rows_parent: {model: base_raw__orders,
+    column: order_id}`. Its tests read the rows whose parent is recent, through the parent's own
+    `recent_rows_column`.
 -#}
 
 {#- The first day a daily build's tests read, as a SQL date expression; none: every day. -#}
@@ -44,9 +49,11 @@
         {%- do conditions.append('(' ~ where ~ ')') -%}
     {%- endif -%}
     {%- set start = recent_rows_start() -%}
-    {%- set column = tested_node_meta().get('recent_rows_column') -%}
-    {%- if start is not none and column -%}
-        {%- do conditions.append(adapter.quote(column) ~ ' >= ' ~ start) -%}
+    {%- set meta = tested_node_meta() -%}
+    {%- if start is not none and meta.get('recent_rows_column') -%}
+        {%- do conditions.append(adapter.quote(meta['recent_rows_column']) ~ ' >= ' ~ start) -%}
+    {%- elif start is not none and meta.get('recent_rows_parent') -%}
+        {%- do conditions.append(recent_rows_of_parent(meta['recent_rows_parent'], start)) -%}
     {%- endif -%}
     {%- if conditions -%}
         {%- set filtered -%}
@@ -56,4 +63,23 @@
     {%- else -%}
         {{ return(relation) }}
     {%- endif -%}
+{%- endmacro %}
+
+{#- The rows whose parent row (`parent.model` joined on `parent.column`) is of day `start` or
+    later, as a condition. The parent is found in the graph, not with ref(): a test's refs are
+    fixed when it is parsed. -#}
+{% macro recent_rows_of_parent(parent, start) -%}
+    {%- set nodes = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
+        | selectattr('name', 'equalto', parent.get('model')) | list -%}
+    {%- set day_column = (nodes[0].config.get('meta', {}).get('recent_rows_column') if nodes) -%}
+    {%- if not day_column or not parent.get('column') -%}
+        {{ exceptions.raise_compiler_error(
+            "meta recent_rows_parent must name a model with a recent_rows_column, and a column; got: "
+            ~ parent) }}
+    {%- endif -%}
+    {%- set relation = api.Relation.create(
+        database=nodes[0].database, schema=nodes[0].schema, identifier=nodes[0].alias) -%}
+    {%- set column = adapter.quote(parent['column']) -%}
+    {{ return(column ~ ' in (select ' ~ column ~ ' from ' ~ relation ~ ' where '
+        ~ adapter.quote(day_column) ~ ' >= ' ~ start ~ ')') }}
 {%- endmacro %}
