@@ -135,3 +135,23 @@ def test_a_build_tests_from_the_first_date_it_adds(dbt_manifest):
     assert tested_days(full_refresh=False, newest_example=None) is None  # the first build: every row
     assert tested_days(full_refresh=True, newest_example=dt.date(2026, 6, 22)) is None
     assert "--full-refresh" in features_build_args(dt.date(2026, 7, 1), full_refresh=True, newest_example=None)
+
+
+def test_a_model_scoped_through_a_parent_names_a_dated_model_and_a_shared_column(dbt_manifest):
+    """recent_rows_parent is read only on a daily build: its target is checked here, once."""
+    models = {
+        node["name"]: node
+        for node in json.loads(dbt_manifest.read_text())["nodes"].values()
+        if node["resource_type"] == "model"
+    }
+    scoped = {
+        name: node["config"]["meta"]["recent_rows_parent"]
+        for name, node in models.items()
+        if "recent_rows_parent" in node["config"]["meta"]
+    }
+    assert set(scoped) == {"base_raw__order_items", "stg_raw__order_items"}
+    for name, parent in scoped.items():
+        assert "recent_rows_column" in models[parent["model"]]["config"]["meta"], name
+        assert parent["column"] in models[name]["columns"] and parent["column"] in models[parent["model"]]["columns"], (
+            name
+        )
