@@ -81,8 +81,8 @@ customer_features_in_bounds as materialized (
 
 ),
 
--- the pairs' customers' purchases in the pairs' lookback windows, hashed against the customers
--- so that the rest works on their rows alone
+-- the pairs' customers: the window's product days are hashed against them, so that
+-- product_days_in_bounds holds their purchases alone
 pair_customers as (
 
     select distinct {{ pairs }}.customer_id
