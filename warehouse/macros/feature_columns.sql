@@ -13,15 +13,13 @@
 {% macro feature_columns(model_name, relation_alias) -%}
     {%- if execute and graph.nodes is defined -%}
         {%- set features = [] -%}
-        {%- for node in graph.nodes.values()
-            if node.resource_type == 'model' and node.name == model_name -%}
-            {%- for column in node.columns.values() -%}
-                {%- set meta = column.get('meta') or {} -%}
-                {%- set config_meta = (column.get('config') or {}).get('meta') or {} -%}
-                {%- if meta.get('feature') or config_meta.get('feature') -%}
-                    {%- do features.append(column.name) -%}
-                {%- endif -%}
-            {%- endfor -%}
+        {%- set node = model_node(model_name) -%}
+        {%- for column in (node.columns.values() if node else []) -%}
+            {%- set meta = column.get('meta') or {} -%}
+            {%- set config_meta = (column.get('config') or {}).get('meta') or {} -%}
+            {%- if meta.get('feature') or config_meta.get('feature') -%}
+                {%- do features.append(column.name) -%}
+            {%- endif -%}
         {%- endfor -%}
         {%- if not features -%}
             {{ exceptions.raise_compiler_error(

@@ -69,16 +69,14 @@
     later, as a condition. The parent is found in the graph, not with ref(): a test's refs are
     fixed when it is parsed. -#}
 {% macro recent_rows_of_parent(parent, start) -%}
-    {%- set nodes = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
-        | selectattr('name', 'equalto', parent.get('model')) | list -%}
-    {%- set day_column = (nodes[0].config.get('meta', {}).get('recent_rows_column') if nodes) -%}
+    {%- set node = model_node(parent.get('model')) -%}
+    {%- set day_column = (node.config.get('meta', {}).get('recent_rows_column') if node) -%}
     {%- if not day_column or not parent.get('column') -%}
         {{ exceptions.raise_compiler_error(
             "meta recent_rows_parent must name a model with a recent_rows_column, and a column; got: "
             ~ parent) }}
     {%- endif -%}
-    {%- set relation = api.Relation.create(
-        database=nodes[0].database, schema=nodes[0].schema, identifier=nodes[0].alias) -%}
+    {%- set relation = api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias) -%}
     {%- set column = adapter.quote(parent['column']) -%}
     {{ return(column ~ ' in (select ' ~ column ~ ' from ' ~ relation ~ ' where '
         ~ adapter.quote(day_column) ~ ' >= ' ~ start ~ ')') }}
