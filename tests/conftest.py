@@ -150,3 +150,42 @@ def dbt_manifest() -> Path:
     """A parsed dbt project: dagster-dbt and `ml.features` read target/manifest.json."""
     dbt("parse", "--quiet")
     return dbt_target_path() / "manifest.json"
+
+
+def drop_raw_constraints(conn: psycopg.Connection, schema: str) -> None:
+    """Leave the raw tables as an external loader's: no primary keys, checks or not-null columns."""
+    constraints = conn.execute(
+        "select class.relname, constraints.conname from pg_constraint as constraints"
+        " inner join pg_class as class on constraints.conrelid = class.oid"
+        # not-null constraints (PostgreSQL 18 lists them here too) go with the columns' `drop not null`
+        " where constraints.connamespace = %s::regnamespace and constraints.contype <> 'n'",
+        (schema,),
+    ).fetchall()
+    required = conn.execute(
+        "select table_name, column_name from information_schema.columns where table_schema = %s and is_nullable = 'NO'",
+        (schema,),
+    ).fetchall()
+    drops = [
+        sql.SQL("alter table {} drop constraint {}").format(sql.Identifier(schema, table), sql.Identifier(name))
+        for table, name in constraints
+    ] + [
+        sql.SQL("alter table {} alter column {} drop not null").format(
+            sql.Identifier(schema, table), sql.Identifier(column)
+        )
+        for table, column in required
+    ]
+    for drop in drops:
+        conn.execute(drop)
+
+
+def insert_raw_rows(conn: psycopg.Connection, settings: Settings, table: str, rows: list[dict[str, object]]) -> None:
+    """Insert a few hand-made rows into a raw table (a test's bad rows: not the loader's path)."""
+    for row in rows:
+        conn.execute(
+            sql.SQL("insert into {} ({}) values ({})").format(
+                sql.Identifier(settings.raw_schema, table),
+                sql.SQL(", ").join(map(sql.Identifier, row)),
+                sql.SQL(", ").join(sql.Placeholder() * len(row)),
+            ),
+            list(row.values()),
+        )

@@ -22,38 +22,11 @@ from ml.config import Settings
 from ml.data_tests import DataTestsFailed
 from ml.features import DbtManifest
 from orchestration import cli
-from tests.conftest import dbt, load_generated, use_database
+from tests.conftest import dbt, drop_raw_constraints, insert_raw_rows, load_generated, use_database
 
 # Ids far above the test world's, so the bad rows are easy to find and remove.
 BAD = 9_000_000
 UNKNOWN_CUSTOMER = BAD + 1
-
-
-def _drop_raw_constraints(conn: psycopg.Connection, schema: str) -> None:
-    """Leave the raw tables as an external loader's: no primary keys, checks or not-null columns."""
-    constraints = conn.execute(
-        "select class.relname, constraints.conname from pg_constraint as constraints"
-        " inner join pg_class as class on constraints.conrelid = class.oid"
-        # not-null constraints (PostgreSQL 18 lists them here too) go with the columns' `drop not null`
-        " where constraints.connamespace = %s::regnamespace and constraints.contype <> 'n'",
-        (schema,),
-    ).fetchall()
-    for table, constraint in constraints:
-        conn.execute(
-            sql.SQL("alter table {} drop constraint {}").format(
-                sql.Identifier(schema, table), sql.Identifier(constraint)
-            )
-        )
-    required = conn.execute(
-        "select table_name, column_name from information_schema.columns where table_schema = %s and is_nullable = 'NO'",
-        (schema,),
-    ).fetchall()
-    for table, column in required:
-        conn.execute(
-            sql.SQL("alter table {} alter column {} drop not null").format(
-                sql.Identifier(schema, table), sql.Identifier(column)
-            )
-        )
 
 
 @pytest.fixture(scope="module")
@@ -61,24 +34,8 @@ def raw_db(server: Settings, generated_data, dbt_manifest) -> Iterator[tuple[Set
     settings = use_database(server, "raw_quality")
     load_generated(settings, generated_data)
     with data.connect(settings) as conn:
-        _drop_raw_constraints(conn, settings.raw_schema)
+        drop_raw_constraints(conn, settings.raw_schema)
         yield settings, conn
-
-
-def _raw(settings: Settings, table: str) -> sql.Identifier:
-    return sql.Identifier(settings.raw_schema, table)
-
-
-def _insert(conn: psycopg.Connection, settings: Settings, table: str, rows: list[dict[str, object]]) -> None:
-    for row in rows:
-        conn.execute(
-            sql.SQL("insert into {} ({}) values ({})").format(
-                _raw(settings, table),
-                sql.SQL(", ").join(map(sql.Identifier, row)),
-                sql.SQL(", ").join(sql.Placeholder() * len(row)),
-            ),
-            list(row.values()),
-        )
 
 
 def _delete_bad_rows(conn: psycopg.Connection, settings: Settings) -> None:
@@ -94,7 +51,7 @@ def _delete_bad_rows(conn: psycopg.Connection, settings: Settings) -> None:
     for table, key in keys.items():
         conn.execute(
             sql.SQL("delete from {} where {} >= %s or {} is null").format(
-                _raw(settings, table), sql.Identifier(key), sql.Identifier(key)
+                sql.Identifier(settings.raw_schema, table), sql.Identifier(key), sql.Identifier(key)
             ),
             (BAD,),
         )
@@ -155,7 +112,7 @@ def quarantine(raw_db) -> Iterator[dict]:
     def shown(id_: int, customer: int | None, at: dt.datetime) -> dict[str, object]:
         return {"impression_id": id_, "customer_id": customer, "offer_id": offer_id, "shown_at": at}
 
-    _insert(
+    insert_raw_rows(
         conn,
         settings,
         "order_items",
@@ -166,16 +123,16 @@ def quarantine(raw_db) -> Iterator[dict]:
             line(BAD + 10, BAD + 4, 1, 3.5),  # a line of the order of an unknown customer below
         ],
     )
-    _insert(
+    insert_raw_rows(
         conn, settings, "orders", [{"order_id": BAD + 10, "customer_id": UNKNOWN_CUSTOMER, "ordered_at": ordered_at}]
     )
-    _insert(
+    insert_raw_rows(
         conn,
         settings,
         "orders",
         [{"order_id": BAD + 11, "customer_id": order_customer, "ordered_at": now + dt.timedelta(days=2)}],
     )
-    _insert(
+    insert_raw_rows(
         conn,
         settings,
         "impressions",
@@ -186,7 +143,7 @@ def quarantine(raw_db) -> Iterator[dict]:
             shown(BAD + 4, customer_id, now + dt.timedelta(days=3)),  # in the future
         ],
     )
-    _insert(
+    insert_raw_rows(
         conn,
         settings,
         "redemptions",
@@ -200,7 +157,7 @@ def quarantine(raw_db) -> Iterator[dict]:
             },
         ],
     )
-    _insert(
+    insert_raw_rows(
         conn,
         settings,
         "interaction_events",
@@ -324,7 +281,7 @@ def test_impressions_and_orders_of_unknown_customers_are_quarantined(quarantine)
 
 def test_null_keys_stop_the_dbt_build_with_the_rule_and_sample_rows(raw_db):
     settings, conn = raw_db
-    _insert(
+    insert_raw_rows(
         conn,
         settings,
         "impressions",
@@ -351,7 +308,7 @@ def test_null_keys_stop_the_dbt_build_with_the_rule_and_sample_rows(raw_db):
 
 def test_offers_that_end_before_they_start_stop_the_run_before_training(raw_db, capsys):
     settings, conn = raw_db
-    _insert(
+    insert_raw_rows(
         conn,
         settings,
         "offers",
