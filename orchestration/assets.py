@@ -102,7 +102,8 @@ PRODUCTION_BUILD = ["build", "--exclude-resource-type", "unit_test"]
 REPORTING_SELECTOR = "reporting"
 # A daily build's data tests read only the rows it wrote (warehouse/macros/recent_rows.sql): the
 # run date's features and candidates back to the training examples whose 7-day label window
-# closed that day, shown 8 days before it.
+# closed that day, shown 8 days before it. The quarantine checks again the raw rows of the same
+# days (warehouse/models/staging/raw/stg_raw__quarantined_rows.sql).
 DAILY_TESTED_DAYS = 8
 
 

@@ -6,12 +6,15 @@
     start) are tests on the raw sources instead (_raw__sources.yml): they stop the build.
 
     Per source table: its primary key, and its rules in order (a row is quarantined under the
-    first rule it breaks). A rule has either a `condition`, a SQL predicate over one row of the
-    CTE named for the table in stg_raw__quarantined_rows, or a `lookup`: the row's `column`
-    matches no row of the CTE `parent` (a null matches none), or with `kept`, no row of a parent
-    table checked before it that no rule quarantined, so that the lines of a quarantined order and
-    the events of a quarantined impression are quarantined too. Parents are unique on `column`
-    (their sources' error tests). Tables are checked in the order listed.
+    first rule it breaks). A rule has one of:
+    - a `condition`, a SQL predicate over one row of the CTE named for the table in
+      stg_raw__quarantined_rows;
+    - a `lookup`: the row's `column` matches no row of the table `parent` (a null matches none);
+    - a `parent_quarantined`: a table checked before it, keyed by one column of the same name in
+      both, and the row's parent row is quarantined, so that the lines of a quarantined order and
+      the events of a quarantined impression are quarantined too.
+    Parents are unique on their keys (their sources' error tests). Tables are checked in the
+    order listed.
 -#}
 {% macro raw_quarantine_rules() -%}
     {%- set unknown_customer = {
@@ -40,7 +43,7 @@
                 {
                     'name': 'quarantined_order',
                     'reason': 'its order is quarantined',
-                    'lookup': {'parent': 'orders', 'column': 'order_id', 'kept': true},
+                    'parent_quarantined': 'orders',
                 },
                 {
                     'name': 'unknown_product',
@@ -82,7 +85,7 @@
                 {
                     'name': 'quarantined_impression',
                     'reason': 'its impression is quarantined',
-                    'lookup': {'parent': 'impressions', 'column': 'impression_id', 'kept': true},
+                    'parent_quarantined': 'impressions',
                 },
             ]
                 + raw_quarantine_timestamp_rules('interaction_events', 'event_at')
@@ -111,8 +114,9 @@
 
 {#- A row of `table` is a duplicate event when a row with a lower `key` has the same `columns`:
     the first by key is kept. Only rows that broke no earlier rule reach this test (a case
-    expression stops at the first true branch), but the window sees every row, so a copy of a
-    quarantined row is a duplicate too. -#}
+    expression stops at the first true branch), but the window sees every row checked, so a copy
+    of a quarantined row is a duplicate too. The columns hold the event's timestamp, so copies
+    share a day: a daily build checks all of them or none. -#}
 {% macro raw_quarantine_duplicate_rule(table, key, columns) -%}
     {{- return({
         'name': 'duplicate_event',
@@ -124,9 +128,11 @@
 
 
 {#-
-    The rows of `table` (a CTE of that name) with `rule_name`, the first rule each breaks (null
-    when none). A lookup rule is a left join to its parent, aliased by the rule's name: hash
-    joins, where a correlated `not exists` per row would scan the parent for every row.
+    The rows of `table` (a CTE of that name: the rows to check) with `rule_name`, the first rule
+    each breaks (null when none). A lookup rule is a left join to every row of its parent (the
+    CTE all_<parent>), aliased by the rule's name: hash joins, where a correlated `not exists`
+    per row would scan the parent for every row. A parent_quarantined rule is a left join to the
+    keys of the parent's quarantined rows (the CTE <parent>_quarantined), a few rows.
 -#}
 {% macro raw_quarantine_checked_rows(table) -%}
     {%- set rules = raw_quarantine_rules()[table]['rules'] -%}
@@ -136,6 +142,8 @@
             {%- for rule in rules %}
             {%- if rule.lookup %}
             when {{ rule.name }}.{{ rule.lookup.column }} is null then '{{ rule.name }}'
+            {%- elif rule.parent_quarantined %}
+            when {{ rule.name }}.{{ raw_quarantine_parent_key(rule) }} is not null then '{{ rule.name }}'
             {%- else %}
             when {{ rule.condition }} then '{{ rule.name }}'
             {%- endif %}
@@ -143,17 +151,145 @@
         end as rule_name
     from {{ table }}
     {%- for rule in rules if rule.lookup %}
-    {%- if rule.lookup.kept %}
-    left join (
-        select {{ rule.lookup.parent }}_checked.{{ rule.lookup.column }}
-        from {{ rule.lookup.parent }}_checked
-        where {{ rule.lookup.parent }}_checked.rule_name is null
-    ) as {{ rule.name }}
-    {%- else %}
-    left join {{ rule.lookup.parent }} as {{ rule.name }}
-    {%- endif %}
+    left join all_{{ rule.lookup.parent }} as {{ rule.name }}
         on {{ table }}.{{ rule.lookup.column }} = {{ rule.name }}.{{ rule.lookup.column }}
     {%- endfor %}
+    {%- for rule in rules if rule.parent_quarantined %}
+    {%- set key = raw_quarantine_parent_key(rule) %}
+    left join {{ rule.parent_quarantined }}_quarantined as {{ rule.name }}
+        on {{ table }}.{{ key }} = {{ rule.name }}.{{ key }}
+    {%- endfor %}
+{%- endmacro %}
+
+
+{#- The one key column of the parent table of a parent_quarantined `rule`. -#}
+{% macro raw_quarantine_parent_key(rule) -%}
+    {%- set key = raw_quarantine_rules()[rule.parent_quarantined]['key'] -%}
+    {%- if key | length != 1 -%}
+        {{ exceptions.raise_compiler_error(
+            "rule " ~ rule.name ~ ": a parent_quarantined table must have a one-column key, "
+            ~ rule.parent_quarantined ~ " has " ~ key) }}
+    {%- endif -%}
+    {{- return(key[0]) -}}
+{%- endmacro %}
+
+
+{#- The checked tables that a parent_quarantined rule names. -#}
+{% macro raw_quarantine_parents() -%}
+    {%- set parents = [] -%}
+    {%- for checks in raw_quarantine_rules().values() -%}
+        {%- for rule in checks['rules'] if rule.parent_quarantined and rule.parent_quarantined not in parents -%}
+            {%- do parents.append(rule.parent_quarantined) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{- return(parents) -}}
+{%- endmacro %}
+
+
+{#-
+    The keys of the quarantined rows of `table`: those its check found, and on a daily build the
+    kept verdicts of the earlier builds (the CTE previous_verdicts), keyed as the base model
+    types them.
+-#}
+{% macro raw_quarantine_quarantined_keys(table, with_previous_verdicts) -%}
+    {%- set key = raw_quarantine_rules()[table]['key'][0] -%}
+    select {{ table }}_checked.{{ key }}
+    from {{ table }}_checked
+    where {{ table }}_checked.rule_name is not null
+    {%- if with_previous_verdicts %}
+    union
+    select (jsonb_populate_record(null::{{ ref('base_raw__' ~ table) }}, previous_verdicts.row_key)).{{ key }}
+    from previous_verdicts
+    where previous_verdicts.source_table = '{{ table }}'
+    {%- endif %}
+{%- endmacro %}
+
+
+{#-
+    Which day a row of `table` belongs to, from its base model's meta (macros/recent_rows.sql):
+    its own `recent_rows_column`, or its parent's through `recent_rows_parent` (an order's
+    lines: their order's day). A dict with `column`, and for a parent's day `parent` (the
+    parent table) and `key` (the column they share).
+-#}
+{% macro raw_quarantine_row_day(table) -%}
+    {%- if not execute -%}
+        {#- the graph is not built while dbt parses: the SQL rendered then is not run -#}
+        {{ return({'column': none}) }}
+    {%- endif -%}
+    {%- set node = model_node('base_raw__' ~ table) -%}
+    {%- set meta = node.config.get('meta', {}) if node else {} -%}
+    {%- if meta.get('recent_rows_column') -%}
+        {{ return({'column': meta['recent_rows_column']}) }}
+    {%- elif meta.get('recent_rows_parent') -%}
+        {%- set parent = meta['recent_rows_parent']['model'] | replace('base_raw__', '') -%}
+        {%- set parent_day = raw_quarantine_row_day(parent) -%}
+        {{ return({'column': parent_day['column'], 'parent': parent, 'key': meta['recent_rows_parent']['column']}) }}
+    {%- endif -%}
+    {{ exceptions.raise_compiler_error(
+        "base_raw__" ~ table ~ " needs meta recent_rows_column or recent_rows_parent: the quarantine's"
+        ~ " daily check reads which day its rows belong to") }}
+{%- endmacro %}
+
+
+{#-
+    The rows of `table` a build checks, from all_<table>: every row, or on a daily build (`start`,
+    a SQL date) the rows of day `start` on or of no day, whose verdicts it replaces. Rows dated
+    through a parent are those of the checked parents (the CTE named for it), and those whose
+    parent is missing (no day either).
+-#}
+{% macro raw_quarantine_rows_to_check(table, start) -%}
+    select * from all_{{ table }}
+    {%- if start is not none %}
+    {%- set day = raw_quarantine_row_day(table) %}
+    where
+        {%- if day.parent %}
+        all_{{ table }}.{{ day.key }} in (select {{ day.parent }}.{{ day.key }} from {{ day.parent }})
+        or not exists (
+            select
+            from all_{{ day.parent }}
+            where all_{{ day.parent }}.{{ day.key }} = all_{{ table }}.{{ day.key }}
+        )
+        {%- else %}
+        all_{{ table }}.{{ day.column }} >= {{ start }}
+        or all_{{ table }}.{{ day.column }} is null
+        {%- endif %}
+    {%- endif %}
+{%- endmacro %}
+
+
+{#- The quarantined rows of `table`, each with its key, rule, day (row_date) and the row itself. -#}
+{% macro raw_quarantine_found_rows(table) -%}
+    {%- set day = raw_quarantine_row_day(table) -%}
+    {%- set checked = table ~ '_checked' -%}
+    select
+        '{{ table }}' as source_table,
+        {{ raw_row_key(table, checked) }} as row_key,
+        {{ checked }}.rule_name,
+        {%- if day.parent %}
+        row_day.{{ day.column }} as row_date,
+        {%- else %}
+        {{ checked }}.{{ day.column }} as row_date,
+        {%- endif %}
+        to_jsonb({{ checked }}) - 'rule_name' as raw_row
+    from {{ checked }}
+    {%- if day.parent %}
+    left join all_{{ day.parent }} as row_day
+        on {{ checked }}.{{ day.key }} = row_day.{{ day.key }}
+    {%- endif %}
+    where {{ checked }}.rule_name is not null
+{%- endmacro %}
+
+
+{#-
+    The verdicts a build replaces, as a condition on stg_raw__quarantined_rows' columns: on a
+    daily build those of the rows it checks again (of day `start` on, or of no day), else all.
+-#}
+{% macro raw_quarantine_rechecked(start) -%}
+    {%- if start is none -%}
+        true
+    {%- else -%}
+        row_date >= {{ start }} or row_date is null
+    {%- endif -%}
 {%- endmacro %}
 
 

@@ -1,58 +1,82 @@
 -- One row per raw row held back from every feature, label and candidate: the warn-severity rules
 -- of macros/raw_quarantine.sql, each row under the first rule it breaks. The stg_raw__ models of
--- the checked tables leave these rows out. A table, so that detected_at is the time of the
--- build that found the row and the staging views do not run the checks again on every read.
-{{ config(materialized='table') }}
+-- the checked tables leave these rows out. A table, so that the staging views do not run the
+-- checks again on every read.
+--
+-- A daily build (vars as_of_date and test_recent_days, as the Dagster asset builds) checks again
+-- the rows of its recent days, the days its tests read, and the rows of no day, and keeps the
+-- earlier builds' verdicts on older rows: the `recheck` strategy (macros/incremental_recheck.sql)
+-- replaces the verdicts of the rows it checked. Any other build checks every row. A table built
+-- before row_date existed is checked in full once.
+{%- set has_row_dates = is_incremental()
+    and adapter.get_columns_in_relation(this) | selectattr('name', 'equalto', 'row_date') | list -%}
+{%- set start = recent_rows_start() if has_row_dates else none %}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='recheck',
+    incremental_predicates=[raw_quarantine_rechecked(recent_rows_start())],
+    on_schema_change='append_new_columns',
+) }}
 
 with
 
-customers as (
+all_customers as (
 
     select * from {{ ref('stg_raw__customers') }}
 
 ),
 
-offers as (
+all_offers as (
 
     select * from {{ ref('stg_raw__offers') }}
 
 ),
 
-products as (
+all_products as (
 
     select * from {{ ref('stg_raw__products') }}
 
 ),
 
-orders as (
+all_orders as (
 
     select * from {{ ref('base_raw__orders') }}
 
 ),
 
-order_items as (
+all_order_items as (
 
     select * from {{ ref('base_raw__order_items') }}
 
 ),
 
-impressions as (
+all_impressions as (
 
     select * from {{ ref('base_raw__impressions') }}
 
 ),
 
-redemptions as (
+all_redemptions as (
 
     select * from {{ ref('base_raw__redemptions') }}
 
 ),
 
-interaction_events as (
+all_interaction_events as (
 
     select * from {{ ref('base_raw__interaction_events') }}
 
 ),
+{%- if start is not none %}
+
+-- the earlier builds' verdicts on the rows this build does not check again
+previous_verdicts as (
+
+    select * from {{ this }}
+    where not ({{ raw_quarantine_rechecked(start) }})
+
+),
+{%- endif %}
 
 reasons as (
 
@@ -66,23 +90,31 @@ reasons as (
 {#- In the order of raw_quarantine_rules(): a table's rules may read the tables checked before it. #}
 {%- for table in raw_quarantine_rules() %}
 
+{{ table }} as (
+
+    {{ raw_quarantine_rows_to_check(table, start) }}
+
+),
+
 {{ table }}_checked as (
 
     {{ raw_quarantine_checked_rows(table) }}
 
 ),
+{%- if table in raw_quarantine_parents() %}
+
+{{ table }}_quarantined as (
+
+    {{ raw_quarantine_quarantined_keys(table, start is not none) }}
+
+),
+{%- endif %}
 {%- endfor %}
 
 quarantined as (
     {%- for table in raw_quarantine_rules() %}
 
-    select
-        '{{ table }}' as source_table,
-        {{ raw_row_key(table, table ~ '_checked') }} as row_key,
-        {{ table }}_checked.rule_name,
-        to_jsonb({{ table }}_checked) - 'rule_name' as raw_row
-    from {{ table }}_checked
-    where {{ table }}_checked.rule_name is not null
+    {{ raw_quarantine_found_rows(table) }}
     {%- if not loop.last %}
 
     union all
@@ -98,6 +130,7 @@ described as (
         quarantined.row_key,
         quarantined.rule_name,
         reasons.reason,
+        quarantined.row_date,
         quarantined.raw_row,
         current_timestamp as detected_at
     from quarantined
