@@ -20,49 +20,51 @@
 
 with
 
-all_customers as (
+-- not materialized: each reader scans the table with its own filter (on a daily build, the rows
+-- of the recent days), where one shared copy of every row would be written and read again
+all_customers as not materialized (
 
     select * from {{ ref('stg_raw__customers') }}
 
 ),
 
-all_offers as (
+all_offers as not materialized (
 
     select * from {{ ref('stg_raw__offers') }}
 
 ),
 
-all_products as (
+all_products as not materialized (
 
     select * from {{ ref('stg_raw__products') }}
 
 ),
 
-all_orders as (
+all_orders as not materialized (
 
     select * from {{ ref('base_raw__orders') }}
 
 ),
 
-all_order_items as (
+all_order_items as not materialized (
 
     select * from {{ ref('base_raw__order_items') }}
 
 ),
 
-all_impressions as (
+all_impressions as not materialized (
 
     select * from {{ ref('base_raw__impressions') }}
 
 ),
 
-all_redemptions as (
+all_redemptions as not materialized (
 
     select * from {{ ref('base_raw__redemptions') }}
 
 ),
 
-all_interaction_events as (
+all_interaction_events as not materialized (
 
     select * from {{ ref('base_raw__interaction_events') }}
 
