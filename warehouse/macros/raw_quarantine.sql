@@ -250,8 +250,7 @@
             where all_{{ day.parent }}.{{ day.key }} = all_{{ table }}.{{ day.key }}
         )
         {%- else %}
-        all_{{ table }}.{{ day.column }} >= {{ start }}
-        or all_{{ table }}.{{ day.column }} is null
+        {{ raw_quarantine_rechecked(start, 'all_' ~ table ~ '.' ~ day.column) }}
         {%- endif %}
     {%- endif %}
 {%- endmacro %}
@@ -281,14 +280,15 @@
 
 
 {#-
-    The verdicts a build replaces, as a condition on stg_raw__quarantined_rows' columns: on a
-    daily build those of the rows it checks again (of day `start` on, or of no day), else all.
+    The rows a build checks again, as a condition on their day, `day_column`: on a daily build
+    those of day `start` on or of no day, else all. On stg_raw__quarantined_rows' row_date, the
+    verdicts it replaces; on a dated raw table's day, the rows it checks.
 -#}
-{% macro raw_quarantine_rechecked(start) -%}
+{% macro raw_quarantine_rechecked(start, day_column='row_date') -%}
     {%- if start is none -%}
         true
     {%- else -%}
-        row_date >= {{ start }} or row_date is null
+        {{ day_column }} >= {{ start }} or {{ day_column }} is null
     {%- endif -%}
 {%- endmacro %}
 
