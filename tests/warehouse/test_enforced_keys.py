@@ -1,6 +1,6 @@
-"""A uniqueness test of a table whose database enforces the key reads no rows
-(warehouse/macros/enforced_unique.sql); without the key, the same test reads the table and finds
-the duplicate. On a copy of the session's built warehouse."""
+"""A uniqueness or not-null test of a table whose database enforces the key or NOT NULL reads no
+rows (warehouse/macros/enforced_constraints.sql); without the constraint, the same test reads the
+table and finds the duplicate or the null. On a copy of the session's built warehouse."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import json
 import os
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from psycopg import sql
 
 from ml import data
 from ml.config import Settings, dbt_target_path
+from ml.features import DbtManifest
 from tests.conftest import dbt, use_database
 
 
@@ -24,14 +26,15 @@ def warehouse(server: Settings, built_warehouse) -> Iterator[Settings]:
     os.environ["PGDATABASE"] = source.database.dbname
 
 
-def _key_tests(selection: str) -> tuple[int, dict[str, str]]:
-    """`dbt test` of `selection`: its exit code and the compiled SQL of each of its uniqueness tests."""
+def _key_tests(selection: str, kind: str = "unique") -> tuple[int, dict[str, str]]:
+    """`dbt test` of `selection`: its exit code and the compiled SQL of each of its tests whose
+    name holds `kind`."""
     result = dbt("test", "--select", *selection.split(), check=False)
     results = json.loads((dbt_target_path() / "run_results.json").read_text())["results"]
     return result.returncode, {
         row["unique_id"]: row["compiled_code"]
         for row in results
-        if row["unique_id"].startswith("test.") and "unique" in row["unique_id"].split(".")[2]
+        if row["unique_id"].startswith("test.") and kind in row["unique_id"].split(".")[2]
     }
 
 
@@ -53,3 +56,39 @@ def test_a_key_the_database_enforces_is_not_read_and_one_it_does_not_is(warehous
         conn.execute(sql.SQL("insert into {} select * from {} limit 1").format(order_items, order_items))
     returncode, compiled = _key_tests("source:raw.order_items")
     assert returncode == 1 and not any(map(_reads_no_rows, compiled.values())), compiled
+
+
+def test_the_scoring_candidates_key_is_enforced_and_its_tests_read_no_rows(warehouse):
+    """The model's post-hook (macros/table_constraints.sql) declares the grain; its key and
+    not-null tests then cost one catalog query each, and pass."""
+    returncode, unique = _key_tests("fct_scoring_candidates")
+    _, not_null = _key_tests("fct_scoring_candidates", kind="not_null")
+    assert returncode == 0 and len(unique) == 1 and len(not_null) == 4
+    assert all(map(_reads_no_rows, [*unique.values(), *not_null.values()])), [unique, not_null]
+    candidates = DbtManifest.load().relation("fct_scoring_candidates")
+    with data.connect(warehouse) as conn:
+        duplicate = sql.SQL("insert into {} select * from {} limit 1").format(candidates, candidates)
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(duplicate)
+        conn.rollback()
+        with pytest.raises(psycopg.errors.NotNullViolation):
+            conn.execute(sql.SQL("update {} set has_redeemed_offer = null").format(candidates))
+
+
+def test_a_not_null_column_is_not_read_and_a_nullable_one_is(warehouse):
+    returncode, compiled = _key_tests("source:raw.order_items,test_name:not_null", kind="not_null")
+    assert returncode == 0 and len(compiled) == 2
+    assert all(map(_reads_no_rows, compiled.values())), compiled
+
+    order_items = sql.Identifier(warehouse.raw_schema, "order_items")
+    with data.connect(warehouse) as conn:
+        conn.execute(sql.SQL("alter table {} drop constraint if exists order_items_pkey").format(order_items))
+        conn.execute(sql.SQL("alter table {} alter column line_number drop not null").format(order_items))
+        conn.execute(
+            sql.SQL("update {} set line_number = null where ctid = (select min(ctid) from {})").format(
+                order_items, order_items
+            )
+        )
+    returncode, compiled = _key_tests("source:raw.order_items,test_name:not_null", kind="not_null")
+    failed = {test for test, code in compiled.items() if not _reads_no_rows(code)}
+    assert returncode == 1 and len(failed) == 1 and "line_number" in next(iter(failed)), compiled

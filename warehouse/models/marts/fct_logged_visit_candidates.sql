@@ -15,7 +15,10 @@
 -- daily run. A table, rebuilt whole: its rows are the window's visits (a few per customer),
 -- never the whole history.
 
-{{ config(tags=['off_policy']) }}
+{{ config(
+    tags=['off_policy'],
+    post_hook="{{ add_table_constraints(['as_of_date', 'customer_id', 'offer_id'], not_null=['has_redeemed_offer']) }}",
+) }}
 
 with
 

@@ -7,6 +7,10 @@
 -- (macros/feature_columns.sql), the same as in fct_training_examples. has_redeemed_offer is
 -- not a feature: the re-ranker (ml/rerank.py) never recommends an offer already redeemed.
 
+{{ config(
+    post_hook="{{ add_table_constraints(['as_of_date', 'customer_id', 'offer_id'], not_null=['has_redeemed_offer']) }}",
+) }}
+
 with
 
 customers as (

@@ -1,6 +1,6 @@
 {#-
     The combination of `combination_of_columns` identifies a row: fails on every duplicate. Reads
-    no rows where the database enforces that key (macros/enforced_unique.sql).
+    no rows where the database enforces that key (macros/enforced_constraints.sql).
 -#}
 {% test unique_combination_of_columns(model, combination_of_columns) %}
 

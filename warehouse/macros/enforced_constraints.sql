@@ -8,23 +8,16 @@
     part of a daily build's test time. A table created without the key is scanned as before.
 -#}
 {% macro enforced_unique(model, columns) -%}
-    {%- if not execute or model is string or model.identifier is none -%}
-        {{ return(false) }}
-    {%- endif -%}
     {%- set names = columns | map('lower') | sort -%}
     {%- set name_list -%}
         array[{%- for name in names -%}{{ sql_literal(name) }}{{ ', ' if not loop.last }}{%- endfor -%}]::name[]
     {%- endset -%}
-    {%- set query -%}
-        select exists (
+    {%- set condition -%}
+        exists (
             select
             from pg_catalog.pg_index as idx
-            inner join pg_catalog.pg_class as tbl on idx.indrelid = tbl.oid
-            inner join pg_catalog.pg_namespace as nsp on tbl.relnamespace = nsp.oid
             where
-                nsp.nspname = {{ sql_literal(model.schema) }}
-                and tbl.relname = {{ sql_literal(model.identifier) }}
-                and tbl.relkind in ('r', 'p')
+                idx.indrelid = tbl.oid
                 and idx.indisunique
                 and idx.indisvalid
                 and idx.indpred is null
@@ -39,6 +32,51 @@
                         and att.attnotnull
                     order by att.attname
                 ) = {{ name_list }}
+        )
+    {%- endset -%}
+    {{ return(table_in_catalog_where(model, condition)) }}
+{%- endmacro %}
+
+{#-
+    Whether the database itself forbids nulls in `column` of `model`: a table (not a view, nor a
+    test's filtered subquery) whose column is NOT NULL. A not-null test of such a column cannot
+    fail, so it reads no rows (macros/test_not_null.sql): the raw tables' contract columns, and the
+    scoring candidates' keys, which their model declares (macros/table_constraints.sql). A column
+    name that is an expression matches no column, and is tested as before.
+-#}
+{% macro enforced_not_null(model, column) -%}
+    {%- set condition -%}
+        exists (
+            select
+            from pg_catalog.pg_attribute as att
+            where
+                att.attrelid = tbl.oid
+                and att.attname = {{ sql_literal(column | lower) }}
+                and att.attnotnull
+                and not att.attisdropped
+        )
+    {%- endset -%}
+    {{ return(table_in_catalog_where(model, condition)) }}
+{%- endmacro %}
+
+{#-
+    Whether `model` is a table (an ordinary or partitioned one, not a view nor a test's filtered
+    subquery) for which `condition`, a SQL boolean over its pg_class row `tbl`, holds.
+-#}
+{% macro table_in_catalog_where(model, condition) -%}
+    {%- if not execute or model is string or model.identifier is none -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set query -%}
+        select exists (
+            select
+            from pg_catalog.pg_class as tbl
+            inner join pg_catalog.pg_namespace as nsp on tbl.relnamespace = nsp.oid
+            where
+                nsp.nspname = {{ sql_literal(model.schema) }}
+                and tbl.relname = {{ sql_literal(model.identifier) }}
+                and tbl.relkind in ('r', 'p')
+                and {{ condition }}
         ) as enforced
     {%- endset -%}
     {{ return(run_query(query).columns[0].values()[0]) }}
