@@ -1,30 +1,62 @@
 {#-
-    Every offer a customer may be shown on a day, with every model feature as of that day, for
-    the customer days in the CTE named `customer_days` (columns as_of_date, customer_id): CTEs
-    that end in one named `candidates` (keys as_of_date, customer_id, offer_id, the features,
-    has_redeemed_offer).
-
-    The one definition of a candidate: fct_scoring_candidates calls it for the run date's
-    customers, fct_logged_visit_candidates for the logged visits of the off-policy window, so
-    the policy evaluated offline ranks exactly what serving would have ranked. A candidate is
-    an offer active that day (starts_on <= as_of_date <= ends_on), unless it is targeted at
-    another business type than the customer's (never shown to them). Features as of D use data
-    from before D 00:00 UTC only; has_redeemed_offer (not a feature: ml/rerank.py never
-    recommends such an offer) counts redemptions on UTC days before D.
+    The one definition of a candidate, in two parts: `candidate_pairs` says which offers a
+    customer may be shown on a day, `candidate_features` gives such pairs every model feature as
+    of their day. fct_scoring_candidates calls them for the run date's customers (the pairs kept
+    first in int_customers_paired_with_offers), fct_logged_visit_candidates for the logged
+    visits of the off-policy window, so the policy evaluated offline ranks exactly what serving
+    would have ranked.
 -#}
-{% macro candidate_features(customer_days) -%}
 
-candidate_customers as (
+{#-
+    Every offer a customer may be shown on a day, for the customer days in the CTE named
+    `customer_days` (columns as_of_date, customer_id): CTEs that end in one named
+    `candidate_pairs` (as_of_date, customer_id, offer_id). A candidate is an offer active that
+    day (starts_on <= as_of_date <= ends_on), unless it is targeted at another business type
+    than the customer's (never shown to them).
+-#}
+{% macro candidate_pairs(customer_days) -%}
+
+pairing_customers as (
 
     select * from {{ ref('stg_raw__customers') }}
 
 ),
 
-candidate_offers as (
+pairing_offers as (
 
     select * from {{ ref('int_offers_joined_to_products') }}
 
 ),
+
+candidate_pairs as (
+
+    select
+        {{ customer_days }}.as_of_date,
+        {{ customer_days }}.customer_id,
+        pairing_offers.offer_id
+    from {{ customer_days }}
+    inner join pairing_customers
+        on {{ customer_days }}.customer_id = pairing_customers.customer_id
+    inner join pairing_offers
+        on
+            {{ customer_days }}.as_of_date between pairing_offers.starts_on and pairing_offers.ends_on
+            and (
+                pairing_offers.target_business_type is null
+                or pairing_offers.target_business_type = pairing_customers.business_type
+            )
+
+)
+{%- endmacro %}
+
+{#-
+    Every model feature, as of its day, of each candidate pair in the CTE named `pairs` (columns
+    as_of_date, customer_id, offer_id: pairs from candidate_pairs above): CTEs that end in one
+    named `candidates`, one row per pair (the keys, the features, has_redeemed_offer). Features
+    as of D use data from before D 00:00 UTC only; has_redeemed_offer (not a feature:
+    ml/rerank.py never recommends such an offer) is true when the customer redeemed the offer
+    on a UTC day before D.
+-#}
+{% macro candidate_features(pairs) -%}
 
 candidate_customer_features as (
 
@@ -44,26 +76,7 @@ candidate_redemptions as (
 
 ),
 
-candidate_pairs as (
-
-    select
-        {{ customer_days }}.as_of_date,
-        {{ customer_days }}.customer_id,
-        candidate_offers.offer_id
-    from {{ customer_days }}
-    inner join candidate_customers
-        on {{ customer_days }}.customer_id = candidate_customers.customer_id
-    inner join candidate_offers
-        on
-            {{ customer_days }}.as_of_date between candidate_offers.starts_on and candidate_offers.ends_on
-            and (
-                candidate_offers.target_business_type is null
-                or candidate_offers.target_business_type = candidate_customers.business_type
-            )
-
-),
-
-{{ customer_offer_features('candidate_pairs') }},
+{{ customer_offer_features(pairs) }},
 
 -- scalar bounds (pair_date_bounds, from the interaction features), so the planner reads the
 -- days' rows through the feature tables' indexes
@@ -87,51 +100,47 @@ candidate_offer_features_in_bounds as (
 
 ),
 
--- the pairs whose offer the customer redeemed on a UTC day before the pair's as-of date
-pairs_redeemed_before as (
+-- each customer's first redemption of each offer: a pair was redeemed before its as-of date when
+-- that day is earlier (one row per customer and offer redeemed, joined to the pairs once)
+first_redemptions as (
 
-    select distinct
-        candidate_pairs.as_of_date,
-        candidate_pairs.customer_id,
-        candidate_pairs.offer_id
-    from candidate_pairs
-    inner join candidate_redemptions
-        on
-            candidate_pairs.customer_id = candidate_redemptions.customer_id
-            and candidate_pairs.offer_id = candidate_redemptions.offer_id
-            and candidate_redemptions.redeemed_date < candidate_pairs.as_of_date
+    select
+        customer_id,
+        offer_id,
+        min(redeemed_date) as first_redeemed_date
+    from candidate_redemptions
+    group by customer_id, offer_id
 
 ),
 
+-- customer_offer_features holds one row per pair already: the customer's and the offer's own
+-- features are joined to it, rather than it to the pairs (a hash join of every pair against
+-- every pair)
 candidates as (
 
     select
-        candidate_pairs.as_of_date,
-        candidate_pairs.customer_id,
-        candidate_pairs.offer_id
+        customer_offer_features.as_of_date,
+        customer_offer_features.customer_id,
+        customer_offer_features.offer_id
         {{- feature_columns('feat_customer_daily', 'candidate_customer_features_in_bounds') }}
         {{- feature_columns('feat_offer_daily', 'candidate_offer_features_in_bounds') }}
         {{- feature_columns('feat_customer_offer_daily', 'customer_offer_features') }},
-        pairs_redeemed_before.offer_id is not null as has_redeemed_offer
-    from candidate_pairs
+        coalesce(
+            first_redemptions.first_redeemed_date < customer_offer_features.as_of_date, false
+        ) as has_redeemed_offer
+    from customer_offer_features
     left join candidate_customer_features_in_bounds
         on
-            candidate_pairs.as_of_date = candidate_customer_features_in_bounds.as_of_date
-            and candidate_pairs.customer_id = candidate_customer_features_in_bounds.customer_id
+            customer_offer_features.as_of_date = candidate_customer_features_in_bounds.as_of_date
+            and customer_offer_features.customer_id = candidate_customer_features_in_bounds.customer_id
     left join candidate_offer_features_in_bounds
         on
-            candidate_pairs.as_of_date = candidate_offer_features_in_bounds.as_of_date
-            and candidate_pairs.offer_id = candidate_offer_features_in_bounds.offer_id
-    left join customer_offer_features
+            customer_offer_features.as_of_date = candidate_offer_features_in_bounds.as_of_date
+            and customer_offer_features.offer_id = candidate_offer_features_in_bounds.offer_id
+    left join first_redemptions
         on
-            candidate_pairs.as_of_date = customer_offer_features.as_of_date
-            and candidate_pairs.customer_id = customer_offer_features.customer_id
-            and candidate_pairs.offer_id = customer_offer_features.offer_id
-    left join pairs_redeemed_before
-        on
-            candidate_pairs.as_of_date = pairs_redeemed_before.as_of_date
-            and candidate_pairs.customer_id = pairs_redeemed_before.customer_id
-            and candidate_pairs.offer_id = pairs_redeemed_before.offer_id
+            customer_offer_features.customer_id = first_redemptions.customer_id
+            and customer_offer_features.offer_id = first_redemptions.offer_id
 
 )
 {%- endmacro %}

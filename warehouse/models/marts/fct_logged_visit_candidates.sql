@@ -17,7 +17,7 @@
 
 {{ config(
     tags=['off_policy'],
-    post_hook="{{ add_table_constraints(['as_of_date', 'customer_id', 'offer_id'], not_null=['has_redeemed_offer']) }}",
+    post_hook="{{ add_table_constraints(primary_key=['as_of_date', 'customer_id', 'offer_id'], not_null=['has_redeemed_offer']) }}",
 ) }}
 
 with
@@ -56,7 +56,9 @@ logged_pairs as (
 
 ),
 
-{{ candidate_features('logged_visits') }},
+{{ candidate_pairs('logged_visits') }},
+
+{{ candidate_features('candidate_pairs') }},
 
 visit_candidates as (
 
