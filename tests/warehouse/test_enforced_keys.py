@@ -92,3 +92,26 @@ def test_a_not_null_column_is_not_read_and_a_nullable_one_is(warehouse):
     returncode, compiled = _key_tests("source:raw.order_items,test_name:not_null", kind="not_null")
     failed = {test for test, code in compiled.items() if not _reads_no_rows(code)}
     assert returncode == 1 and len(failed) == 1 and "line_number" in next(iter(failed)), compiled
+
+
+def test_a_daily_build_reads_no_rows_for_an_enforced_key_and_its_recent_rows_otherwise(warehouse):
+    """A daily build's tests read a model's recent rows through a filtered subquery, which has no
+    constraints: the key tests of a table that enforces its key get the table itself instead."""
+    daily = ["--vars", '{"as_of_date": "2024-03-01", "test_recent_days": 8}']
+    result = dbt("test", "--select", "feat_customer_daily", *daily, check=False)
+    assert result.returncode == 0, result.stdout[-2000:]
+    results = json.loads((dbt_target_path() / "run_results.json").read_text())["results"]
+    compiled = {row["unique_id"].split(".")[2]: row["compiled_code"] for row in results}
+    enforced = [
+        next(code for test, code in compiled.items() if test.startswith(prefix))
+        for prefix in (
+            "unique_combination_of_columns_feat_customer_daily_as_of_date__customer_id",
+            "not_null_feat_customer_daily_as_of_date",
+            "not_null_feat_customer_daily_customer_id",
+        )
+    ]
+    assert all(_reads_no_rows(code) and "dbt_subquery" not in code for code in enforced), enforced
+    # a nullable column's not-null test and the relationships test still read the recent rows alone
+    for prefix in ("not_null_feat_customer_daily_monetary", "relationships_feat_customer_daily_customer_id"):
+        code = next(code for test, code in compiled.items() if test.startswith(prefix))
+        assert "dbt_subquery" in code and "'2024-03-01'::date - 8" in code, code

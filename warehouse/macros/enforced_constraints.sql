@@ -5,7 +5,9 @@
     and the key tests count those as duplicates). A uniqueness test of such a table cannot fail,
     so it reads no rows: the raw tables the loader creates from the contract (ml/contract.py) have
     their primary keys, and scanning every raw row each day for what the key forbids was a large
-    part of a daily build's test time. A table created without the key is scanned as before.
+    part of a daily build's test time. A table created without the key is scanned as before. A
+    daily build gives such tests the table rather than its recent rows (tested_constraint_enforced
+    in macros/recent_rows.sql), since a filtered subquery has no constraints.
 -#}
 {% macro enforced_unique(model, columns) -%}
     {%- set names = columns | map('lower') | sort -%}

@@ -41,6 +41,27 @@
     {{ return({}) }}
 {%- endmacro %}
 
+{#-
+    Whether the database enforces, over the whole of `relation`, what the generic test being
+    compiled checks: a uniqueness test of a key the table enforces, or a not-null test of a NOT
+    NULL column (macros/enforced_constraints.sql). Then every subset of its rows passes too, and
+    the test is given the table itself, not its recent rows: it reads no rows at all, where the
+    filtered subquery (which has no constraints) would be read.
+-#}
+{% macro tested_constraint_enforced(relation) -%}
+    {%- set test = model.get('test_metadata') or {} -%}
+    {%- set kwargs = test.get('kwargs') or {} -%}
+    {%- set column = kwargs.get('column_name') -%}
+    {%- if test.get('name') == 'unique' and column -%}
+        {{ return(enforced_unique(relation, [column])) }}
+    {%- elif test.get('name') == 'unique_combination_of_columns' and kwargs.get('combination_of_columns') -%}
+        {{ return(enforced_unique(relation, kwargs['combination_of_columns'])) }}
+    {%- elif test.get('name') == 'not_null' and column -%}
+        {{ return(enforced_not_null(relation, column)) }}
+    {%- endif -%}
+    {{ return(false) }}
+{%- endmacro %}
+
 {#- dbt's filter of a generic test's rows (its `where` config), and the recent rows above. -#}
 {% macro default__get_where_subquery(relation) -%}
     {%- set conditions = [] -%}
@@ -50,7 +71,9 @@
     {%- endif -%}
     {%- set start = recent_rows_start() -%}
     {%- set meta = tested_node_meta() -%}
-    {%- if start is not none and meta.get('recent_rows_column') -%}
+    {%- if start is not none and not where and tested_constraint_enforced(relation) -%}
+        {{ return(relation) }}
+    {%- elif start is not none and meta.get('recent_rows_column') -%}
         {%- do conditions.append(adapter.quote(meta['recent_rows_column']) ~ ' >= ' ~ start) -%}
     {%- elif start is not none and meta.get('recent_rows_parent') -%}
         {%- do conditions.append(recent_rows_of_parent(meta['recent_rows_parent'], start)) -%}
