@@ -7,7 +7,7 @@
 -- offers for 400 rows at 100k customers, building its hash tables on the pairs instead of on
 -- the customers' features and nested-looping into the feature tables' indexes; with the pairs'
 -- row count and distinct customers and offers known it streams the pairs past small hash
--- tables (docs/performance.md, "The scoring candidates' plan").
+-- tables (docs/performance.md, "100,000 customers: the candidates' pairs in a table").
 
 {{ config(
     materialized='table',
