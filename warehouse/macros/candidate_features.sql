@@ -54,15 +54,10 @@ candidate_pairs as (
     named `candidates`, one row per pair (the keys, the features, has_redeemed_offer). Features
     as of D use data from before D 00:00 UTC only; has_redeemed_offer (not a feature:
     ml/rerank.py never recommends such an offer) is true when the customer redeemed the offer
-    on a UTC day before D.
+    on a UTC day before D. `one_as_of_date`: the pairs are every candidate of one day
+    (customer_offer_features says what that changes).
 -#}
-{% macro candidate_features(pairs) -%}
-
-candidate_customer_features as (
-
-    select * from {{ ref('feat_customer_daily') }}
-
-),
+{% macro candidate_features(pairs, one_as_of_date=false) -%}
 
 candidate_offer_features as (
 
@@ -76,20 +71,11 @@ candidate_redemptions as (
 
 ),
 
-{{ customer_offer_features(pairs) }},
+{{ customer_offer_features(pairs, one_as_of_date) }},
 
 -- scalar bounds (pair_date_bounds, from the interaction features), so the planner reads the
--- days' rows through the feature tables' indexes
-candidate_customer_features_in_bounds as (
-
-    select *
-    from candidate_customer_features
-    where
-        as_of_date >= (select pair_date_bounds.first_as_of_date from pair_date_bounds)
-        and as_of_date <= (select pair_date_bounds.last_as_of_date from pair_date_bounds)
-
-),
-
+-- days' rows through the feature table's index; the customers' features of those days are the
+-- interaction features' customer_features_in_bounds
 candidate_offer_features_in_bounds as (
 
     select *
@@ -122,17 +108,17 @@ candidates as (
         customer_offer_features.as_of_date,
         customer_offer_features.customer_id,
         customer_offer_features.offer_id
-        {{- feature_columns('feat_customer_daily', 'candidate_customer_features_in_bounds') }}
+        {{- feature_columns('feat_customer_daily', 'customer_features_in_bounds') }}
         {{- feature_columns('feat_offer_daily', 'candidate_offer_features_in_bounds') }}
         {{- feature_columns('feat_customer_offer_daily', 'customer_offer_features') }},
         coalesce(
             first_redemptions.first_redeemed_date < customer_offer_features.as_of_date, false
         ) as has_redeemed_offer
     from customer_offer_features
-    left join candidate_customer_features_in_bounds
+    left join customer_features_in_bounds
         on
-            customer_offer_features.as_of_date = candidate_customer_features_in_bounds.as_of_date
-            and customer_offer_features.customer_id = candidate_customer_features_in_bounds.customer_id
+            customer_offer_features.as_of_date = customer_features_in_bounds.as_of_date
+            and customer_offer_features.customer_id = customer_features_in_bounds.customer_id
     left join candidate_offer_features_in_bounds
         on
             customer_offer_features.as_of_date = candidate_offer_features_in_bounds.as_of_date

@@ -8,8 +8,16 @@
     feature uses orders of the lookback window [D - lookback_days, D) of its as-of date D, so
     the cost follows the pairs and that window, never the whole history. A feature added here
     must be documented, and flagged `meta: {feature: true}`, in feat_customer_offer_daily's YAML.
+
+    `one_as_of_date`: the pairs are all of one as-of date and pair most customers with most
+    offers (fct_scoring_candidates: every customer × offer of the run date). Each customer's
+    category spend and products bought in the window are then one aggregate of the window's
+    days, joined to the pairs by customer and category or product. Otherwise (sparse pairs over
+    many dates: the impressions, the logged visits) the pairs' own customers and categories or
+    products are joined to the days of each pair's window, so that the work follows the pairs.
+    Both give the same rows (tests/warehouse/test_candidate_features.py).
 -#}
-{% macro customer_offer_features(pairs) -%}
+{% macro customer_offer_features(pairs, one_as_of_date=false) -%}
 {%- set lookback_days = var('lookback_days') -%}
 
 interaction_offers as (
@@ -94,9 +102,11 @@ pair_customers as (
 -- from the category days (fewer rows than the product days)
 pair_products as (
 
-    select distinct pair_offers.product_id
-    from pair_offers
-    where pair_offers.product_id is not null
+    select distinct interaction_offers.product_id
+    from interaction_offers
+    where
+        interaction_offers.product_id is not null
+        and interaction_offers.offer_id in (select distinct {{ pairs }}.offer_id from {{ pairs }})
 
 ),
 
@@ -135,6 +145,36 @@ category_days_in_bounds as (
 
 ),
 
+{% if one_as_of_date -%}
+
+-- the bounds of one as-of date are its window: every customer's spend per category in it
+customer_category_windows as (
+
+    select
+        (select pair_date_bounds.last_as_of_date from pair_date_bounds) as as_of_date,
+        category_days_in_bounds.customer_id,
+        category_days_in_bounds.category,
+        sum(category_days_in_bounds.spend_amount) as category_spend_amount,
+        max(category_days_in_bounds.ordered_date) as last_category_ordered_date
+    from category_days_in_bounds
+    group by
+        category_days_in_bounds.customer_id,
+        category_days_in_bounds.category
+
+),
+
+customer_products_bought as (
+
+    select distinct
+        (select pair_date_bounds.last_as_of_date from pair_date_bounds) as as_of_date,
+        product_days_in_bounds.customer_id,
+        product_days_in_bounds.product_id
+    from product_days_in_bounds
+
+),
+
+{%- else -%}
+
 needed_customer_categories as (
 
     select distinct
@@ -169,12 +209,12 @@ customer_category_windows as (
 
 ),
 
-pairs_with_product_bought as (
+customer_products_bought as (
 
     select distinct
         pair_offers.as_of_date,
         pair_offers.customer_id,
-        pair_offers.offer_id
+        pair_offers.product_id
     from pair_offers
     inner join product_days_in_bounds
         on
@@ -185,6 +225,8 @@ pairs_with_product_bought as (
 
 ),
 
+{%- endif %}
+
 customer_offer_features as (
 
     select
@@ -192,7 +234,7 @@ customer_offer_features as (
         pair_offers.customer_id,
         pair_offers.offer_id,
         case
-            when pairs_with_product_bought.offer_id is null then 0 else 1
+            when customer_products_bought.product_id is null then 0 else 1
         end as bought_product_before,
         (
             pair_offers.as_of_date - customer_category_windows.last_category_ordered_date
@@ -227,11 +269,11 @@ customer_offer_features as (
             pair_offers.as_of_date = customer_category_windows.as_of_date
             and pair_offers.customer_id = customer_category_windows.customer_id
             and pair_offers.category = customer_category_windows.category
-    left join pairs_with_product_bought
+    left join customer_products_bought
         on
-            pair_offers.as_of_date = pairs_with_product_bought.as_of_date
-            and pair_offers.customer_id = pairs_with_product_bought.customer_id
-            and pair_offers.offer_id = pairs_with_product_bought.offer_id
+            pair_offers.as_of_date = customer_products_bought.as_of_date
+            and pair_offers.customer_id = customer_products_bought.customer_id
+            and pair_offers.product_id = customer_products_bought.product_id
 
 )
 {%- endmacro %}

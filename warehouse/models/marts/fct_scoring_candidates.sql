@@ -6,7 +6,9 @@
 -- fct_logged_visit_candidates shares. The feature columns are those the feature marts' YAML
 -- flags `meta: {feature: true}` (macros/feature_columns.sql), the same as in
 -- fct_training_examples. has_redeemed_offer is not a feature: the re-ranker (ml/rerank.py)
--- never recommends an offer already redeemed.
+-- never recommends an offer already redeemed. The pairs are all of the run date: their
+-- interaction features are computed for one as-of date (`one_as_of_date`, in
+-- macros/customer_offer_features.sql), from one aggregate of the window's order days.
 
 {{ config(
     post_hook="{{ add_table_constraints(primary_key=['as_of_date', 'customer_id', 'offer_id'], not_null=['has_redeemed_offer']) }}",
@@ -14,12 +16,14 @@
 
 with
 
-run_date_pairs as (
+-- not materialized: each use reads the table (its key index gives the date bounds), where a
+-- materialized CTE would copy its 4.9M rows (at 100k customers) to disk first
+run_date_pairs as not materialized (
 
     select * from {{ ref('int_customers_paired_with_offers') }}
 
 ),
 
-{{ candidate_features('run_date_pairs') }}
+{{ candidate_features('run_date_pairs', one_as_of_date=true) }}
 
 select * from candidates

@@ -1,0 +1,57 @@
+"""The scoring candidates' features, computed for one as-of date (`one_as_of_date=true`: each
+customer's category spend and products bought are one aggregate of the window's days), equal
+those of the general path that the impressions and the logged visits take (each pair's own
+customer, category and product joined to its window), on the built test world's run date."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from psycopg import sql
+
+from ml import data
+from ml.features import CANDIDATES_MODEL, DbtManifest
+from tests.conftest import dbt
+
+# the candidates as fct_scoring_candidates selects them, through the general path
+GENERAL_PATH_CANDIDATES = """
+with run_date_pairs as (select * from {{ ref('int_customers_paired_with_offers') }}),
+{{ candidate_features('run_date_pairs', one_as_of_date=false) }}
+select * from candidates
+"""
+
+
+@pytest.fixture(scope="module")
+def general_path_sql(built_warehouse) -> str:
+    settings, build = built_warehouse
+    assert build.returncode == 0, build.stdout[-3000:]
+    os.environ["PGDATABASE"] = settings.database.dbname
+    compiled = dbt("compile", "--quiet", "--inline", GENERAL_PATH_CANDIDATES).stdout
+    assert "needed_customer_categories" in compiled  # the general path, not the one-date one
+    return compiled
+
+
+def test_one_date_path_gives_the_general_paths_rows(built_warehouse, general_path_sql):
+    settings, _ = built_warehouse
+    candidates = DbtManifest.load().relation(CANDIDATES_MODEL)
+    with data.connect(settings) as conn:
+        conn.execute(sql.SQL("create temporary table general_path as {}").format(sql.SQL(general_path_sql)))
+        count, bought, with_category_spend = conn.execute(
+            "select count(*), sum(bought_product_before), count(*) filter (where category_affinity_score > 0)"
+            " from general_path"
+        ).fetchone()
+        only_general, only_one_date = (
+            conn.execute(
+                sql.SQL("select count(*) from (select * from {} except all select * from {}) as unmatched").format(
+                    left, right
+                )
+            ).fetchone()[0]
+            for left, right in [
+                (sql.Identifier("general_path"), candidates),
+                (candidates, sql.Identifier("general_path")),
+            ]
+        )
+    # the comparison covers pairs whose customer bought the offer's product or its category
+    assert count > 1000 and bought > 100 and with_category_spend > 1000
+    assert (only_general, only_one_date) == (0, 0)
