@@ -53,13 +53,18 @@ def _test_features(variables: dict[str, object]) -> int:
 
 
 def test_a_daily_build_tests_its_own_days_and_a_full_test_every_day(warehouse, dbt_manifest):
+    """feat_customer_daily's rows are as of the run date (meta recent_rows_as_of_run_date): a daily
+    build writes the run date alone, and after missed days the dates it fills in, and its tests
+    read those dates, not those earlier builds wrote and tested."""
     from orchestration.assets import DAILY_TESTED_DAYS
 
     settings, run_date = warehouse
     daily = {"as_of_date": run_date.isoformat(), "test_recent_days": DAILY_TESTED_DAYS}
+    after_two_missed_days = {**daily, "test_recent_days": DAILY_TESTED_DAYS + 2}
     assert _test_features(daily) == 0
-    _break_a_row(settings, run_date - dt.timedelta(days=30))
-    assert _test_features(daily) == 0  # an old day is not read again
+    _break_a_row(settings, run_date - dt.timedelta(days=1))
+    assert _test_features(daily) == 0  # the day before the run date is not read again
+    assert _test_features(after_two_missed_days) == 1  # unless this build wrote it
     assert _test_features({"as_of_date": run_date.isoformat()}) == 1
     _break_a_row(settings, run_date)
     assert _test_features(daily) == 1

@@ -5,10 +5,14 @@
     row belongs to: `recent_rows_column`. (The raw sources' tests are not scoped: they are the
     check on the way in.) With
     `--vars '{as_of_date: D, test_recent_days: N}'`, as the daily run builds (orchestration/
-    assets.py), the tests of such a model read only its rows of day D - N on: the day's features
-    and candidates, and the training examples whose label window closed that day (D - 8; N is
-    larger after missed days, from the first date the build adds). Without
-    `test_recent_days` (a full refresh, a plain `dbt build` or `dbt test`), every row is tested.
+    assets.py), the tests of such a model read only its rows of day D - N on: the training
+    examples whose label window closed that day (D - 8; N is larger after missed days, from the
+    first example date the build adds), and the raw rows of those days. A model whose rows are
+    as of the run date, and whose build writes only the dates it adds (feat_customer_daily,
+    feat_offer_daily), says so with `recent_rows_as_of_run_date: true`: its tests read its rows
+    from the first as-of date the build adds, label_window_days + 1 later (D on a daily run),
+    not the dates earlier builds wrote and tested. Without `test_recent_days` (a full refresh, a
+    plain `dbt build` or `dbt test`), every row is tested.
 
     A model whose rows have no date of their own (an order's lines) names instead the model and
     key column of the rows they belong to: `recent_rows_parent: {model: base_raw__orders,
@@ -16,8 +20,9 @@
     `recent_rows_column`.
 -#}
 
-{#- The first day a daily build's tests read, as a SQL date expression; none: every day. -#}
-{% macro recent_rows_start() -%}
+{#- The first day a daily build's tests read, as a SQL date expression; none: every day. With
+    `as_of_run_date`, the first as-of date the build adds (the examples' first date + label_window_days + 1). -#}
+{% macro recent_rows_start(as_of_run_date=false) -%}
     {%- set days = var('test_recent_days', none) -%}
     {%- if days is none or days | string | trim == '' -%}
         {{ return(none) }}
@@ -29,7 +34,8 @@
     {%- if as_of is none -%}
         {{ exceptions.raise_compiler_error("var test_recent_days needs var as_of_date") }}
     {%- endif -%}
-    {{ return("'" ~ as_of ~ "'::date - " ~ (days | string | trim)) }}
+    {%- set days_back = (days | string | trim | int) - ((var('label_window_days') + 1) if as_of_run_date else 0) -%}
+    {{ return("'" ~ as_of ~ "'::date - " ~ ([days_back, 0] | max)) }}
 {%- endmacro %}
 
 {#- The `meta` of the model a generic test tests; empty for a source's test. -#}
@@ -69,8 +75,8 @@
     {%- if where -%}
         {%- do conditions.append('(' ~ where ~ ')') -%}
     {%- endif -%}
-    {%- set start = recent_rows_start() -%}
     {%- set meta = tested_node_meta() -%}
+    {%- set start = recent_rows_start(meta.get('recent_rows_as_of_run_date', false)) -%}
     {%- if start is not none and not where and tested_constraint_enforced(relation) -%}
         {{ return(relation) }}
     {%- elif start is not none and meta.get('recent_rows_column') -%}
