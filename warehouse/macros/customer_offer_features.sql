@@ -99,7 +99,9 @@ pair_customers as (
 ),
 
 -- only the offers' own products: other purchases count through their category alone, read
--- from the category days (fewer rows than the product days)
+-- from the category days (fewer rows than the product days). The pairs' offer ids are
+-- de-duplicated first: as a bare `in`, the planner scanned the pairs once per offer (13 s of
+-- the run date's candidates at 100k customers).
 pair_products as (
 
     select distinct interaction_offers.product_id
