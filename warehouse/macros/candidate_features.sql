@@ -59,6 +59,10 @@ candidate_pairs as (
 -#}
 {% macro candidate_features(pairs, one_as_of_date=false) -%}
 
+-- first: its import of feat_customer_daily puts that mart's ref before feat_offer_daily's, and
+-- ml/features.py lists a model's features in the order of its refs, as the select below does
+{{ customer_offer_features(pairs, one_as_of_date) }},
+
 candidate_offer_features as (
 
     select * from {{ ref('feat_offer_daily') }}
@@ -70,8 +74,6 @@ candidate_redemptions as (
     select * from {{ ref('stg_raw__redemptions') }}
 
 ),
-
-{{ customer_offer_features(pairs, one_as_of_date) }},
 
 -- scalar bounds (pair_date_bounds, from the interaction features), so the planner reads the
 -- days' rows through the feature table's index; the customers' features of those days are the
