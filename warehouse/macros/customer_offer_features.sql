@@ -241,12 +241,14 @@ customer_offer_features as (
         (
             pair_offers.as_of_date - customer_category_windows.last_category_ordered_date
         )::integer as days_since_last_cat_purchase,
+        -- divided in double precision, monetary's type: a numeric division (monetary cast to
+        -- numeric, the quotient back) was a fifth of the run date's candidates' select
         case
             when customer_features_in_bounds.monetary > 0 and pair_offers.category is null then 1
             when customer_features_in_bounds.monetary > 0
                 then
-                    coalesce(customer_category_windows.category_spend_amount, 0)
-                    / customer_features_in_bounds.monetary::numeric
+                    coalesce(customer_category_windows.category_spend_amount, 0)::double precision
+                    / customer_features_in_bounds.monetary
         end::double precision as category_affinity_score,
         (
             pair_offers.discount_depth - customer_features_in_bounds.usual_discount_depth
