@@ -9,10 +9,12 @@
     the cost follows the pairs and that window, never the whole history. A feature added here
     must be documented, and flagged `meta: {feature: true}`, in feat_customer_offer_daily's YAML.
 
-    `one_as_of_date`: the pairs are all of one as-of date and pair most customers with most
+    `one_as_of_date`: the pairs are all of the run date and pair most customers with most
     offers (fct_scoring_candidates: every customer × offer of the run date). Each customer's
-    category spend and products bought in the window are then one aggregate of the window's
-    days, joined to the pairs by customer and category or product. Otherwise (sparse pairs over
+    category spend and products bought in the run date's window are then read from the models
+    that aggregate it once (int_customer_category_days_summed_to_run_date_window,
+    int_customer_product_days_summed_to_run_date_window), joined to the pairs by customer and
+    category or product. Otherwise (sparse pairs over
     many dates: the impressions, the logged visits) the pairs' own customers and categories or
     products are joined to the days of each pair's window, so that the work follows the pairs.
     Both give the same rows (tests/warehouse/test_candidate_features.py).
@@ -38,6 +40,21 @@ interaction_customer_features as (
 
 ),
 
+{% if one_as_of_date -%}
+-- the run date's window aggregated by models of their own, which dbt builds beside
+-- feat_customer_daily: what is left here are joins of tables, which run in parallel workers
+customer_category_windows as (
+
+    select * from {{ ref('int_customer_category_days_summed_to_run_date_window') }}
+
+),
+
+customer_products_bought as (
+
+    select * from {{ ref('int_customer_product_days_summed_to_run_date_window') }}
+
+),
+{%- else -%}
 interaction_customer_product_days as (
 
     select * from {{ ref('int_order_items_summed_to_customer_product_days') }}
@@ -49,6 +66,7 @@ interaction_customer_category_days as (
     select * from {{ ref('int_order_items_summed_to_customer_category_days') }}
 
 ),
+{%- endif %}
 
 pair_date_bounds as (
 
@@ -77,9 +95,11 @@ pair_offers as (
 
 ),
 
--- scalar bounds, so the planner filters the tables and views before joining them; materialized
--- for the reason given at product_days_in_bounds (inlined: one index probe per pair)
-customer_features_in_bounds as materialized (
+-- scalar bounds, so the planner filters the tables and views before joining them. Materialized
+-- for sparse pairs, for the reason given at product_days_in_bounds (inlined: one index probe per
+-- pair); inlined for one date's pairs, from a table with statistics, so that the candidates'
+-- joins can run in parallel workers (a CTE scan cannot)
+customer_features_in_bounds as {{ 'not materialized' if one_as_of_date else 'materialized' }} (
 
     select *
     from interaction_customer_features
@@ -89,6 +109,7 @@ customer_features_in_bounds as materialized (
 
 ),
 
+{% if not one_as_of_date -%}
 -- the pairs' customers: the window's product days are hashed against them, so that
 -- product_days_in_bounds holds their purchases alone
 pair_customers as (
@@ -146,36 +167,6 @@ category_days_in_bounds as (
         < (select pair_date_bounds.after_last_ordered_date from pair_date_bounds)
 
 ),
-
-{% if one_as_of_date -%}
-
--- the bounds of one as-of date are its window: every customer's spend per category in it
-customer_category_windows as (
-
-    select
-        (select pair_date_bounds.last_as_of_date from pair_date_bounds) as as_of_date,
-        category_days_in_bounds.customer_id,
-        category_days_in_bounds.category,
-        sum(category_days_in_bounds.spend_amount) as category_spend_amount,
-        max(category_days_in_bounds.ordered_date) as last_category_ordered_date
-    from category_days_in_bounds
-    group by
-        category_days_in_bounds.customer_id,
-        category_days_in_bounds.category
-
-),
-
-customer_products_bought as (
-
-    select distinct
-        (select pair_date_bounds.last_as_of_date from pair_date_bounds) as as_of_date,
-        product_days_in_bounds.customer_id,
-        product_days_in_bounds.product_id
-    from product_days_in_bounds
-
-),
-
-{%- else -%}
 
 needed_customer_categories as (
 

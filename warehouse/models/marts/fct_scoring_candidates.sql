@@ -8,7 +8,9 @@
 -- fct_training_examples. has_redeemed_offer is not a feature: the re-ranker (ml/rerank.py)
 -- never recommends an offer already redeemed. The pairs are all of the run date: their
 -- interaction features are computed for one as-of date (`one_as_of_date`, in
--- macros/customer_offer_features.sql), from one aggregate of the window's order days.
+-- macros/customer_offer_features.sql), from the run date's window aggregated once by
+-- int_customer_category_days_summed_to_run_date_window and int_customer_product_days_summed_
+-- to_run_date_window, which dbt builds beside feat_customer_daily.
 
 {{ config(
     post_hook="{{ add_table_constraints(primary_key=['as_of_date', 'customer_id', 'offer_id'], not_null=['has_redeemed_offer']) }}",
