@@ -12,11 +12,11 @@
     `one_as_of_date`: the pairs are all of the run date and pair most customers with most
     offers (fct_scoring_candidates: every customer × offer of the run date). Each customer's
     category spend and products bought in the run date's window are then read from the models
-    that aggregate it once (int_customer_category_days_summed_to_run_date_window,
-    int_customer_product_days_summed_to_run_date_window), joined to the pairs by customer and
-    category or product. Otherwise (sparse pairs over
-    many dates: the impressions, the logged visits) the pairs' own customers and categories or
-    products are joined to the days of each pair's window, so that the work follows the pairs.
+    that aggregate it once (int_customer_category_windows_of_run_date and
+    int_customer_products_bought_by_run_date), joined to the pairs by customer and category or
+    product. Otherwise (sparse pairs over many dates: the impressions, the logged visits) the
+    pairs' own customers and categories or products are joined to the days of each pair's
+    window, so that the work follows the pairs.
     Both give the same rows (tests/warehouse/test_candidate_features.py).
 -#}
 {% macro customer_offer_features(pairs, one_as_of_date=false) -%}
@@ -45,13 +45,13 @@ interaction_customer_features as (
 -- feat_customer_daily: what is left here are joins of tables, which run in parallel workers
 customer_category_windows as (
 
-    select * from {{ ref('int_customer_category_days_summed_to_run_date_window') }}
+    select * from {{ ref('int_customer_category_windows_of_run_date') }}
 
 ),
 
 customer_products_bought as (
 
-    select * from {{ ref('int_customer_product_days_summed_to_run_date_window') }}
+    select * from {{ ref('int_customer_products_bought_by_run_date') }}
 
 ),
 {%- else -%}

@@ -3,9 +3,9 @@
 -- macros/customer_offer_features.sql with one_as_of_date). Only the products of the offers
 -- active on the run date: any other purchase counts through its category alone.
 --
--- A table of its own, analysed when built, for the reasons int_customer_category_days_summed_to_
--- run_date_window gives: built beside feat_customer_daily, and the candidates' query left with
--- joins of tables alone.
+-- A table of its own, analysed when built, for the reasons its sibling
+-- int_customer_category_windows_of_run_date gives: built beside feat_customer_daily, and the
+-- candidates' query left with joins of tables alone.
 {{ config(
     materialized='table',
     post_hook=[
