@@ -381,8 +381,19 @@ RAW_CONTRACT = Contract(
 # --- DDL ---------------------------------------------------------------------------------------------
 
 
+def utc_date_expression(column: str) -> str:
+    """The UTC date of a timestamptz column, written exactly as the staging views derive it."""
+    return f"({column} at time zone 'UTC')::date"
+
+
 def table_ddl(table: Table, schema: str = "{schema}") -> str:
-    """`create table if not exists` for one table: primary key, not null, check constraints."""
+    """`create table if not exists` for one table: primary key, not null, check constraints.
+
+    Every timestamptz column also gets statistics on its UTC date. The staging views derive that
+    date and the daily build filters on it (`ordered_date >= D - 8`); without statistics on the
+    expression the planner guesses a third of the table and scans where it could look rows up
+    (docs/performance.md, "views with import CTEs are not flattened").
+    """
     lines = []
     for column in table.columns:
         parts = [column.name, column.type]
@@ -391,7 +402,13 @@ def table_ddl(table: Table, schema: str = "{schema}") -> str:
         parts += [f"check ({check.sql(column.name)})" for check in column.checks]
         lines.append("    " + " ".join(parts) + ",")
     lines.append(f"    primary key ({', '.join(table.primary_key)})")
-    return f"create table if not exists {schema}.{table.name} (\n" + "\n".join(lines) + "\n);\n"
+    statistics = [
+        f"create statistics if not exists {schema}.{table.name}_{column.name}_utc_date\n"
+        f"    on ({utc_date_expression(column.name)}) from {schema}.{table.name};\n"
+        for column in table.columns
+        if column.type == "timestamptz"
+    ]
+    return f"create table if not exists {schema}.{table.name} (\n" + "\n".join(lines) + "\n);\n" + "".join(statistics)
 
 
 def ddl(contract: Contract = RAW_CONTRACT, schema: str = "{schema}") -> str:

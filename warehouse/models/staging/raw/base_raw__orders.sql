@@ -1,29 +1,15 @@
 -- Every row of raw orders, renamed and cast: the rows stg_raw__quarantined_rows checks, and
 -- stg_raw__orders keeps those it does not quarantine.
-with
+select
 
-source as (
+    ---------- ids
+    order_id::bigint as order_id,
+    customer_id::bigint as customer_id,
 
-    select * from {{ source('raw', 'orders') }}
+    ---------- timestamps
+    ordered_at::timestamptz as ordered_at,
 
-),
+    ---------- dates (UTC, whatever the session time zone)
+    (ordered_at at time zone 'UTC')::date as ordered_date
 
-renamed as (
-
-    select
-
-        ---------- ids
-        order_id::bigint as order_id,
-        customer_id::bigint as customer_id,
-
-        ---------- timestamps
-        ordered_at::timestamptz as ordered_at,
-
-        ---------- dates (UTC, whatever the session time zone)
-        (ordered_at at time zone 'UTC')::date as ordered_date
-
-    from source
-
-)
-
-select * from renamed
+from {{ source('raw', 'orders') }}

@@ -1,27 +1,13 @@
-with
+select
 
-source as (
+    ---------- ids
+    customer_id::bigint as customer_id,
 
-    select * from {{ source('raw', 'customers') }}
+    ---------- strings
+    business_type::text as business_type,
+    region::text as region,
 
-),
+    ---------- dates
+    signup_date::date as signup_date
 
-renamed as (
-
-    select
-
-        ---------- ids
-        customer_id::bigint as customer_id,
-
-        ---------- strings
-        business_type::text as business_type,
-        region::text as region,
-
-        ---------- dates
-        signup_date::date as signup_date
-
-    from source
-
-)
-
-select * from renamed
+from {{ source('raw', 'customers') }}

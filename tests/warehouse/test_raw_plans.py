@@ -1,0 +1,106 @@
+"""The planner sees into the raw staging views (docs/performance.md, "views with import CTEs are
+not flattened"): a few recent days of a dated raw table are estimated from the statistics on its
+UTC date (ml/contract.py), and a join through the views can look an order's lines up by index.
+Plans of the session's built warehouse, which these tests only read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ml import data
+from ml.features import DbtManifest
+
+DATED_VIEWS = {
+    "base_raw__orders": "ordered_date",
+    "base_raw__impressions": "shown_date",
+    "base_raw__redemptions": "redeemed_date",
+    "base_raw__interaction_events": "event_date",
+}
+RECENT_DAYS = 3
+
+
+@pytest.fixture(scope="module")
+def conn(built_warehouse) -> Iterator[psycopg.Connection]:
+    settings, build = built_warehouse
+    assert build.returncode == 0, build.stdout[-2000:]
+    with data.connect(settings) as connection:
+        yield connection
+
+
+def _plan(conn: psycopg.Connection, query: sql.Composable) -> dict:
+    (explained,) = conn.execute(sql.SQL("explain (format json) {}").format(query)).fetchone()
+    return explained[0]["Plan"]
+
+
+def _nodes(plan: dict) -> Iterator[dict]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+def _recent_days_start(conn: psycopg.Connection, view: sql.Composable, column: str) -> dt.date:
+    (last,) = conn.execute(sql.SQL("select max({}) from {}").format(sql.Identifier(column), view)).fetchone()
+    return last - dt.timedelta(days=RECENT_DAYS - 1)
+
+
+@pytest.mark.parametrize("model, column", DATED_VIEWS.items())
+def test_the_recent_days_of_a_dated_view_are_estimated_from_statistics(conn, dbt_manifest, model, column):
+    """Without statistics on the expression the planner guesses a third of the table for
+    `date >= d` (PostgreSQL's default selectivity of an inequality); the world's 3 last days are
+    far fewer rows."""
+    view = DbtManifest.load().relation(model)
+    recent = sql.SQL("select * from {} where {} >= {}").format(
+        view, sql.Identifier(column), sql.Literal(_recent_days_start(conn, view, column))
+    )
+    (actual,) = conn.execute(sql.SQL("select count(*) from ({}) as recent").format(recent)).fetchone()
+    (total,) = conn.execute(sql.SQL("select count(*) from {}").format(view)).fetchone()
+    assert 0 < actual < total / 6, "the test world's last days must be a small share of its rows"
+    estimated = _plan(conn, recent)["Plan Rows"]
+    assert actual / 2 <= estimated <= actual * 2, f"{model}: estimated {estimated} rows, {actual} actual"
+
+
+# (the rows of the recent days, their date, the rows they look up, the key, the raw table looked up)
+LOOKUPS = [
+    ("stg_raw__orders", "ordered_date", "stg_raw__order_items", "order_id", "order_items"),
+    ("stg_raw__interaction_events", "event_date", "stg_raw__impressions", "impression_id", "impressions"),
+]
+
+
+@pytest.mark.parametrize("recent_model, column, looked_up_model, key, raw_table", LOOKUPS)
+def test_recent_rows_can_look_their_related_rows_up_by_index_through_the_views(
+    conn, dbt_manifest, recent_model, column, looked_up_model, key, raw_table
+):
+    """A view with a WITH clause is planned on its own, so a join to it has no parameterized
+    path into the raw table's key. With hash and merge joins off, the one way to join without
+    reading every row of the other table is a nested loop into its raw table's primary key."""
+    manifest = DbtManifest.load()
+    recent, looked_up = manifest.relation(recent_model), manifest.relation(looked_up_model)
+    joined = sql.SQL(
+        "select count(*) from {recent} as recent inner join {looked_up} as looked_up"
+        " on looked_up.{key} = recent.{key} where recent.{column} >= {start}"
+    ).format(
+        recent=recent,
+        looked_up=looked_up,
+        key=sql.Identifier(key),
+        column=sql.Identifier(column),
+        start=sql.Literal(_recent_days_start(conn, recent, column)),
+    )
+    with conn.transaction(force_rollback=True):
+        conn.execute("set local enable_hashjoin = off")
+        conn.execute("set local enable_mergejoin = off")
+        plan = _plan(conn, joined)
+    # a lookup by the other side's key (`order_id = orders.order_id`), not an index read in full
+    lookup_condition = re.compile(rf"\({key} = \w+\.{key}\)")
+    lookups = [
+        node
+        for node in _nodes(plan)
+        if node.get("Relation Name") == raw_table and lookup_condition.search(node.get("Index Cond", ""))
+    ]
+    assert lookups, f"no index lookup of {raw_table}: {plan}"
