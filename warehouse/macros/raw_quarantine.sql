@@ -235,7 +235,9 @@
     The rows of `table` a build checks, from all_<table>: every row, or on a daily build (`start`,
     a SQL date) the rows of day `start` on or of no day, whose verdicts it replaces. Rows dated
     through a parent are those of the checked parents (the CTE named for it), and those whose
-    parent is missing (no day either).
+    parent is missing (no day either): two disjoint sets, as a `union all` rather than one `or`,
+    so that the first is looked up by the parent's key (an order's lines, by index) and only the
+    second, an anti join, reads every row.
 -#}
 {% macro raw_quarantine_rows_to_check(table, start) -%}
     select * from all_{{ table }}
@@ -244,7 +246,10 @@
     where
         {%- if day.parent %}
         all_{{ table }}.{{ day.key }} in (select {{ day.parent }}.{{ day.key }} from {{ day.parent }})
-        or not exists (
+    union all
+    select * from all_{{ table }}
+    where
+        not exists (
             select
             from all_{{ day.parent }}
             where all_{{ day.parent }}.{{ day.key }} = all_{{ table }}.{{ day.key }}
