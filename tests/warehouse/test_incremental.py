@@ -7,6 +7,7 @@ import json
 import pandas as pd
 
 from ml import data
+from ml.config import dbt_target_path
 from tests.conftest import dbt, load_generated, use_database
 
 # The daily order totals: incremental over the days loaded, whatever the run date.
@@ -83,6 +84,13 @@ def test_daily_runs_a_gap_and_a_replay_write_only_their_dates_and_equal_a_full_r
         new_dates = sorted(set(after[table]) - set(versions))
         assert len(new_dates) == 3, (table, new_dates)
         assert {date: after[table][date] for date in versions} == versions, f"{table}: earlier dates were rewritten"
+    # the run wrote the dates it built into the SQL as literals, which the planner estimates
+    # (warehouse/macros/incremental_build_date_bounds.sql)
+    compiled_model = dbt_target_path() / "compiled" / "offerrank" / "models" / "marts" / "feat_customer_daily.sql"
+    compiled = compiled_model.read_text()
+    first, last = ((end - pd.Timedelta(days=days)).date().isoformat() for days in (3, 1))
+    assert f"ordered_date >= '{first}'::date - 90" in compiled, compiled
+    assert f"ordered_date < '{last}'::date" in compiled, compiled
 
     _run(end - pd.Timedelta(days=3))  # a replay of a date already built
     analyzed = _manual_analyze_counts(settings)

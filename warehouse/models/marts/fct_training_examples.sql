@@ -14,6 +14,8 @@
     indexes=[{'columns': ['shown_date']}, {'columns': ['impression_id'], 'unique': true}],
 ) }}
 
+{% set build_dates = incremental_build_date_bounds('shown_date', var('label_window_days') + 1) %}
+
 with
 
 impressions_labelled as (
@@ -40,19 +42,13 @@ customer_offer_features as (
 
 ),
 
-build_dates as (
-
-    {{ incremental_build_dates('shown_date', var('label_window_days') + 1) }}
-
-),
-
 impressions_to_add as (
 
     select *
     from impressions_labelled
     where
-        shown_date >= (select build_dates.first_date from build_dates)
-        and shown_date <= (select build_dates.last_date from build_dates)
+        shown_date >= {{ build_dates.first_date }}
+        and shown_date <= {{ build_dates.last_date }}
 
 ),
 
@@ -75,21 +71,21 @@ training_examples as (
         on
             impressions_to_add.shown_date = customer_features.as_of_date
             and impressions_to_add.customer_id = customer_features.customer_id
-            and customer_features.as_of_date >= (select build_dates.first_date from build_dates)
-            and customer_features.as_of_date <= (select build_dates.last_date from build_dates)
+            and customer_features.as_of_date >= {{ build_dates.first_date }}
+            and customer_features.as_of_date <= {{ build_dates.last_date }}
     left join offer_features
         on
             impressions_to_add.shown_date = offer_features.as_of_date
             and impressions_to_add.offer_id = offer_features.offer_id
-            and offer_features.as_of_date >= (select build_dates.first_date from build_dates)
-            and offer_features.as_of_date <= (select build_dates.last_date from build_dates)
+            and offer_features.as_of_date >= {{ build_dates.first_date }}
+            and offer_features.as_of_date <= {{ build_dates.last_date }}
     left join customer_offer_features
         on
             impressions_to_add.shown_date = customer_offer_features.as_of_date
             and impressions_to_add.customer_id = customer_offer_features.customer_id
             and impressions_to_add.offer_id = customer_offer_features.offer_id
-            and customer_offer_features.as_of_date >= (select build_dates.first_date from build_dates)
-            and customer_offer_features.as_of_date <= (select build_dates.last_date from build_dates)
+            and customer_offer_features.as_of_date >= {{ build_dates.first_date }}
+            and customer_offer_features.as_of_date <= {{ build_dates.last_date }}
 
 )
 

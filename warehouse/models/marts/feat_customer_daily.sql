@@ -3,7 +3,7 @@
 -- window [D - 90, D) (orders placed on days D - 90 to D - 1).
 --
 -- Incremental by as-of date: a daily run builds the run date alone (macros/
--- incremental_build_dates.sql), reading only the orders of its lookback window, so its cost
+-- incremental_build_date_bounds.sql), reading only the orders of its lookback window, so its cost
 -- follows one day's customers and one window of orders, not the whole history.
 --
 -- A purchase day P lies in the window of D exactly when P + 1 <= D <= P + 90: it enters the
@@ -29,6 +29,8 @@
 ) }}
 
 {% set lookback_days = var('lookback_days') %}
+
+{% set build_dates = incremental_build_date_bounds('as_of_date') %}
 
 with
 
@@ -56,30 +58,15 @@ customer_category_days as (
 
 ),
 
-build_dates as (
-
-    {{ incremental_build_dates('as_of_date') }}
-
-),
-
--- the first day whose orders can be in the window of a date to build
-order_bounds as (
-
-    select
-        build_dates.first_date - {{ lookback_days }} as first_ordered_date,
-        build_dates.last_date as after_last_ordered_date
-    from build_dates
-
-),
-
--- scalar bounds, so the planner filters the order views before aggregating them
+-- the days whose orders can be in the window of a date to build: scalar bounds, so the planner
+-- filters the daily totals before aggregating them
 customer_days_in_window as (
 
     select *
     from customer_days
     where
-        ordered_date >= (select order_bounds.first_ordered_date from order_bounds)
-        and ordered_date < (select order_bounds.after_last_ordered_date from order_bounds)
+        ordered_date >= {{ build_dates.first_date }} - {{ lookback_days }}
+        and ordered_date < {{ build_dates.last_date }}
 
 ),
 
@@ -88,8 +75,8 @@ customer_category_days_in_window as (
     select *
     from customer_category_days
     where
-        ordered_date >= (select order_bounds.first_ordered_date from order_bounds)
-        and ordered_date < (select order_bounds.after_last_ordered_date from order_bounds)
+        ordered_date >= {{ build_dates.first_date }} - {{ lookback_days }}
+        and ordered_date < {{ build_dates.last_date }}
 
 ),
 
@@ -97,7 +84,7 @@ build_as_of_dates as (
 
     select as_of_dates.as_of_date
     from as_of_dates
-    where as_of_dates.as_of_date >= (select build_dates.first_date from build_dates)
+    where as_of_dates.as_of_date >= {{ build_dates.first_date }}
 
 ),
 

@@ -13,17 +13,13 @@
     indexes=[{'columns': ['as_of_date', 'customer_id', 'offer_id'], 'unique': true}],
 ) }}
 
+{% set build_dates = incremental_build_date_bounds('as_of_date', var('label_window_days') + 1) %}
+
 with
 
 impressions_labelled as (
 
     select * from {{ ref('int_impressions_labelled') }}
-
-),
-
-build_dates as (
-
-    {{ incremental_build_dates('as_of_date', var('label_window_days') + 1) }}
 
 ),
 
@@ -36,8 +32,8 @@ impression_pairs as (
         offer_id
     from impressions_labelled
     where
-        shown_date >= (select build_dates.first_date from build_dates)
-        and shown_date <= (select build_dates.last_date from build_dates)
+        shown_date >= {{ build_dates.first_date }}
+        and shown_date <= {{ build_dates.last_date }}
 
 ),
 

@@ -18,6 +18,8 @@
 {% set lookback_days = var('lookback_days') %}
 {% set label_window_days = var('label_window_days') %}
 
+{% set build_dates = incremental_build_date_bounds('as_of_date') %}
+
 with
 
 as_of_dates as (
@@ -38,30 +40,15 @@ impressions_labelled as (
 
 ),
 
-build_dates as (
-
-    {{ incremental_build_dates('as_of_date') }}
-
-),
-
--- the impressions whose label counts for some date to build
-shown_bounds as (
-
-    select
-        build_dates.first_date - {{ lookback_days + label_window_days + 1 }} as first_shown_date,
-        build_dates.last_date - {{ label_window_days + 1 }} as last_shown_date
-    from build_dates
-
-),
-
--- scalar bounds, so the planner filters the labels before aggregating them
+-- the impressions whose label counts for some date to build: scalar bounds, so the planner
+-- filters the labels before aggregating them
 impressions_labelled_in_window as (
 
     select *
     from impressions_labelled
     where
-        shown_date >= (select shown_bounds.first_shown_date from shown_bounds)
-        and shown_date <= (select shown_bounds.last_shown_date from shown_bounds)
+        shown_date >= {{ build_dates.first_date }} - {{ lookback_days + label_window_days + 1 }}
+        and shown_date <= {{ build_dates.last_date }} - {{ label_window_days + 1 }}
 
 ),
 
@@ -82,7 +69,7 @@ offer_spine as (
     from as_of_dates
     inner join offers
         on as_of_dates.as_of_date between offers.starts_on and offers.ends_on
-    where as_of_dates.as_of_date >= (select build_dates.first_date from build_dates)
+    where as_of_dates.as_of_date >= {{ build_dates.first_date }}
 
 ),
 

@@ -30,6 +30,8 @@
 
 {% set label_window_days = var('label_window_days') %}
 
+{% set build_dates = incremental_build_date_bounds('shown_date', var('label_window_days') + 1) %}
+
 with
 
 impressions as (
@@ -50,20 +52,14 @@ interaction_events as (
 
 ),
 
-build_dates as (
-
-    {{ incremental_build_dates('shown_date', var('label_window_days') + 1) }}
-
-),
-
 -- scalar bounds, so the planner filters the impressions before joining them
 closed_impressions as (
 
     select *
     from impressions
     where
-        shown_date >= (select build_dates.first_date from build_dates)
-        and shown_date <= (select build_dates.last_date from build_dates)
+        shown_date >= {{ build_dates.first_date }}
+        and shown_date <= {{ build_dates.last_date }}
 
 ),
 
@@ -72,9 +68,9 @@ redemptions_in_windows as (
     select *
     from redemptions
     where
-        redeemed_date >= (select build_dates.first_date from build_dates)
+        redeemed_date >= {{ build_dates.first_date }}
         and redeemed_date
-        <= (select build_dates.last_date + {{ label_window_days }} as last_redeemed_date from build_dates)
+        <= {{ build_dates.last_date }} + {{ label_window_days }}
 
 ),
 
@@ -83,9 +79,9 @@ interaction_events_in_windows as (
     select *
     from interaction_events
     where
-        event_date >= (select build_dates.first_date from build_dates)
+        event_date >= {{ build_dates.first_date }}
         and event_date
-        <= (select build_dates.last_date + {{ label_window_days }} as last_event_date from build_dates)
+        <= {{ build_dates.last_date }} + {{ label_window_days }}
 
 ),
 
