@@ -145,6 +145,16 @@ def built_warehouse(server: Settings, generated_data) -> tuple[Settings, subproc
     return settings, dbt("build", check=False)
 
 
+def in_use(built: tuple[Settings, subprocess.CompletedProcess[str]]) -> Settings:
+    """The settings of a built warehouse (`built_warehouse`), whose build must have passed, with
+    the environment pointed back at it: dbt and `load_settings` read PGDATABASE, which a test on
+    a copy (`use_database`) moves."""
+    settings, build = built
+    assert build.returncode == 0, build.stdout[-3000:]
+    os.environ["PGDATABASE"] = settings.database.dbname
+    return settings
+
+
 @pytest.fixture(scope="session")
 def dbt_manifest() -> Path:
     """A parsed dbt project: dagster-dbt and `ml.features` read target/manifest.json."""

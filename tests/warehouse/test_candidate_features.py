@@ -5,14 +5,12 @@ customer, category and product joined to its window), on the built test world's 
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from psycopg import sql
 
 from ml import data
 from ml.features import CANDIDATES_MODEL, DbtManifest
-from tests.conftest import dbt
+from tests.conftest import dbt, in_use
 
 # the candidates as fct_scoring_candidates selects them, through the general path
 GENERAL_PATH_CANDIDATES = """
@@ -24,9 +22,7 @@ select * from candidates
 
 @pytest.fixture(scope="module")
 def general_path_sql(built_warehouse) -> str:
-    settings, build = built_warehouse
-    assert build.returncode == 0, build.stdout[-3000:]
-    os.environ["PGDATABASE"] = settings.database.dbname
+    in_use(built_warehouse)
     compiled = dbt("compile", "--quiet", "--inline", GENERAL_PATH_CANDIDATES).stdout
     assert "needed_customer_categories" in compiled  # the general path, not the one-date one
     return compiled

@@ -6,11 +6,10 @@ selector (warehouse/selectors.yml) leaves out the reporting models that read the
 """
 
 import json
-import os
 
 from ml import data
 from ml.config import dbt_target_path
-from tests.conftest import REPORTING_MARTS, dbt
+from tests.conftest import REPORTING_MARTS, dbt, in_use
 
 
 def test_dbt_build_passes_on_generated_data(built_warehouse):
@@ -56,9 +55,7 @@ def test_the_unit_tests_of_the_reporting_and_off_policy_models_pass(built_wareho
     """The plain build above runs the default selection's unit tests, and a daily run runs none
     (it excludes them): the reporting and off-policy models' own run here. Unit tests need their
     inputs' columns, not their rows, so those models are built empty (`--empty`) first."""
-    settings, build = built_warehouse
-    assert build.returncode == 0, build.stdout[-3000:]
-    os.environ["PGDATABASE"] = settings.database.dbname
+    settings = in_use(built_warehouse)
     with data.connect(settings) as conn:
         data.ensure_ml_tables(conn, settings.ml_schema, settings.reader_role)
     on_demand = ("--select", "tag:reporting tag:off_policy")

@@ -5,7 +5,6 @@ table and finds the duplicate or the null. On a copy of the session's built ware
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 
 import psycopg
@@ -15,15 +14,14 @@ from psycopg import sql
 from ml import data
 from ml.config import Settings, dbt_target_path
 from ml.features import DbtManifest
-from tests.conftest import dbt, use_database
+from tests.conftest import dbt, in_use, use_database
 
 
 @pytest.fixture(scope="module")
 def warehouse(server: Settings, built_warehouse) -> Iterator[Settings]:
-    source, build = built_warehouse
-    assert build.returncode == 0, build.stdout[-2000:]
+    source = in_use(built_warehouse)
     yield use_database(server, "enforced_keys", template=source.database.dbname)
-    os.environ["PGDATABASE"] = source.database.dbname
+    in_use(built_warehouse)
 
 
 def _key_tests(selection: str, kind: str = "unique") -> tuple[int, dict[str, str]]:

@@ -11,7 +11,6 @@ with pandas and scipy, and must agree with the mart to 1e-9.
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,7 @@ from scipy import stats
 from ml import data, experiment
 from ml.config import ExperimentConfig
 from ml.features import DbtManifest
-from tests.conftest import TEST_DATA, dbt
+from tests.conftest import TEST_DATA, dbt, in_use
 
 LABEL_WINDOW_DAYS = 7  # the dbt var label_window_days
 Z = stats.norm.ppf(0.975)
@@ -58,9 +57,7 @@ def _assignments(customer_ids: np.ndarray) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def results(built_warehouse, generated_data) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The mart built on the test world with the two experiments, and the assignments."""
-    settings, build = built_warehouse
-    assert build.returncode == 0, build.stdout[-3000:]
-    os.environ["PGDATABASE"] = settings.database.dbname
+    settings = in_use(built_warehouse)
     assignments = _assignments(generated_data["customers"]["customer_id"].to_numpy())
     table = sql.Identifier(settings.ml_schema, "experiment_assignments")
     with data.connect(settings) as conn:

@@ -5,24 +5,20 @@ features are those of the same day's training examples, which hold data from bef
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 import pytest
 from psycopg import sql
 
 from ml import data
 from ml.features import TRAINING_MODEL, VISIT_CANDIDATES_MODEL, DbtManifest
-from tests.conftest import dbt
+from tests.conftest import dbt, in_use
 
 WINDOW_DAYS = 10
 
 
 @pytest.fixture(scope="module")
 def visit_candidates(built_warehouse) -> pd.DataFrame:
-    settings, build = built_warehouse
-    assert build.returncode == 0, build.stdout[-3000:]
-    os.environ["PGDATABASE"] = settings.database.dbname
+    settings = in_use(built_warehouse)
     result = dbt(
         "build", "--selector", "off_policy", "--vars", f"{{off_policy_window_days: {WINDOW_DAYS}}}", check=False
     )

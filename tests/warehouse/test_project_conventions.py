@@ -17,7 +17,7 @@ from psycopg import sql
 
 from ml import data
 from ml.config import WAREHOUSE_DIR, Settings, dbt_target_path
-from tests.conftest import dbt, load_generated, use_database
+from tests.conftest import dbt, in_use, load_generated, use_database
 
 BOUNCER_CONFIG = WAREHOUSE_DIR / "dbt-bouncer.yml"
 # Every model and source: the default selector leaves the reporting models out (selectors.yml).
@@ -53,8 +53,7 @@ def describe(failures: list[dict]) -> str:
 def documented_warehouse(built_warehouse) -> subprocess.CompletedProcess[str]:
     """`dbt docs generate` on the test build, with the ml tables present (empty), the reporting
     models built on them and the off-policy models, so that the catalog has every source and model."""
-    settings, _ = built_warehouse
-    os.environ["PGDATABASE"] = settings.database.dbname
+    settings = in_use(built_warehouse)
     with data.connect(settings) as conn:
         data.ensure_ml_tables(conn, settings.ml_schema, settings.reader_role)
     # the off-policy models are on demand, but catalogued like every model

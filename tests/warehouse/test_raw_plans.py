@@ -16,6 +16,7 @@ from psycopg import sql
 
 from ml import data
 from ml.features import DbtManifest
+from tests.conftest import in_use
 
 DATED_VIEWS = {
     "base_raw__orders": "ordered_date",
@@ -28,9 +29,7 @@ RECENT_DAYS = 3
 
 @pytest.fixture(scope="module")
 def conn(built_warehouse) -> Iterator[psycopg.Connection]:
-    settings, build = built_warehouse
-    assert build.returncode == 0, build.stdout[-2000:]
-    with data.connect(settings) as connection:
+    with data.connect(in_use(built_warehouse)) as connection:
         yield connection
 
 

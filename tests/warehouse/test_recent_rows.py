@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -18,21 +17,20 @@ from psycopg import sql
 from ml import data
 from ml.config import Settings
 from ml.features import RUN_DATE_MODEL, DbtManifest
-from tests.conftest import dbt, use_database
+from tests.conftest import dbt, in_use, use_database
 
 TESTED = "feat_customer_daily"
 
 
 @pytest.fixture(scope="module")
 def warehouse(server: Settings, built_warehouse) -> Iterator[tuple[Settings, dt.date]]:
-    source, build = built_warehouse
-    assert build.returncode == 0, build.stdout[-2000:]
+    source = in_use(built_warehouse)
     settings = use_database(server, "recent_rows", template=source.database.dbname)
     with data.connect(settings) as conn:
         relation = DbtManifest.load().relation(RUN_DATE_MODEL)
         (run_date,) = conn.execute(sql.SQL("select as_of_date from {}").format(relation)).fetchone()
     yield settings, run_date
-    os.environ["PGDATABASE"] = source.database.dbname
+    in_use(built_warehouse)
 
 
 def _break_a_row(settings: Settings, as_of: dt.date) -> None:
