@@ -318,3 +318,27 @@
     {%- endfor -%}
     {{- rows | join(',\n        ') -}}
 {%- endmacro %}
+
+
+{#-
+    A where condition of a stg_raw__ model: the rows of `table` (its base model, in the relation
+    or alias `table`) that stg_raw__quarantined_rows does not hold back. `key_types` maps each
+    key column to the type its base model gives it. Inline, not a CTE, so that the view stays
+    one select that PostgreSQL flattens into its readers (warehouse/README.md).
+-#}
+{% macro raw_row_not_quarantined(table, key_types) -%}
+    {%- if key_types.keys() | list != raw_quarantine_rules()[table]['key'] -%}
+        {{ exceptions.raise_compiler_error(
+            "raw_row_not_quarantined: key_types of " ~ table ~ " must name its key columns "
+            ~ raw_quarantine_rules()[table]['key'] ~ " in order, got " ~ (key_types.keys() | list)) }}
+    {%- endif %}
+    not exists (
+        select
+        from {{ ref('stg_raw__quarantined_rows') }} as quarantined_rows
+        where
+            quarantined_rows.source_table = '{{ table }}'
+            {%- for column, type in key_types.items() %}
+            and (quarantined_rows.row_key ->> '{{ column }}')::{{ type }} = {{ table }}.{{ column }}
+            {%- endfor %}
+    )
+{%- endmacro %}

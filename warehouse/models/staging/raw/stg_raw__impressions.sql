@@ -8,11 +8,4 @@ select
     impressions.shown_at,
     impressions.shown_date
 from {{ ref('base_raw__impressions') }} as impressions
-where
-    not exists (
-        select
-        from {{ ref('stg_raw__quarantined_rows') }} as quarantined_rows
-        where
-            quarantined_rows.source_table = 'impressions'
-            and (quarantined_rows.row_key ->> 'impression_id')::bigint = impressions.impression_id
-    )
+where {{ raw_row_not_quarantined('impressions', {'impression_id': 'bigint'}) }}

@@ -7,11 +7,4 @@ select
     interaction_events.event_at,
     interaction_events.event_date
 from {{ ref('base_raw__interaction_events') }} as interaction_events
-where
-    not exists (
-        select
-        from {{ ref('stg_raw__quarantined_rows') }} as quarantined_rows
-        where
-            quarantined_rows.source_table = 'interaction_events'
-            and (quarantined_rows.row_key ->> 'event_id')::bigint = interaction_events.event_id
-    )
+where {{ raw_row_not_quarantined('interaction_events', {'event_id': 'bigint'}) }}

@@ -8,12 +8,4 @@ select
     order_items.paid_unit_price,
     order_items.is_promo
 from {{ ref('base_raw__order_items') }} as order_items
-where
-    not exists (
-        select
-        from {{ ref('stg_raw__quarantined_rows') }} as quarantined_rows
-        where
-            quarantined_rows.source_table = 'order_items'
-            and (quarantined_rows.row_key ->> 'order_id')::bigint = order_items.order_id
-            and (quarantined_rows.row_key ->> 'line_number')::integer = order_items.line_number
-    )
+where {{ raw_row_not_quarantined('order_items', {'order_id': 'bigint', 'line_number': 'integer'}) }}

@@ -6,11 +6,4 @@ select
     orders.ordered_at,
     orders.ordered_date
 from {{ ref('base_raw__orders') }} as orders
-where
-    not exists (
-        select
-        from {{ ref('stg_raw__quarantined_rows') }} as quarantined_rows
-        where
-            quarantined_rows.source_table = 'orders'
-            and (quarantined_rows.row_key ->> 'order_id')::bigint = orders.order_id
-    )
+where {{ raw_row_not_quarantined('orders', {'order_id': 'bigint'}) }}

@@ -7,11 +7,4 @@ select
     redemptions.redeemed_at,
     redemptions.redeemed_date
 from {{ ref('base_raw__redemptions') }} as redemptions
-where
-    not exists (
-        select
-        from {{ ref('stg_raw__quarantined_rows') }} as quarantined_rows
-        where
-            quarantined_rows.source_table = 'redemptions'
-            and (quarantined_rows.row_key ->> 'redemption_id')::bigint = redemptions.redemption_id
-    )
+where {{ raw_row_not_quarantined('redemptions', {'redemption_id': 'bigint'}) }}
