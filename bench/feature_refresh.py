@@ -12,7 +12,7 @@ seconds and its slowest models (dbt's own timings), and the ratios of the two ru
 the same world options loaded (timings on a busy machine vary; generating takes minutes).
 
 `--build` times `dbt build` with its data tests instead, with the arguments the Dagster asset
-passes (`orchestration.assets.features_build_args`: the daily build tests the days it adds), and
+passes (`orchestration.dbt_builds.features_build`: the daily build tests the days it adds), and
 lists the slowest models and tests: the one-day refresh the issue's 15% target is about.
 """
 
@@ -21,9 +21,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from bench.world_options import add_world_options, world_params
@@ -31,13 +33,20 @@ from ml import data, pipeline
 from ml.config import PROFILES_DIR, WAREHOUSE_DIR, Settings, load_settings
 from ml.features import DbtManifest
 from ml.generate import generate_all
+from orchestration.dbt_builds import features_build
 
 
-def _dbt(args: list[str]) -> tuple[float, list[tuple[str, float]]]:
-    """Wall seconds of `dbt <args>`, and dbt's own seconds of each model and test, slowest first."""
+def _dbt(args: list[str], run_parameters: Mapping[str, str] | None = None) -> tuple[float, list[tuple[str, float]]]:
+    """Wall seconds of `dbt <args>` (with `run_parameters` in its environment), and dbt's own seconds
+    of each model and test, slowest first."""
     dbt = str(Path(sys.executable).parent / "dbt")
     started = time.perf_counter()
-    subprocess.run([dbt, *args, "--profiles-dir", str(PROFILES_DIR), "--quiet"], cwd=WAREHOUSE_DIR, check=True)
+    subprocess.run(
+        [dbt, *args, "--profiles-dir", str(PROFILES_DIR), "--quiet"],
+        cwd=WAREHOUSE_DIR,
+        check=True,
+        env={**os.environ, **(run_parameters or {})},
+    )
     wall = time.perf_counter() - started
     results = json.loads((WAREHOUSE_DIR / "target" / "run_results.json").read_text())["results"]
     timings = sorted(((r["unique_id"].split(".")[2], r["execution_time"]) for r in results), key=lambda t: -t[1])
@@ -45,16 +54,14 @@ def _dbt(args: list[str]) -> tuple[float, list[tuple[str, float]]]:
 
 
 def _dbt_run(as_of: dt.date, *flags: str) -> tuple[float, list[tuple[str, float]]]:
-    return _dbt(["run", *flags, "--vars", json.dumps({"as_of_date": as_of.isoformat()})])
+    return _dbt(["run", *flags], features_build(as_of, full_refresh=True, newest_example=None).run_parameters)
 
 
 def _dbt_build(settings: Settings, as_of: dt.date, *, full_refresh: bool) -> tuple[float, list[tuple[str, float]]]:
     """`dbt build` as the warehouse_models asset runs it for `as_of`."""
-    from orchestration.assets import features_build_args  # loads the manifest: parsed by then
-
     stage = pipeline.StageRun(settings=settings, run_id="bench-feature-refresh", manifest=DbtManifest.load())
     newest_example = pipeline.newest_training_example_date(stage)
-    return _dbt(features_build_args(as_of, full_refresh=full_refresh, newest_example=newest_example))
+    return _dbt(*features_build(as_of, full_refresh=full_refresh, newest_example=newest_example))
 
 
 def main() -> None:

@@ -163,20 +163,19 @@ def run_comparisons(run: BenchRun, stage: pipeline.StageRun, to_sql_rows: int, l
 def _dbt_build(stage: pipeline.StageRun, name: str, as_of: dt.date, *, full_refresh: bool, log_path: Path) -> Figure:
     """`dbt build` as the warehouse_models asset runs it, through its dbt resource, with dbt's
     output appended to `log_path`; rows: what dbt's models wrote (run_results.json)."""
-    from orchestration.assets import features_build_args
+    from orchestration.dbt_builds import features_build, start_build
     from orchestration.resources import build_resources
 
-    args = features_build_args(
-        as_of, full_refresh=full_refresh, newest_example=pipeline.newest_training_example_date(stage)
-    )
+    newest_example = pipeline.newest_training_example_date(stage)
+    build = features_build(as_of, full_refresh=full_refresh, newest_example=newest_example)
     with (
         measure(name, "offerrank") as m,
-        pipeline.recorded_dbt_build(stage) as build,
+        pipeline.recorded_dbt_build(stage) as recorded,
         log_path.open("a") as output,
         contextlib.redirect_stdout(output),
     ):
-        invocation = build_resources()["dbt"].cli(args, raise_on_error=True)
-        build.target_path = invocation.target_path
+        invocation = start_build(build_resources()["dbt"], build, raise_on_error=True)
+        recorded.target_path = invocation.target_path
         invocation.wait()
         results = json.loads((invocation.target_path / "run_results.json").read_text())["results"]
         m.rows = sum((result.get("adapter_response") or {}).get("rows_affected") or 0 for result in results)

@@ -39,6 +39,7 @@ from ml.config import load_model_policy, load_settings, load_training_config
 from ml.data_tests import DataTestsFailed
 from ml.evaluate import metric_label
 from ml.features import CANDIDATES_MODEL, RUN_DATE_MODEL, TRAINING_MODEL, VISIT_CANDIDATES_MODEL, DbtManifest
+from orchestration.dbt_builds import PRODUCTION_BUILD, features_build, start_build
 from orchestration.project import warehouse_project
 from orchestration.resources import WarehouseResource
 
@@ -96,26 +97,7 @@ _DBT_SETTINGS = DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True)
 # The dbt selectors (warehouse/selectors.yml): the features, the default of a plain `dbt build`,
 # need only the raw tables; the reporting models read the ml tables the Python assets write.
 FEATURES_SELECTOR = "features"
-# dbt's unit tests check the SQL's logic on fixed rows, not the day's data: they run in the test
-# suite and CI (`dbt build`), not in every daily run (dbt's advice for production).
-PRODUCTION_BUILD = ["build", "--exclude-resource-type", "unit_test"]
 REPORTING_SELECTOR = "reporting"
-# A daily build's data tests read only the rows it wrote (warehouse/macros/recent_rows.sql): the
-# run date's features and candidates back to the training examples whose 7-day label window
-# closed that day, shown 8 days before it. The quarantine checks again the raw rows of the same
-# days (warehouse/models/staging/raw/stg_raw__quarantined_rows.sql).
-DAILY_TESTED_DAYS = 8
-
-
-def features_build_args(as_of: dt.date, *, full_refresh: bool, newest_example: dt.date | None) -> list[str]:
-    """The `dbt build` of the features as of `as_of`, where the built training examples go up to
-    shown date `newest_example` (None: never built). A build that adds dates tests the rows it
-    writes, from the first example date it adds on (8 days back on a daily run, more after missed
-    days); a full refresh or a first build tests every row."""
-    variables: dict[str, object] = {"as_of_date": as_of.isoformat()}
-    if newest_example is not None and not full_refresh:
-        variables["test_recent_days"] = max(DAILY_TESTED_DAYS, (as_of - newest_example).days - 1)
-    return [*PRODUCTION_BUILD, *(["--full-refresh"] if full_refresh else []), "--vars", json.dumps(variables)]
 
 
 def _daily_dbt_assets(selector: str, translator: DagsterDbtTranslator):
@@ -138,15 +120,15 @@ def warehouse_models(
     """Every dbt model but the reporting ones, with its tests, built as of the partition's date."""
     # The incremental marts add the partition's date (warehouse/macros/as_of_date.sql).
     stage = run_stage(context, warehouse, built=False)
-    args = features_build_args(
+    build = features_build(
         dt.date.fromisoformat(context.partition_key),
         full_refresh=config.full_refresh,
         newest_example=pipeline.newest_training_example_date(stage),
     )
     try:
-        with pipeline.recorded_dbt_build(stage) as build:
-            invocation = dbt.cli(args, context=context)
-            build.target_path = invocation.target_path
+        with pipeline.recorded_dbt_build(stage) as recorded:
+            invocation = start_build(dbt, build, context=context)
+            recorded.target_path = invocation.target_path
             yield from invocation.stream()
     except DataTestsFailed as failed:
         # the failed rules and their sample rows, where Dagster shows why the run stopped

@@ -19,6 +19,7 @@ from psycopg import sql
 from ml import data, embedded_db
 from ml.config import PROFILES_DIR, WAREHOUSE_DIR, Settings, dbt_target_path, load_settings
 from ml.generate import GeneratorParams, generate_all
+from orchestration.dbt_builds import RUN_PARAMETERS
 from orchestration.run_history import prepare_dagster_home
 
 # The dbt marts BI reads over the ml tables (models/marts/reporting/).
@@ -65,7 +66,8 @@ def _in_memory_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Pa
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """The test server: embedded, in a temporary home, on a free port. Tears down at the end."""
     saved = dict(os.environ)
-    for name in ("PGHOST", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGOPTIONS"):
+    # and the run parameters (warehouse/macros/run_parameter.sql): a test passes its own
+    for name in (*("PGHOST", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGOPTIONS"), *RUN_PARAMETERS):
         os.environ.pop(name, None)
     homes = [_in_memory_folder(tmp_path_factory, name) for name in ("offerrank-home", "dagster-home")]
     os.environ["OFFERRANK_HOME"], os.environ["DAGSTER_HOME"] = (str(home) for home in homes)

@@ -1,6 +1,6 @@
 """A daily build checks again the raw rows of its recent days, and keeps the verdicts on older rows.
 
-stg_raw__quarantined_rows on a daily build (vars as_of_date and test_recent_days) must find, for
+stg_raw__quarantined_rows on a daily build (run parameters as_of_date and test_recent_days) must find, for
 every row of its recent days and every row of no day, what a full check finds, through the
 earlier verdicts on older parents too; it rewrites no other verdict. A row older than its days
 that arrives late waits for the next full check: that bound is asserted here, as documented.
@@ -41,10 +41,15 @@ def _at(run_date: dt.date, days_before: int) -> dt.datetime:
 
 
 def _check(run_date: dt.date, *flags: str, recent_days: int | None = None) -> None:
-    variables: dict[str, object] = {"as_of_date": run_date.isoformat()}
-    if recent_days is not None:
-        variables["test_recent_days"] = recent_days
-    dbt("run", "--select", "stg_raw__quarantined_rows", *flags, "--vars", json.dumps(variables))
+    """A full check, the run date given as a var; or a daily one (`recent_days`), with the run
+    parameters in the environment as the Dagster asset passes them (orchestration/dbt_builds.py)."""
+    if recent_days is None:
+        dbt("run", "--select", "stg_raw__quarantined_rows", *flags, "--vars", json.dumps({"as_of_date": str(run_date)}))
+        return
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("OFFERRANK_AS_OF_DATE", run_date.isoformat())
+        environment.setenv("OFFERRANK_TEST_RECENT_DAYS", str(recent_days))
+        dbt("run", "--select", "stg_raw__quarantined_rows", *flags)
 
 
 def _verdicts(conn: psycopg.Connection) -> Verdicts:

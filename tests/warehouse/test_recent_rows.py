@@ -1,8 +1,7 @@
 """A daily build's data tests read the rows it wrote (warehouse/macros/recent_rows.sql); a build
 without `test_recent_days` tests every row. On a copy of the session's built warehouse, with a
 feature value out of its range, then a duplicated order line, planted on an old day, then on a
-recent one. (orchestration.assets
-loads the dbt manifest, so the tests import it once the `dbt_manifest` fixture parsed the project.)
+recent one.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from psycopg import sql
 from ml import data
 from ml.config import Settings
 from ml.features import RUN_DATE_MODEL, DbtManifest
+from orchestration.dbt_builds import DAILY_TESTED_DAYS, features_build
 from tests.conftest import dbt, in_use, use_database
 
 TESTED = "feat_customer_daily"
@@ -54,8 +54,6 @@ def test_a_daily_build_tests_its_own_days_and_a_full_test_every_day(warehouse, d
     """feat_customer_daily's rows are as of the run date (meta recent_rows_as_of_run_date): a daily
     build writes the run date alone, and after missed days the dates it fills in, and its tests
     read those dates, not those earlier builds wrote and tested."""
-    from orchestration.assets import DAILY_TESTED_DAYS
-
     settings, run_date = warehouse
     daily = {"as_of_date": run_date.isoformat(), "test_recent_days": DAILY_TESTED_DAYS}
     after_two_missed_days = {**daily, "test_recent_days": DAILY_TESTED_DAYS + 2}
@@ -72,8 +70,6 @@ def test_an_order_s_lines_are_tested_with_their_order_s_day(warehouse, dbt_manif
     """Order lines have no date: base_raw__order_items' meta `recent_rows_parent` scopes its tests
     through base_raw__orders' ordered_date. A duplicated line is seen by the daily build's uniqueness
     test only when its order is recent, and by a full test always."""
-    from orchestration.assets import DAILY_TESTED_DAYS
-
     settings, run_date = warehouse
     daily = {"as_of_date": run_date.isoformat(), "test_recent_days": DAILY_TESTED_DAYS}
     order_items, orders = (sql.Identifier(settings.raw_schema, table) for table in ("order_items", "orders"))
@@ -109,7 +105,7 @@ def test_an_order_s_lines_are_tested_with_their_order_s_day(warehouse, dbt_manif
 def test_test_recent_days_must_be_a_number_of_days_with_a_run_date(warehouse):
     _, run_date = warehouse
     result = dbt("test", "--select", TESTED, "--vars", json.dumps({"test_recent_days": 8}), check=False)
-    assert result.returncode == 2 and "needs var as_of_date" in result.stdout
+    assert result.returncode == 2 and "needs as_of_date" in result.stdout
     result = dbt(
         "test",
         "--select",
@@ -121,40 +117,20 @@ def test_test_recent_days_must_be_a_number_of_days_with_a_run_date(warehouse):
     assert result.returncode == 2 and "whole number of days" in result.stdout
 
 
-def test_a_build_tests_from_the_first_date_it_adds(dbt_manifest):
-    from orchestration.assets import DAILY_TESTED_DAYS, features_build_args
-
-    def tested_days(**build: object) -> object:
-        args = features_build_args(dt.date(2026, 7, 1), **build)
-        return json.loads(args[args.index("--vars") + 1]).get("test_recent_days")
+def test_a_build_tests_from_the_first_date_it_adds():
+    def tested_days(**build: object) -> str:
+        return features_build(dt.date(2026, 7, 1), **build).run_parameters["OFFERRANK_TEST_RECENT_DAYS"]
 
     daily = {"full_refresh": False, "newest_example": dt.date(2026, 6, 22)}  # built as of June 30
-    assert tested_days(**daily) == DAILY_TESTED_DAYS == 8
-    assert "--full-refresh" not in features_build_args(dt.date(2026, 7, 1), **daily)
+    assert tested_days(**daily) == str(DAILY_TESTED_DAYS) == "8"
+    assert features_build(dt.date(2026, 7, 1), **daily).args == ["build", "--exclude-resource-type", "unit_test"]
+    assert features_build(dt.date(2026, 7, 1), **daily).run_parameters["OFFERRANK_AS_OF_DATE"] == "2026-07-01"
     # as of June 27 last: the examples of June 20 to 23 are added, from 11 days back
-    assert tested_days(full_refresh=False, newest_example=dt.date(2026, 6, 19)) == 11
+    assert tested_days(full_refresh=False, newest_example=dt.date(2026, 6, 19)) == "11"
     # a replay of a date built already rebuilds that date: its 8 days
-    assert tested_days(full_refresh=False, newest_example=dt.date(2026, 6, 25)) == 8
-    assert tested_days(full_refresh=False, newest_example=None) is None  # the first build: every row
-    assert tested_days(full_refresh=True, newest_example=dt.date(2026, 6, 22)) is None
-    assert "--full-refresh" in features_build_args(dt.date(2026, 7, 1), full_refresh=True, newest_example=None)
-
-
-def test_a_model_scoped_through_a_parent_names_a_dated_model_and_a_shared_column(dbt_manifest):
-    """recent_rows_parent is read only on a daily build: its target is checked here, once."""
-    models = {
-        node["name"]: node
-        for node in json.loads(dbt_manifest.read_text())["nodes"].values()
-        if node["resource_type"] == "model"
-    }
-    scoped = {
-        name: node["config"]["meta"]["recent_rows_parent"]
-        for name, node in models.items()
-        if "recent_rows_parent" in node["config"]["meta"]
-    }
-    assert set(scoped) == {"base_raw__order_items", "stg_raw__order_items"}
-    for name, parent in scoped.items():
-        assert "recent_rows_column" in models[parent["model"]]["config"]["meta"], name
-        assert parent["column"] in models[name]["columns"] and parent["column"] in models[parent["model"]]["columns"], (
-            name
-        )
+    assert tested_days(full_refresh=False, newest_example=dt.date(2026, 6, 25)) == "8"
+    # the first build and a full refresh test every row: the parameter is set empty, which the
+    # macro takes for unset, so that a value in the caller's environment cannot leak into dbt's
+    assert tested_days(full_refresh=False, newest_example=None) == ""
+    assert tested_days(full_refresh=True, newest_example=dt.date(2026, 6, 22)) == ""
+    assert "--full-refresh" in features_build(dt.date(2026, 7, 1), full_refresh=True, newest_example=None).args

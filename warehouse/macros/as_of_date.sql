@@ -2,8 +2,9 @@
     The day features are built "as of": a SQL date expression.
 
     Features as of day D use only data timestamped strictly before D 00:00 UTC; scoring for D
-    uses features as of D. With `--vars '{as_of_date: YYYY-MM-DD}'` that day is used; without
-    it, the day after the latest impression, so a plain `dbt build` scores "tomorrow".
+    uses features as of D. With `--vars '{as_of_date: YYYY-MM-DD}'`, or OFFERRANK_AS_OF_DATE in
+    the environment (macros/run_parameter.sql), that day is used; without either, the day after
+    the latest impression, so a plain `dbt build` scores "tomorrow".
 
     Only `int_as_of_dates` calls this macro; every other model reads the date from it, which
     keeps their date logic unit-testable with plain mocked rows.
@@ -19,14 +20,16 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The `as_of_date` var, checked, as YYYY-MM-DD text; none where it is unset. -#}
+{#- The `as_of_date` run parameter (macros/run_parameter.sql), checked, as YYYY-MM-DD text; none
+    where it is unset. -#}
 {% macro as_of_date_var() -%}
-    {%- set value = var('as_of_date', none) -%}
-    {%- if value is none or value | string | trim == '' -%}
+    {%- set value = run_parameter('as_of_date') -%}
+    {%- if value is none -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', value | string | trim) -%}
-        {{ exceptions.raise_compiler_error("var as_of_date must be a date as YYYY-MM-DD, got: " ~ value) }}
+    {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', value) -%}
+        {{ exceptions.raise_compiler_error(
+            "as_of_date (var or OFFERRANK_AS_OF_DATE) must be a date as YYYY-MM-DD, got: " ~ value) }}
     {%- endif -%}
-    {{ return(value | string | trim) }}
+    {{ return(value) }}
 {%- endmacro %}

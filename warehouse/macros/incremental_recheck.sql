@@ -1,19 +1,25 @@
 {#-
-    The incremental strategy `recheck`: the model's rows replace the target's rows that match the
-    model's `incremental_predicates`, in the build's transaction. For a model that checks again a
-    slice of its rows on each run and keeps the rest: the predicates name that slice, so a row
-    of it that the run no longer finds is deleted (delete+insert deletes only the keys it
-    inserts). stg_raw__quarantined_rows is one.
+    The incremental strategy `recheck`: the model's rows replace the target's rows that match a
+    condition, in the build's transaction. For a model that checks again a slice of its rows on
+    each run and keeps the rest: the condition names that slice, so a row of it that the run no
+    longer finds is deleted (delete+insert deletes only the keys it inserts).
+    stg_raw__quarantined_rows is one.
+
+    The model's `meta` key `rechecked_rows` names a macro that returns the condition. It is called
+    here, when the model runs, rather than given as `incremental_predicates`: a config is fixed
+    when dbt parses, and the slice depends on the run parameters, which are read only at run
+    time (macros/run_parameter.sql).
 -#}
 {% macro get_incremental_recheck_sql(arg_dict) -%}
-    {%- set predicates = arg_dict['incremental_predicates'] -%}
-    {%- if not predicates -%}
+    {%- set rechecked_rows = config.meta_get('rechecked_rows') -%}
+    {%- if not rechecked_rows or rechecked_rows not in context -%}
         {{ exceptions.raise_compiler_error(
-            "incremental_strategy 'recheck' needs incremental_predicates: the rows the run replaces") }}
+            "incremental_strategy 'recheck' needs meta rechecked_rows, the name of a macro that"
+            ~ " returns the rows the run replaces as a SQL condition; got: " ~ rechecked_rows) }}
     {%- endif -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
     delete from {{ arg_dict['target_relation'] }}
-    where ({{ predicates | join(') and (') }});
+    where ({{ context[rechecked_rows]() | trim }});
 
     insert into {{ arg_dict['target_relation'] }} ({{ columns }})
     select {{ columns }}

@@ -298,6 +298,13 @@
 {%- endmacro %}
 
 
+{#- The verdicts a build replaces, as a condition on stg_raw__quarantined_rows: the `recheck`
+    strategy's rechecked_rows (macros/incremental_recheck.sql). -#}
+{% macro raw_quarantine_rechecked_verdicts() -%}
+    {{ raw_quarantine_rechecked(recent_rows_start()) }}
+{%- endmacro %}
+
+
 {#- The primary key of a row of `table` (in the relation or CTE `alias`) as a jsonb object. -#}
 {% macro raw_row_key(table, alias=none) -%}
     jsonb_build_object(

@@ -3,9 +3,9 @@
 
     A model that grows by the day names, in its `meta`, the date column that says which day a
     row belongs to: `recent_rows_column`. (The raw sources' tests are not scoped: they are the
-    check on the way in.) With
-    `--vars '{as_of_date: D, test_recent_days: N}'`, as the daily run builds (orchestration/
-    assets.py), the tests of such a model read only its rows of day D - N on: the training
+    check on the way in.) With the run parameters as_of_date D and test_recent_days N
+    (`--vars '{as_of_date: D, test_recent_days: N}'`, or in the environment as the daily run
+    builds: macros/run_parameter.sql, orchestration/assets.py), the tests of such a model read only its rows of day D - N on: the training
     examples whose label window closed that day (D - 8; N is larger after missed days, from the
     first example date the build adds), and the raw rows of those days. A model whose rows are
     as of the run date, and whose build writes only the dates it adds (feat_customer_daily,
@@ -23,18 +23,19 @@
 {#- The first day a daily build's tests read, as a SQL date expression; none: every day. With
     `as_of_run_date`, the first as-of date the build adds (the examples' first date + label_window_days + 1). -#}
 {% macro recent_rows_start(as_of_run_date=false) -%}
-    {%- set days = var('test_recent_days', none) -%}
-    {%- if days is none or days | string | trim == '' -%}
+    {%- set days = run_parameter('test_recent_days') -%}
+    {%- if days is none -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- if not (days | string | trim).isdigit() -%}
-        {{ exceptions.raise_compiler_error("var test_recent_days must be a whole number of days, got: " ~ days) }}
+    {%- if not days.isdigit() -%}
+        {{ exceptions.raise_compiler_error(
+            "test_recent_days (var or OFFERRANK_TEST_RECENT_DAYS) must be a whole number of days, got: " ~ days) }}
     {%- endif -%}
     {%- set as_of = as_of_date_var() -%}
     {%- if as_of is none -%}
-        {{ exceptions.raise_compiler_error("var test_recent_days needs var as_of_date") }}
+        {{ exceptions.raise_compiler_error("test_recent_days needs as_of_date (var or OFFERRANK_AS_OF_DATE)") }}
     {%- endif -%}
-    {%- set days_back = (days | string | trim | int) - ((var('label_window_days') + 1) if as_of_run_date else 0) -%}
+    {%- set days_back = (days | int) - ((var('label_window_days') + 1) if as_of_run_date else 0) -%}
     {{ return("'" ~ as_of ~ "'::date - " ~ ([days_back, 0] | max)) }}
 {%- endmacro %}
 

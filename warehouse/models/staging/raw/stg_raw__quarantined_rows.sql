@@ -3,18 +3,19 @@
 -- the checked tables leave these rows out. A table, so that the staging views do not run the
 -- checks again on every read.
 --
--- A daily build (vars as_of_date and test_recent_days, as the Dagster asset builds) checks again
--- the rows of its recent days, the days its tests read, and the rows of no day, and keeps the
--- earlier builds' verdicts on older rows: the `recheck` strategy (macros/incremental_recheck.sql)
--- replaces the verdicts of the rows it checked. Any other build checks every row. A table built
--- before row_date existed is checked in full once.
+-- A daily build (run parameters as_of_date and test_recent_days, macros/run_parameter.sql, as the
+-- Dagster asset builds) checks again the rows of its recent days, the days its tests read, and
+-- the rows of no day, and keeps the earlier builds' verdicts on older rows: the `recheck`
+-- strategy (macros/incremental_recheck.sql) replaces the verdicts of the rows it checked, which
+-- meta rechecked_rows names. Any other build checks every row. A table built before row_date
+-- existed is checked in full once.
 {%- set has_row_dates = is_incremental()
     and adapter.get_columns_in_relation(this) | selectattr('name', 'equalto', 'row_date') | list -%}
 {%- set start = recent_rows_start() if has_row_dates else none %}
 {{ config(
     materialized='incremental',
     incremental_strategy='recheck',
-    incremental_predicates=[raw_quarantine_rechecked(recent_rows_start())],
+    meta={'rechecked_rows': 'raw_quarantine_rechecked_verdicts'},
     on_schema_change='append_new_columns',
 ) }}
 
