@@ -31,6 +31,7 @@ from ml.config import (
     PROJECT_ROOT,
     RerankConfig,
     Settings,
+    dbt_target_path,
     load_rerank_config,
     load_settings,
     load_training_config,
@@ -522,6 +523,19 @@ def test_every_stage_is_logged(demo_run):
         assert sorted(steps[3:-1]) == ["evaluate", "explain", "score"]
         assert steps.index("explain") > steps.index("score")
         assert all_succeeded
+
+
+def test_the_runs_dbt_builds_reuse_the_project_s_parse(demo_run):
+    """The run date reaches dbt in the environment (orchestration/dbt_builds.py), so no dbt build of
+    the runs parses the whole project again, as one given the run date in `--vars` does: each
+    reuses the parse dagster-dbt copies into its target path."""
+    invocation_logs = [
+        path
+        for path in _files([dbt_target_path()], since=demo_run["started"])
+        if path.name == "dbt.log" and path.parent != dbt_target_path()
+    ]
+    assert len(invocation_logs) >= 4  # the features and the reporting build of each run
+    assert [path for path in invocation_logs if "Unable to do partial parsing" in path.read_text()] == []
 
 
 def test_the_second_run_measures_no_drift_against_the_same_days_reference(demo_run):
