@@ -3,16 +3,17 @@
 
     A model that grows by the day names, in its `meta`, the date column that says which day a
     row belongs to: `recent_rows_column`. (The raw sources' tests are not scoped: they are the
-    check on the way in.) With the run parameters as_of_date D and test_recent_days N
-    (`--vars '{as_of_date: D, test_recent_days: N}'`, or in the environment as the daily run
-    builds: macros/run_parameter.sql, orchestration/assets.py), the tests of such a model read only its rows of day D - N on: the training
-    examples whose label window closed that day (D - 8; N is larger after missed days, from the
-    first example date the build adds), and the raw rows of those days. A model whose rows are
-    as of the run date, and whose build writes only the dates it adds (feat_customer_daily,
-    feat_offer_daily), says so with `recent_rows_as_of_run_date: true`: its tests read its rows
-    from the first as-of date the build adds, label_window_days + 1 later (D on a daily run),
-    not the dates earlier builds wrote and tested. Without `test_recent_days` (a full refresh, a
-    plain `dbt build` or `dbt test`), every row is tested.
+    check on the way in.) With the run parameters as_of_date D and test_recent_days N (`--vars
+    '{as_of_date: D, test_recent_days: N}'`, or in the environment as the daily run builds:
+    macros/run_parameter.sql, orchestration/dbt_builds.py), the tests of such a model read only
+    its rows of day D - N on: the training examples whose label window closed that day (D - 8; N
+    is larger after missed days, from the first example date the build adds), and the raw rows
+    of those days. A model whose rows are as of the run date, and whose build writes only the
+    dates it adds (feat_customer_daily, feat_offer_daily), says so with
+    `recent_rows_as_of_run_date: true`: its tests read its rows from the first as-of date the
+    build adds, label_window_days + 1 later (D on a daily run), not the dates earlier builds
+    wrote and tested. Without `test_recent_days` (a full refresh, a plain `dbt build` or `dbt
+    test`), every row is tested.
 
     A model whose rows have no date of their own (an order's lines) names instead the model and
     key column of the rows they belong to: `recent_rows_parent: {model: base_raw__orders,

@@ -5,11 +5,11 @@
     where neither is set.
 
     The environment variable is read only while dbt executes, never while it parses. dbt parses
-    the whole project again whenever `--vars` change (4 s on this project), and a run date passed
-    as a var changes every day; the Dagster asset passes both in the environment instead
-    (orchestration/assets.py), so a daily build reuses the parse of the day before. Hence what a
-    run parameter changes must be SQL, never a model's config, which dbt fixes when it parses:
-    the quarantine's rechecked rows are a macro its incremental strategy calls
+    the whole project again whenever `--vars` change (4 s on this project), and a run date
+    passed as a var changes every day; the Dagster asset passes both in the environment instead
+    (orchestration/dbt_builds.py), so a daily build reuses the parse of the day before. Hence
+    what a run parameter changes must be SQL, never a model's config, which dbt fixes when it
+    parses: the quarantine's rechecked rows are a macro its incremental strategy calls
     (macros/incremental_recheck.sql), not `incremental_predicates`.
 -#}
 {% macro run_parameter(name) -%}
