@@ -33,7 +33,7 @@ from ml import data, pipeline
 from ml.config import PROFILES_DIR, WAREHOUSE_DIR, Settings, load_settings
 from ml.features import DbtManifest
 from ml.generate import generate_all
-from orchestration.dbt_builds import features_build
+from orchestration.dbt_builds import features_build, run_parameters
 
 
 def _dbt(args: list[str], run_parameters: Mapping[str, str] | None = None) -> tuple[float, list[tuple[str, float]]]:
@@ -54,7 +54,7 @@ def _dbt(args: list[str], run_parameters: Mapping[str, str] | None = None) -> tu
 
 
 def _dbt_run(as_of: dt.date, *flags: str) -> tuple[float, list[tuple[str, float]]]:
-    return _dbt(["run", *flags], features_build(as_of, full_refresh=True, newest_example=None).run_parameters)
+    return _dbt(["run", *flags], run_parameters(as_of))
 
 
 def _dbt_build(settings: Settings, as_of: dt.date, *, full_refresh: bool) -> tuple[float, list[tuple[str, float]]]:

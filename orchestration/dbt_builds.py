@@ -50,11 +50,18 @@ def features_build(as_of: dt.date, *, full_refresh: bool, newest_example: dt.dat
         tested_days = max(DAILY_TESTED_DAYS, (as_of - newest_example).days - 1)
     return DbtBuild(
         args=[*PRODUCTION_BUILD, *(["--full-refresh"] if full_refresh else [])],
-        run_parameters={
-            AS_OF_DATE_VARIABLE: as_of.isoformat(),
-            TEST_RECENT_DAYS_VARIABLE: "" if tested_days is None else str(tested_days),
-        },
+        run_parameters=run_parameters(as_of, tested_days),
     )
+
+
+def run_parameters(as_of: dt.date, tested_days: int | None = None) -> dict[str, str]:
+    """The environment of a dbt command as of `as_of` whose tests read the last `tested_days` days
+    (None: every row). Both variables are always set, the unset one empty, so that a value in the
+    caller's environment cannot reach dbt."""
+    return {
+        AS_OF_DATE_VARIABLE: as_of.isoformat(),
+        TEST_RECENT_DAYS_VARIABLE: "" if tested_days is None else str(tested_days),
+    }
 
 
 def start_build(dbt: DbtCliResource, build: DbtBuild, **cli_options: Any) -> DbtCliInvocation:

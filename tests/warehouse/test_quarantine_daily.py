@@ -17,6 +17,7 @@ import pytest
 
 from ml import data
 from ml.config import Settings
+from orchestration.dbt_builds import run_parameters
 from tests.conftest import dbt, drop_raw_constraints, insert_raw_rows, load_generated, use_database
 
 BAD = 9_100_000
@@ -47,8 +48,8 @@ def _check(run_date: dt.date, *flags: str, recent_days: int | None = None) -> No
         dbt("run", "--select", "stg_raw__quarantined_rows", *flags, "--vars", json.dumps({"as_of_date": str(run_date)}))
         return
     with pytest.MonkeyPatch.context() as environment:
-        environment.setenv("OFFERRANK_AS_OF_DATE", run_date.isoformat())
-        environment.setenv("OFFERRANK_TEST_RECENT_DAYS", str(recent_days))
+        for name, value in run_parameters(run_date, recent_days).items():
+            environment.setenv(name, value)
         dbt("run", "--select", "stg_raw__quarantined_rows", *flags)
 
 

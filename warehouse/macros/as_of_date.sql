@@ -12,7 +12,7 @@
 {% macro as_of_date() -%}
     {#- ref() is called on every path so the DAG does not change with --vars. -#}
     {%- set impressions = ref('stg_raw__impressions') -%}
-    {%- set value = as_of_date_var() -%}
+    {%- set value = as_of_date_parameter() -%}
     {%- if value is not none -%}
         '{{ value }}'::date
     {%- else -%}
@@ -22,7 +22,7 @@
 
 {#- The `as_of_date` run parameter (macros/run_parameter.sql), checked, as YYYY-MM-DD text; none
     where it is unset. -#}
-{% macro as_of_date_var() -%}
+{% macro as_of_date_parameter() -%}
     {%- set value = run_parameter('as_of_date') -%}
     {%- if value is none -%}
         {{ return(none) }}

@@ -32,7 +32,7 @@
         {{ exceptions.raise_compiler_error(
             "test_recent_days (var or OFFERRANK_TEST_RECENT_DAYS) must be a whole number of days, got: " ~ days) }}
     {%- endif -%}
-    {%- set as_of = as_of_date_var() -%}
+    {%- set as_of = as_of_date_parameter() -%}
     {%- if as_of is none -%}
         {{ exceptions.raise_compiler_error("test_recent_days needs as_of_date (var or OFFERRANK_AS_OF_DATE)") }}
     {%- endif -%}
