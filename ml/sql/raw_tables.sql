@@ -27,8 +27,8 @@ create table if not exists {schema}.orders (
     ordered_at timestamptz not null,
     primary key (order_id)
 );
-create statistics if not exists {schema}.orders_ordered_at_utc_date
-    on ((ordered_at at time zone 'UTC')::date) from {schema}.orders;
+create index if not exists orders_ordered_at_utc_date_idx
+    on {schema}.orders (((ordered_at at time zone 'UTC')::date));
 
 create table if not exists {schema}.order_items (
     order_id bigint not null,
@@ -63,8 +63,8 @@ create table if not exists {schema}.impressions (
     propensity double precision check (propensity > 0 and propensity <= 1),
     primary key (impression_id)
 );
-create statistics if not exists {schema}.impressions_shown_at_utc_date
-    on ((shown_at at time zone 'UTC')::date) from {schema}.impressions;
+create index if not exists impressions_shown_at_utc_date_idx
+    on {schema}.impressions (((shown_at at time zone 'UTC')::date));
 
 create table if not exists {schema}.redemptions (
     redemption_id bigint not null,
@@ -73,8 +73,8 @@ create table if not exists {schema}.redemptions (
     redeemed_at timestamptz not null,
     primary key (redemption_id)
 );
-create statistics if not exists {schema}.redemptions_redeemed_at_utc_date
-    on ((redeemed_at at time zone 'UTC')::date) from {schema}.redemptions;
+create index if not exists redemptions_redeemed_at_utc_date_idx
+    on {schema}.redemptions (((redeemed_at at time zone 'UTC')::date));
 
 create table if not exists {schema}.interaction_events (
     event_id bigint not null,
@@ -83,5 +83,5 @@ create table if not exists {schema}.interaction_events (
     event_at timestamptz not null,
     primary key (event_id)
 );
-create statistics if not exists {schema}.interaction_events_event_at_utc_date
-    on ((event_at at time zone 'UTC')::date) from {schema}.interaction_events;
+create index if not exists interaction_events_event_at_utc_date_idx
+    on {schema}.interaction_events (((event_at at time zone 'UTC')::date));

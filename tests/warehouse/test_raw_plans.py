@@ -1,6 +1,7 @@
 """The planner sees into the raw staging views (docs/performance.md, "views with import CTEs are
-not flattened"): a few recent days of a dated raw table are estimated from the statistics on its
-UTC date (ml/contract.py), and a join through the views can look an order's lines up by index.
+not flattened"): a few recent days of a dated raw table are read through the index on its UTC
+date and estimated from that index's statistics (ml/contract.py), and a join through the views can
+look an order's lines up by index.
 Plans of the session's built warehouse, which these tests only read.
 """
 
@@ -15,6 +16,7 @@ import pytest
 from psycopg import sql
 
 from ml import data
+from ml.contract import utc_date_index
 from ml.features import DbtManifest
 from tests.conftest import in_use
 
@@ -23,6 +25,13 @@ DATED_VIEWS = {
     "base_raw__impressions": "shown_date",
     "base_raw__redemptions": "redeemed_date",
     "base_raw__interaction_events": "event_date",
+}
+# the raw table and timestamptz column each dated view's date is derived from
+DATED_VIEW_SOURCES = {
+    "base_raw__orders": ("orders", "ordered_at"),
+    "base_raw__impressions": ("impressions", "shown_at"),
+    "base_raw__redemptions": ("redemptions", "redeemed_at"),
+    "base_raw__interaction_events": ("interaction_events", "event_at"),
 }
 RECENT_DAYS = 3
 
@@ -44,6 +53,13 @@ def _nodes(plan: dict) -> Iterator[dict]:
         yield from _nodes(child)
 
 
+def _recent_days(conn: psycopg.Connection, model: str, column: str) -> sql.Composed:
+    view = DbtManifest.load().relation(model)
+    return sql.SQL("select * from {} where {} >= {}").format(
+        view, sql.Identifier(column), sql.Literal(_recent_days_start(conn, view, column))
+    )
+
+
 def _recent_days_start(conn: psycopg.Connection, view: sql.Composable, column: str) -> dt.date:
     (last,) = conn.execute(sql.SQL("select max({}) from {}").format(sql.Identifier(column), view)).fetchone()
     return last - dt.timedelta(days=RECENT_DAYS - 1)
@@ -55,14 +71,28 @@ def test_the_recent_days_of_a_dated_view_are_estimated_from_statistics(conn, dbt
     `date >= d` (PostgreSQL's default selectivity of an inequality); the world's 3 last days are
     far fewer rows."""
     view = DbtManifest.load().relation(model)
-    recent = sql.SQL("select * from {} where {} >= {}").format(
-        view, sql.Identifier(column), sql.Literal(_recent_days_start(conn, view, column))
-    )
+    recent = _recent_days(conn, model, column)
     (actual,) = conn.execute(sql.SQL("select count(*) from ({}) as recent").format(recent)).fetchone()
     (total,) = conn.execute(sql.SQL("select count(*) from {}").format(view)).fetchone()
     assert 0 < actual < total / 6, "the test world's last days must be a small share of its rows"
     estimated = _plan(conn, recent)["Plan Rows"]
     assert actual / 2 <= estimated <= actual * 2, f"{model}: estimated {estimated} rows, {actual} actual"
+
+
+@pytest.mark.parametrize("model, column", DATED_VIEWS.items())
+def test_the_recent_days_of_a_dated_view_can_be_read_by_the_index_on_its_date(conn, dbt_manifest, model, column):
+    """The view derives its date exactly as the raw table's index does, so a daily build's
+    `date >= d` can read the recent days through that index: with sequential scans off, the
+    plan reads the raw table by it. (An index on a differently written expression is never
+    used, and PostgreSQL would scan the whole table, disabled or not.)"""
+    table, timestamp_column = DATED_VIEW_SOURCES[model]
+    with conn.transaction(force_rollback=True):
+        conn.execute("set local enable_seqscan = off")
+        plan = _plan(conn, _recent_days(conn, model, column))
+    index = utc_date_index(table, timestamp_column)
+    assert any(node.get("Index Name") == index for node in _nodes(plan)), (
+        f"{model}: {table} not read by its UTC date's index: {plan}"
+    )
 
 
 # (the rows of the recent days, their date, the rows they look up, the key, the raw table looked up)
