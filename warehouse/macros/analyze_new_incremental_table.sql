@@ -7,7 +7,8 @@
     examples' check against the labels 16.1 s; with statistics, 0.3 and 1.7 s (docs/performance.md,
     "statistics after a full refresh"). A daily build's insert of one date needs no new
     statistics: the planner reads a date past the histogram off the date index's ends. The tables
-    other materializations write are rebuilt by every build alike.
+    other materializations write are rebuilt by every build alike; those the models built next
+    join (int_as_of_dates, dim_run_date, the run date's pairs and windows) analyse themselves.
 
     Whether the table was ever analysed is read from pg_stat_user_tables at run time: dbt renders
     a post-hook after the model's table exists, so is_incremental() cannot tell a first build

@@ -5,8 +5,10 @@
 --
 -- A table, not a view: the run date is fixed once per build, so every model of the run sees
 -- the same date even if impressions land meanwhile, and the impressions are scanned once.
+-- Analysed as soon as it is built, like dim_run_date: the models built next join it, before
+-- autovacuum's first look (a minute or more later), and would plan for about 2,000 dates.
 
-{{ config(materialized='table') }}
+{{ config(materialized='table', post_hook='analyze {{ this }}') }}
 
 with
 
