@@ -8,6 +8,7 @@ Plans of the session's built warehouse, which these tests only read.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 
@@ -16,9 +17,10 @@ import pytest
 from psycopg import sql
 
 from ml import data
+from ml.config import dbt_target_path
 from ml.contract import utc_date_index
 from ml.features import DbtManifest
-from tests.conftest import in_use
+from tests.conftest import dbt, in_use
 
 DATED_VIEWS = {
     "base_raw__orders": "ordered_date",
@@ -133,3 +135,34 @@ def test_recent_rows_can_look_their_related_rows_up_by_index_through_the_views(
         if node.get("Relation Name") == raw_table and lookup_condition.search(node.get("Index Cond", ""))
     ]
     assert lookups, f"no index lookup of {raw_table}: {plan}"
+
+
+def test_a_daily_build_reads_the_recent_orders_lines_by_their_key(conn, dbt_manifest):
+    """An order line has no date: a daily build tests the lines of the recent orders
+    (macros/recent_rows.sql, recent_rows_of_parent). It looks them up by the lines' key, orders
+    first, and does not read every line of every order to keep those of the recent ones."""
+    orders = DbtManifest.load().relation("base_raw__orders")
+    start = _recent_days_start(conn, orders, "ordered_date")
+    as_of = start + dt.timedelta(days=RECENT_DAYS)
+    run_parameters = {"as_of_date": as_of.isoformat(), "test_recent_days": RECENT_DAYS}
+    dbt(
+        "compile",
+        "--select",
+        "base_raw__order_items,test_name:unique_combination_of_columns",
+        "--vars",
+        json.dumps(run_parameters),
+    )
+    compiled_dir = dbt_target_path() / "compiled" / "offerrank" / "models" / "staging" / "raw" / "_raw__models.yml"
+    (compiled,) = [
+        path.read_text()
+        for path in compiled_dir.glob("unique_combination_of_columns_*.sql")
+        if "base_raw__order_items" in path.read_text()
+    ]
+    assert f"'{as_of.isoformat()}'::date - {RECENT_DAYS}" in compiled, compiled
+    plan = _plan(conn, sql.SQL(compiled))
+    scans = [
+        (node["Node Type"], node.get("Index Name"))
+        for node in _nodes(plan)
+        if node.get("Relation Name") == "order_items"
+    ]
+    assert scans and all(node_type != "Seq Scan" for node_type, _ in scans), f"every order line read: {plan}"
