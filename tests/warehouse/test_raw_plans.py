@@ -18,7 +18,7 @@ from psycopg import sql
 
 from ml import data
 from ml.config import dbt_target_path
-from ml.contract import utc_date_index
+from ml.contract import RAW_CONTRACT, utc_date_index
 from ml.features import DbtManifest
 from tests.conftest import dbt, in_use
 
@@ -27,13 +27,6 @@ DATED_VIEWS = {
     "base_raw__impressions": "shown_date",
     "base_raw__redemptions": "redeemed_date",
     "base_raw__interaction_events": "event_date",
-}
-# the raw table and timestamptz column each dated view's date is derived from
-DATED_VIEW_SOURCES = {
-    "base_raw__orders": ("orders", "ordered_at"),
-    "base_raw__impressions": ("impressions", "shown_at"),
-    "base_raw__redemptions": ("redemptions", "redeemed_at"),
-    "base_raw__interaction_events": ("interaction_events", "event_at"),
 }
 RECENT_DAYS = 3
 
@@ -87,7 +80,8 @@ def test_the_recent_days_of_a_dated_view_can_be_read_by_the_index_on_its_date(co
     `date >= d` can read the recent days through that index: with sequential scans off, the
     plan reads the raw table by it. (An index on a differently written expression is never
     used, and PostgreSQL would scan the whole table, disabled or not.)"""
-    table, timestamp_column = DATED_VIEW_SOURCES[model]
+    table = model.removeprefix("base_raw__")
+    (timestamp_column,) = [column.name for column in RAW_CONTRACT.table(table).columns if column.type == "timestamptz"]
     with conn.transaction(force_rollback=True):
         conn.execute("set local enable_seqscan = off")
         plan = _plan(conn, _recent_days(conn, model, column))
@@ -153,11 +147,8 @@ def test_a_daily_build_reads_the_recent_orders_lines_by_their_key(conn, dbt_mani
         json.dumps(run_parameters),
     )
     compiled_dir = dbt_target_path() / "compiled" / "offerrank" / "models" / "staging" / "raw" / "_raw__models.yml"
-    (compiled,) = [
-        path.read_text()
-        for path in compiled_dir.glob("unique_combination_of_columns_*.sql")
-        if "base_raw__order_items" in path.read_text()
-    ]
+    compiled_tests = [path.read_text() for path in compiled_dir.glob("unique_combination_of_columns_*.sql")]
+    (compiled,) = [test for test in compiled_tests if "base_raw__order_items" in test]
     assert f"'{as_of.isoformat()}'::date - {RECENT_DAYS}" in compiled, compiled
     plan = _plan(conn, sql.SQL(compiled))
     scans = [
