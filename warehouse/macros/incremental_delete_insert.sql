@@ -15,7 +15,6 @@
         {{ return(default__get_delete_insert_merge_sql(target, source, unique_key, dest_columns, incremental_predicates)) }}
     {%- endif -%}
     {%- set key = keys[0] -%}
-    {%- set columns = get_quoted_csv(dest_columns | map(attribute='name')) -%}
     delete from {{ target }} as dbt_internal_dest
     where
         dbt_internal_dest.{{ key }} = any(array(select distinct {{ key }} from {{ source }}))
@@ -23,6 +22,13 @@
         and {{ predicate }}
         {%- endfor %};
 
+    {{ insert_new_rows(target, source, dest_columns) }}
+{%- endmacro %}
+
+{#- The second half of both incremental strategies that replace rows (delete+insert above, and
+    recheck: macros/incremental_recheck.sql): every row the run built goes into the target. -#}
+{% macro insert_new_rows(target, source, dest_columns) -%}
+    {%- set columns = get_quoted_csv(dest_columns | map(attribute='name')) -%}
     insert into {{ target }} ({{ columns }})
     select {{ columns }}
     from {{ source }}

@@ -17,11 +17,8 @@
             "incremental_strategy 'recheck' needs meta rechecked_rows, the name of a macro that"
             ~ " returns the rows the run replaces as a SQL condition; got: " ~ rechecked_rows) }}
     {%- endif -%}
-    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
     delete from {{ arg_dict['target_relation'] }}
     where ({{ context[rechecked_rows]() | trim }});
 
-    insert into {{ arg_dict['target_relation'] }} ({{ columns }})
-    select {{ columns }}
-    from {{ arg_dict['temp_relation'] }}
+    {{ insert_new_rows(arg_dict['target_relation'], arg_dict['temp_relation'], arg_dict['dest_columns']) }}
 {%- endmacro %}
