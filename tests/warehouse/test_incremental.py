@@ -69,6 +69,11 @@ def _run(as_of: pd.Timestamp, *flags: str) -> None:
     dbt("run", *flags, "--vars", json.dumps({"as_of_date": as_of.date().isoformat()}))
 
 
+def _compiled_customer_features() -> str:
+    """feat_customer_daily's SQL as the last run compiled it."""
+    return (dbt_target_path() / "compiled" / "offerrank" / "models" / "marts" / "feat_customer_daily.sql").read_text()
+
+
 def test_daily_runs_a_gap_and_a_replay_write_only_their_dates_and_equal_a_full_rebuild(server, generated_data):
     settings = use_database(server, "incremental")
     load_generated(settings, generated_data)
@@ -89,15 +94,18 @@ def test_daily_runs_a_gap_and_a_replay_write_only_their_dates_and_equal_a_full_r
         assert {date: after[table][date] for date in versions} == versions, f"{table}: earlier dates were rewritten"
     # the run wrote the dates it built into the SQL as literals, which the planner estimates
     # (warehouse/macros/incremental_build_date_bounds.sql)
-    compiled_model = dbt_target_path() / "compiled" / "offerrank" / "models" / "marts" / "feat_customer_daily.sql"
-    compiled = compiled_model.read_text()
+    compiled = _compiled_customer_features()
     first, last = ((end - pd.Timedelta(days=days)).date().isoformat() for days in (3, 1))
     assert f"ordered_date >= '{first}'::date - 90" in compiled, compiled
     assert f"ordered_date < '{last}'::date" in compiled, compiled
+    # three dates: their category totals summed from the category days, not the run date's windows
+    assert "from run_date_category_windows" not in compiled, compiled
 
     _run(end - pd.Timedelta(days=3))  # a replay of a date already built
     analyzed = _manual_analyze_counts(settings)
     _run(end)
+    # the run date alone: its category totals are int_customer_category_windows_of_run_date's
+    assert "from run_date_category_windows" in _compiled_customer_features()
     incremental = _checksums(settings)
     # a daily run leaves the statistics to autovacuum
     assert _manual_analyze_counts(settings) == analyzed and len(analyzed) == 8

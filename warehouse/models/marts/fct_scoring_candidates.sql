@@ -10,7 +10,7 @@
 -- interaction features are computed for one as-of date (`one_as_of_date`, in
 -- macros/customer_offer_features.sql), from the run date's window aggregated once by
 -- int_customer_category_windows_of_run_date and int_customer_products_bought_by_run_date,
--- which dbt builds beside feat_customer_daily.
+-- which dbt builds before feat_customer_daily.
 
 -- The planner's default cost of passing a row from a parallel worker to the leader (0.1) puts
 -- the 4.9M rows of 100k customers through a serial plan; at 0.01 it joins them in two workers,

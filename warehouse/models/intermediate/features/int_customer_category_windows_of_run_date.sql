@@ -1,9 +1,10 @@
 -- Each customer's spend and last order day per category in the run date's lookback window
 -- [D - lookback_days, D): the category features of the run date's candidates
--- (fct_scoring_candidates, through macros/customer_offer_features.sql with one_as_of_date).
+-- (fct_scoring_candidates, through macros/customer_offer_features.sql with one_as_of_date), and
+-- the category entropy of feat_customer_daily when a daily run builds the run date alone.
 --
 -- A table of its own, analysed when built, rather than an aggregate inside the candidates'
--- query: it needs only the order days, so dbt builds it beside feat_customer_daily instead of
+-- query: it needs only the order days, so dbt builds it before feat_customer_daily instead of
 -- after it, and the candidates' query, left with joins of tables alone, runs in parallel
 -- workers (docs/performance.md, "100,000 customers: the candidates' joins in parallel").
 {{ config(

@@ -4,7 +4,7 @@
 -- active on the run date: any other purchase counts through its category alone.
 --
 -- A table of its own, analysed when built, for the reasons its sibling
--- int_customer_category_windows_of_run_date gives: built beside feat_customer_daily, and the
+-- int_customer_category_windows_of_run_date gives: built from the order days alone, and the
 -- candidates' query left with joins of tables alone.
 {{ config(
     materialized='table',
