@@ -18,8 +18,12 @@
     pairs' own customers and categories or products are joined to the days of each pair's
     window, so that the work follows the pairs.
     Both give the same rows (tests/warehouse/test_candidate_features.py).
+
+    `with_customer_features`: customer_offer_features also carries the customer's own features
+    (feat_customer_daily's flagged columns), read in the same join as the interaction features
+    use, so that the candidates do not join the customer's features a second time.
 -#}
-{% macro customer_offer_features(pairs, one_as_of_date=false) -%}
+{% macro customer_offer_features(pairs, one_as_of_date=false, with_customer_features=false) -%}
 {%- set lookback_days = var('lookback_days') -%}
 
 interaction_offers as (
@@ -252,6 +256,9 @@ customer_offer_features as (
             when pair_offers.target_business_type = interaction_customers.business_type then 1
             else 0
         end::double precision as business_type_match
+        {%- if with_customer_features %}
+        {{- feature_columns('feat_customer_daily', 'customer_features_in_bounds') }}
+        {%- endif %}
     from pair_offers
     inner join interaction_customers
         on pair_offers.customer_id = interaction_customers.customer_id
