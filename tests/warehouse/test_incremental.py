@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
+from psycopg import sql
 
 from ml import data
 from ml.config import dbt_target_path
@@ -74,6 +76,22 @@ def _compiled_customer_features() -> str:
     return (dbt_target_path() / "compiled" / "offerrank" / "models" / "marts" / "feat_customer_daily.sql").read_text()
 
 
+def _plan_of_last_delete(settings, as_of: pd.Timestamp) -> str:
+    """The plan of the delete feat_customer_daily's last incremental run ran, against new rows of
+    `as_of` in a temporary table made as dbt makes it (`create table as`, never analysed)."""
+    run_sql = dbt_target_path() / "run" / "offerrank" / "models" / "marts" / "feat_customer_daily.sql"
+    delete = run_sql.read_text().split(";")[0]
+    new_rows = re.search(r'from "(feat_customer_daily__dbt_tmp\w*)"', delete).group(1)
+    with data.connect(settings) as conn:
+        new_rows_of_date = sql.SQL("create temporary table {} as select * from {} where as_of_date = {}")
+        conn.execute(
+            new_rows_of_date.format(
+                sql.Identifier(new_rows), sql.Identifier("marts", "feat_customer_daily"), sql.Literal(as_of.date())
+            )
+        )
+        return "\n".join(line for (line,) in conn.execute(sql.SQL("explain {}").format(sql.SQL(delete))))
+
+
 def test_daily_runs_a_gap_and_a_replay_write_only_their_dates_and_equal_a_full_rebuild(server, generated_data):
     settings = use_database(server, "incremental")
     load_generated(settings, generated_data)
@@ -106,6 +124,11 @@ def test_daily_runs_a_gap_and_a_replay_write_only_their_dates_and_equal_a_full_r
     _run(end)
     # the run date alone: its category totals are int_customer_category_windows_of_run_date's
     assert "from run_date_category_windows" in _compiled_customer_features()
+    # the dates it replaces are found through the table's date index, not by reading every row
+    # (warehouse/macros/incremental_delete_insert.sql)
+    plan = _plan_of_last_delete(settings, end)
+    assert "Seq Scan on feat_customer_daily dbt_internal_dest" not in plan, plan
+    assert "Index Cond: (as_of_date = ANY" in plan, plan
     incremental = _checksums(settings)
     # a daily run leaves the statistics to autovacuum
     assert _manual_analyze_counts(settings) == analyzed and len(analyzed) == 8
