@@ -71,16 +71,16 @@ def _run(as_of: pd.Timestamp, *flags: str) -> None:
     dbt("run", *flags, "--vars", json.dumps({"as_of_date": as_of.date().isoformat()}))
 
 
-def _compiled_customer_features() -> str:
-    """feat_customer_daily's SQL as the last run compiled it."""
-    return (dbt_target_path() / "compiled" / "offerrank" / "models" / "marts" / "feat_customer_daily.sql").read_text()
+def _customer_features_sql(kind: str) -> str:
+    """feat_customer_daily's SQL of the last run: as compiled (`kind` "compiled") or as run, with
+    its materialization's statements ("run")."""
+    return (dbt_target_path() / kind / "offerrank" / "models" / "marts" / "feat_customer_daily.sql").read_text()
 
 
 def _plan_of_last_delete(settings, as_of: pd.Timestamp) -> str:
     """The plan of the delete feat_customer_daily's last incremental run ran, against new rows of
     `as_of` in a temporary table made as dbt makes it (`create table as`, never analysed)."""
-    run_sql = dbt_target_path() / "run" / "offerrank" / "models" / "marts" / "feat_customer_daily.sql"
-    delete = run_sql.read_text().split(";")[0]
+    delete = _customer_features_sql("run").split(";")[0]
     new_rows = re.search(r'from "(feat_customer_daily__dbt_tmp\w*)"', delete).group(1)
     with data.connect(settings) as conn:
         new_rows_of_date = sql.SQL("create temporary table {} as select * from {} where as_of_date = {}")
@@ -112,7 +112,7 @@ def test_daily_runs_a_gap_and_a_replay_write_only_their_dates_and_equal_a_full_r
         assert {date: after[table][date] for date in versions} == versions, f"{table}: earlier dates were rewritten"
     # the run wrote the dates it built into the SQL as literals, which the planner estimates
     # (warehouse/macros/incremental_build_date_bounds.sql)
-    compiled = _compiled_customer_features()
+    compiled = _customer_features_sql("compiled")
     first, last = ((end - pd.Timedelta(days=days)).date().isoformat() for days in (3, 1))
     assert f"ordered_date >= '{first}'::date - 90" in compiled, compiled
     assert f"ordered_date < '{last}'::date" in compiled, compiled
@@ -123,7 +123,7 @@ def test_daily_runs_a_gap_and_a_replay_write_only_their_dates_and_equal_a_full_r
     analyzed = _manual_analyze_counts(settings)
     _run(end)
     # the run date alone: its category totals are int_customer_category_windows_of_run_date's
-    assert "from run_date_category_windows" in _compiled_customer_features()
+    assert "from run_date_category_windows" in _customer_features_sql("compiled")
     # the dates it replaces are found through the table's date index, not by reading every row
     # (warehouse/macros/incremental_delete_insert.sql)
     plan = _plan_of_last_delete(settings, end)
