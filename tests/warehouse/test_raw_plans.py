@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -58,6 +59,21 @@ def _recent_days(conn: psycopg.Connection, model: str, column: str) -> sql.Compo
 def _recent_days_start(conn: psycopg.Connection, view: sql.Composable, column: str) -> dt.date:
     (last,) = conn.execute(sql.SQL("select max({}) from {}").format(sql.Identifier(column), view)).fetchone()
     return last - dt.timedelta(days=RECENT_DAYS - 1)
+
+
+def _compile_as_a_daily_build(conn: psycopg.Connection, select: str) -> str:
+    """Compile `select` with the run parameters of a daily build whose recent days are the
+    orders' last RECENT_DAYS days; returns those days' bound as the compiled SQL writes it."""
+    orders = DbtManifest.load().relation("base_raw__orders")
+    as_of = _recent_days_start(conn, orders, "ordered_date") + dt.timedelta(days=RECENT_DAYS)
+    run_parameters = {"as_of_date": as_of.isoformat(), "test_recent_days": RECENT_DAYS}
+    dbt("compile", "--select", select, "--vars", json.dumps(run_parameters))
+    return f"'{as_of.isoformat()}'::date - {RECENT_DAYS}"
+
+
+def _compiled_staging_raw() -> Path:
+    """Where `dbt compile` writes the raw staging models and (in _raw__models.yml/) their tests."""
+    return dbt_target_path() / "compiled" / "offerrank" / "models" / "staging" / "raw"
 
 
 @pytest.mark.parametrize("model, column", DATED_VIEWS.items())
@@ -135,21 +151,11 @@ def test_a_daily_build_reads_the_recent_orders_lines_by_their_key(conn, dbt_mani
     """An order line has no date: a daily build tests the lines of the recent orders
     (macros/recent_rows.sql, recent_rows_of_parent). It looks them up by the lines' key, orders
     first, and does not read every line of every order to keep those of the recent ones."""
-    orders = DbtManifest.load().relation("base_raw__orders")
-    start = _recent_days_start(conn, orders, "ordered_date")
-    as_of = start + dt.timedelta(days=RECENT_DAYS)
-    run_parameters = {"as_of_date": as_of.isoformat(), "test_recent_days": RECENT_DAYS}
-    dbt(
-        "compile",
-        "--select",
-        "base_raw__order_items,test_name:unique_combination_of_columns",
-        "--vars",
-        json.dumps(run_parameters),
-    )
-    compiled_dir = dbt_target_path() / "compiled" / "offerrank" / "models" / "staging" / "raw" / "_raw__models.yml"
+    recent_days_bound = _compile_as_a_daily_build(conn, "base_raw__order_items,test_name:unique_combination_of_columns")
+    compiled_dir = _compiled_staging_raw() / "_raw__models.yml"
     compiled_tests = [path.read_text() for path in compiled_dir.glob("unique_combination_of_columns_*.sql")]
     (compiled,) = [test for test in compiled_tests if "base_raw__order_items" in test]
-    assert f"'{as_of.isoformat()}'::date - {RECENT_DAYS}" in compiled, compiled
+    assert recent_days_bound in compiled, compiled
     plan = _plan(conn, sql.SQL(compiled))
     scans = [
         (node["Node Type"], node.get("Index Name"))
@@ -164,14 +170,9 @@ def test_the_quarantines_daily_check_looks_the_recent_orders_lines_up_by_key(con
     the model's own settings (its pre-hook), and does not keep them out of every order line: the
     planner sees the recent orders' count through their date's statistics, and takes the raw
     pages for cached (docs/performance.md, "the quarantine looks the recent orders' lines up")."""
-    orders = DbtManifest.load().relation("base_raw__orders")
-    as_of = _recent_days_start(conn, orders, "ordered_date") + dt.timedelta(days=RECENT_DAYS)
-    run_parameters = {"as_of_date": as_of.isoformat(), "test_recent_days": RECENT_DAYS}
-    dbt("compile", "--select", "stg_raw__quarantined_rows", "--vars", json.dumps(run_parameters))
-    compiled = (
-        dbt_target_path() / "compiled" / "offerrank" / "models" / "staging" / "raw" / "stg_raw__quarantined_rows.sql"
-    ).read_text()
-    assert f"'{as_of.isoformat()}'::date - {RECENT_DAYS}" in compiled, "not a daily check"
+    recent_days_bound = _compile_as_a_daily_build(conn, "stg_raw__quarantined_rows")
+    compiled = (_compiled_staging_raw() / "stg_raw__quarantined_rows.sql").read_text()
+    assert recent_days_bound in compiled, "not a daily check"
     node = json.loads(dbt_manifest.read_text())["nodes"]["model.offerrank.stg_raw__quarantined_rows"]
     with conn.transaction(force_rollback=True):
         for hook in node["config"]["pre-hook"]:
