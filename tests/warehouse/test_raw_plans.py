@@ -22,6 +22,7 @@ from ml.config import dbt_target_path
 from ml.contract import RAW_CONTRACT, utc_date_index
 from ml.features import DbtManifest
 from tests.conftest import dbt, in_use
+from tests.warehouse.plans import model_plan, plan_nodes, plan_of
 
 DATED_VIEWS = {
     "base_raw__orders": "ordered_date",
@@ -36,17 +37,6 @@ RECENT_DAYS = 3
 def conn(built_warehouse) -> Iterator[psycopg.Connection]:
     with data.connect(in_use(built_warehouse)) as connection:
         yield connection
-
-
-def _plan(conn: psycopg.Connection, query: sql.Composable) -> dict:
-    (explained,) = conn.execute(sql.SQL("explain (format json) {}").format(query)).fetchone()
-    return explained[0]["Plan"]
-
-
-def _nodes(plan: dict) -> Iterator[dict]:
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from _nodes(child)
 
 
 def _recent_days(conn: psycopg.Connection, model: str, column: str) -> sql.Composed:
@@ -86,7 +76,7 @@ def test_the_recent_days_of_a_dated_view_are_estimated_from_statistics(conn, dbt
     (actual,) = conn.execute(sql.SQL("select count(*) from ({}) as recent").format(recent)).fetchone()
     (total,) = conn.execute(sql.SQL("select count(*) from {}").format(view)).fetchone()
     assert 0 < actual < total / 6, "the test world's last days must be a small share of its rows"
-    estimated = _plan(conn, recent)["Plan Rows"]
+    estimated = plan_of(conn, recent)["Plan Rows"]
     assert actual / 2 <= estimated <= actual * 2, f"{model}: estimated {estimated} rows, {actual} actual"
 
 
@@ -100,9 +90,9 @@ def test_the_recent_days_of_a_dated_view_can_be_read_by_the_index_on_its_date(co
     (timestamp_column,) = [column.name for column in RAW_CONTRACT.table(table).columns if column.type == "timestamptz"]
     with conn.transaction(force_rollback=True):
         conn.execute("set local enable_seqscan = off")
-        plan = _plan(conn, _recent_days(conn, model, column))
+        plan = plan_of(conn, _recent_days(conn, model, column))
     index = utc_date_index(table, timestamp_column)
-    assert any(node.get("Index Name") == index for node in _nodes(plan)), (
+    assert any(node.get("Index Name") == index for node in plan_nodes(plan)), (
         f"{model}: {table} not read by its UTC date's index: {plan}"
     )
 
@@ -136,12 +126,12 @@ def test_recent_rows_can_look_their_related_rows_up_by_index_through_the_views(
     with conn.transaction(force_rollback=True):
         conn.execute("set local enable_hashjoin = off")
         conn.execute("set local enable_mergejoin = off")
-        plan = _plan(conn, joined)
+        plan = plan_of(conn, joined)
     # a lookup by the other side's key (`order_id = orders.order_id`), not an index read in full
     lookup_condition = re.compile(rf"\({key} = \w+\.{key}\)")
     lookups = [
         node
-        for node in _nodes(plan)
+        for node in plan_nodes(plan)
         if node.get("Relation Name") == raw_table and lookup_condition.search(node.get("Index Cond", ""))
     ]
     assert lookups, f"no index lookup of {raw_table}: {plan}"
@@ -156,10 +146,10 @@ def test_a_daily_build_reads_the_recent_orders_lines_by_their_key(conn, dbt_mani
     compiled_tests = [path.read_text() for path in compiled_dir.glob("unique_combination_of_columns_*.sql")]
     (compiled,) = [test for test in compiled_tests if "base_raw__order_items" in test]
     assert recent_days_bound in compiled, compiled
-    plan = _plan(conn, sql.SQL(compiled))
+    plan = plan_of(conn, sql.SQL(compiled))
     scans = [
         (node["Node Type"], node.get("Index Name"))
-        for node in _nodes(plan)
+        for node in plan_nodes(plan)
         if node.get("Relation Name") == "order_items"
     ]
     assert scans and all(node_type != "Seq Scan" for node_type, _ in scans), f"every order line read: {plan}"
@@ -173,18 +163,16 @@ def test_the_quarantines_daily_check_looks_the_recent_orders_lines_up_by_key(con
     recent_days_bound = _compile_as_a_daily_build(conn, "stg_raw__quarantined_rows")
     compiled = (_compiled_staging_raw() / "stg_raw__quarantined_rows.sql").read_text()
     assert recent_days_bound in compiled, "not a daily check"
-    node = json.loads(dbt_manifest.read_text())["nodes"]["model.offerrank.stg_raw__quarantined_rows"]
-    with conn.transaction(force_rollback=True):
-        for hook in node["config"]["pre-hook"]:
-            conn.execute(hook["sql"])
-        plan = _plan(conn, sql.SQL(compiled))
+    plan = model_plan(conn, dbt_manifest, "stg_raw__quarantined_rows", compiled)
     by_order = re.compile(r"\(order_id = \w+\.order_id\)")
     lookups = [
         node
-        for node in _nodes(plan)
+        for node in plan_nodes(plan)
         if node.get("Relation Name") == "order_items" and by_order.search(node.get("Index Cond", ""))
     ]
     assert lookups, f"the recent orders' lines are not looked up by key: {plan}"
     # a materialized CTE has no statistics: at 100k customers its lines were estimated at 1.6M, not
     # 0.6M, and read in full whatever the page cost
-    assert not [node for node in _nodes(plan) if node.get("CTE Name") == "orders"], "the recent orders are a CTE scan"
+    assert not [node for node in plan_nodes(plan) if node.get("CTE Name") == "orders"], (
+        "the recent orders are a CTE scan"
+    )

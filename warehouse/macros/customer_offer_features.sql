@@ -26,7 +26,12 @@
 {% macro customer_offer_features(pairs, one_as_of_date=false, with_customer_features=false) -%}
 {%- set lookback_days = var('lookback_days') -%}
 
-interaction_offers as (
+-- read twice (the pairs' offers, the candidates' first redemptions), so PostgreSQL would
+-- materialize it; but a CTE scan cannot run in a parallel worker, and every join above one runs
+-- in the leader alone. For one date's pairs it is inlined, as pair_date_bounds is: the
+-- candidates' joins then all run in the parallel workers (docs/performance.md, "the candidates'
+-- joins all in the workers")
+interaction_offers as {{ 'not materialized ' if one_as_of_date }}(
 
     select * from {{ ref('int_offers_joined_to_products') }}
 
@@ -72,7 +77,9 @@ interaction_customer_category_days as (
 ),
 {%- endif %}
 
-pair_date_bounds as (
+-- inlined for one date's pairs (see interaction_offers): they are a table, whose key index gives
+-- each bound in one probe; sparse pairs are a CTE, which each bound would read again
+pair_date_bounds as {{ 'not materialized ' if one_as_of_date }}(
 
     select
         min({{ pairs }}.as_of_date) as first_as_of_date,
