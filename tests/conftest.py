@@ -118,6 +118,12 @@ def dbt(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return completed
 
 
+def model_sql(folder: str, model: str, kind: str = "compiled") -> str:
+    """Model `model`'s SQL (in models/`folder`) as dbt's last command wrote it: compiled (`kind`
+    "compiled") or as run, with its materialization's statements ("run")."""
+    return (dbt_target_path() / kind / "offerrank" / "models" / folder / f"{model}.sql").read_text()
+
+
 @pytest.fixture(scope="session")
 def generated_world() -> tuple[dict, dict]:
     """The test world's raw tables and its ground truth."""

@@ -9,9 +9,8 @@ import pytest
 from psycopg import sql
 
 from ml import data
-from ml.config import dbt_target_path
 from ml.features import CANDIDATES_MODEL, DbtManifest
-from tests.conftest import dbt, in_use
+from tests.conftest import dbt, in_use, model_sql
 from tests.warehouse.plans import model_plan, plan_nodes
 
 # the candidates as fct_scoring_candidates selects them, through the general path
@@ -62,10 +61,7 @@ def test_every_join_of_the_run_dates_candidates_can_run_in_a_parallel_worker(bui
     docs/performance.md, "the candidates' joins all in the workers")."""
     settings = in_use(built_warehouse)
     dbt("compile", "--quiet", "--select", CANDIDATES_MODEL)
-    compiled = (
-        dbt_target_path() / "compiled" / "offerrank" / "models" / "marts" / f"{CANDIDATES_MODEL}.sql"
-    ).read_text()
     with data.connect(settings) as conn:
-        plan = model_plan(conn, dbt_manifest, CANDIDATES_MODEL, compiled)
+        plan = model_plan(conn, dbt_manifest, CANDIDATES_MODEL, model_sql("marts", CANDIDATES_MODEL))
     scanned = sorted({node["CTE Name"] for node in plan_nodes(plan) if node["Node Type"] == "CTE Scan"})
     assert not scanned, f"CTE scans of {scanned}: {plan}"

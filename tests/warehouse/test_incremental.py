@@ -9,8 +9,7 @@ import pandas as pd
 from psycopg import sql
 
 from ml import data
-from ml.config import dbt_target_path
-from tests.conftest import dbt, load_generated, use_database
+from tests.conftest import dbt, load_generated, model_sql, use_database
 
 # The daily order totals: incremental over the days loaded, whatever the run date.
 DAILY_TOTALS = [
@@ -72,9 +71,8 @@ def _run(as_of: pd.Timestamp, *flags: str) -> None:
 
 
 def _customer_features_sql(kind: str) -> str:
-    """feat_customer_daily's SQL of the last run: as compiled (`kind` "compiled") or as run, with
-    its materialization's statements ("run")."""
-    return (dbt_target_path() / kind / "offerrank" / "models" / "marts" / "feat_customer_daily.sql").read_text()
+    """feat_customer_daily's SQL of the last run: as compiled (`kind` "compiled") or as run ("run")."""
+    return model_sql("marts", "feat_customer_daily", kind)
 
 
 def _plan_of_last_delete(settings, as_of: pd.Timestamp) -> str:
