@@ -118,10 +118,15 @@ def dbt(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return completed
 
 
+def compiled_models(kind: str = "compiled") -> Path:
+    """Where dbt's last command wrote the SQL of the project's models/ (and, beside each YAML file,
+    of its tests): compiled (`kind` "compiled") or as run, with the materializations' statements ("run")."""
+    return dbt_target_path() / kind / "offerrank" / "models"
+
+
 def model_sql(folder: str, model: str, kind: str = "compiled") -> str:
-    """Model `model`'s SQL (in models/`folder`) as dbt's last command wrote it: compiled (`kind`
-    "compiled") or as run, with its materialization's statements ("run")."""
-    return (dbt_target_path() / kind / "offerrank" / "models" / folder / f"{model}.sql").read_text()
+    """Model `model`'s SQL (in models/`folder`) as dbt's last command wrote it (`compiled_models`)."""
+    return (compiled_models(kind) / folder / f"{model}.sql").read_text()
 
 
 @pytest.fixture(scope="session")

@@ -11,17 +11,15 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from ml import data
-from ml.config import dbt_target_path
 from ml.contract import RAW_CONTRACT, utc_date_index
 from ml.features import DbtManifest
-from tests.conftest import dbt, in_use
+from tests.conftest import compiled_models, dbt, in_use, model_sql
 from tests.warehouse.plans import model_plan, plan_nodes, plan_of
 
 DATED_VIEWS = {
@@ -59,11 +57,6 @@ def _compile_as_a_daily_build(conn: psycopg.Connection, select: str) -> str:
     run_parameters = {"as_of_date": as_of.isoformat(), "test_recent_days": RECENT_DAYS}
     dbt("compile", "--select", select, "--vars", json.dumps(run_parameters))
     return f"'{as_of.isoformat()}'::date - {RECENT_DAYS}"
-
-
-def _compiled_staging_raw() -> Path:
-    """Where `dbt compile` writes the raw staging models and (in _raw__models.yml/) their tests."""
-    return dbt_target_path() / "compiled" / "offerrank" / "models" / "staging" / "raw"
 
 
 @pytest.mark.parametrize("model, column", DATED_VIEWS.items())
@@ -142,7 +135,7 @@ def test_a_daily_build_reads_the_recent_orders_lines_by_their_key(conn, dbt_mani
     (macros/recent_rows.sql, recent_rows_of_parent). It looks them up by the lines' key, orders
     first, and does not read every line of every order to keep those of the recent ones."""
     recent_days_bound = _compile_as_a_daily_build(conn, "base_raw__order_items,test_name:unique_combination_of_columns")
-    compiled_dir = _compiled_staging_raw() / "_raw__models.yml"
+    compiled_dir = compiled_models() / "staging" / "raw" / "_raw__models.yml"
     compiled_tests = [path.read_text() for path in compiled_dir.glob("unique_combination_of_columns_*.sql")]
     (compiled,) = [test for test in compiled_tests if "base_raw__order_items" in test]
     assert recent_days_bound in compiled, compiled
@@ -161,7 +154,7 @@ def test_the_quarantines_daily_check_looks_the_recent_orders_lines_up_by_key(con
     planner sees the recent orders' count through their date's statistics, and takes the raw
     pages for cached (docs/performance.md, "the quarantine looks the recent orders' lines up")."""
     recent_days_bound = _compile_as_a_daily_build(conn, "stg_raw__quarantined_rows")
-    compiled = (_compiled_staging_raw() / "stg_raw__quarantined_rows.sql").read_text()
+    compiled = model_sql("staging/raw", "stg_raw__quarantined_rows")
     assert recent_days_bound in compiled, "not a daily check"
     plan = model_plan(conn, dbt_manifest, "stg_raw__quarantined_rows", compiled)
     by_order = re.compile(r"\(order_id = \w+\.order_id\)")

@@ -26,9 +26,9 @@
 {% macro customer_offer_features(pairs, one_as_of_date=false, with_customer_features=false) -%}
 {%- set lookback_days = var('lookback_days') -%}
 
--- read twice (the pairs' offers, the candidates' first redemptions), so PostgreSQL would
--- materialize it; but a CTE scan cannot run in a parallel worker, and every join above one runs
--- in the leader alone. For one date's pairs it is inlined, as pair_date_bounds is: the
+-- read more than once (the pairs' offers, the candidates' first redemptions), so PostgreSQL
+-- would materialize it; but a CTE scan cannot run in a parallel worker, and every join above one
+-- runs in the leader alone. For one date's pairs it is inlined, as pair_date_bounds is: the
 -- candidates' joins then all run in the parallel workers (docs/performance.md, "the candidates'
 -- joins all in the workers")
 interaction_offers as {{ 'not materialized ' if one_as_of_date }}(
