@@ -23,6 +23,21 @@ def plan_nodes(plan: dict) -> Iterator[dict]:
         yield from plan_nodes(child)
 
 
+JOIN_NODE_TYPES = {"Hash Join", "Merge Join", "Nested Loop"}
+
+
+def joins_above(plan: dict, relation: str, joins: tuple[dict, ...] = ()) -> tuple[dict, ...] | None:
+    """The joins above the first scan of `relation` in `plan`, the nearest last; None if no node scans it."""
+    if plan.get("Relation Name") == relation:
+        return joins
+    above = (*joins, plan) if plan["Node Type"] in JOIN_NODE_TYPES else joins
+    for child in plan.get("Plans", []):
+        found = joins_above(child, relation, above)
+        if found is not None:
+            return found
+    return None
+
+
 def model_plan(conn: psycopg.Connection, manifest: Path, model: str, compiled: str) -> dict:
     """The plan of `model`'s `compiled` select under the model's own pre-hooks (its `set local`
     settings), in a transaction rolled back."""

@@ -11,7 +11,7 @@ from psycopg import sql
 from ml import data
 from ml.features import CANDIDATES_MODEL, DbtManifest
 from tests.conftest import dbt, in_use, model_sql
-from tests.warehouse.plans import model_plan, plan_nodes
+from tests.warehouse.plans import joins_above, model_plan, plan_nodes
 
 # the candidates as fct_scoring_candidates selects them, through the general path
 GENERAL_PATH_CANDIDATES = """
@@ -65,3 +65,21 @@ def test_every_join_of_the_run_dates_candidates_can_run_in_a_parallel_worker(bui
         plan = model_plan(conn, dbt_manifest, CANDIDATES_MODEL, model_sql("marts", CANDIDATES_MODEL))
     scanned = sorted({node["CTE Name"] for node in plan_nodes(plan) if node["Node Type"] == "CTE Scan"})
     assert not scanned, f"CTE scans of {scanned}: {plan}"
+
+
+def test_impressions_category_days_are_hashed_against_the_pairs_customers(built_warehouse, dbt_manifest):
+    """The impressions' features (the general path) read the window's category days of the pairs'
+    customers alone, through a hash join against them. At 100k customers a daily run's one date
+    of impressions (13k customers) sorted every customer's 3.5M category days to disk without it;
+    as a nested loop over the pairs' customers, it once took 60 s of a 2,000-customer full build
+    (docs/performance.md, "the demo-scale full build")."""
+    settings = in_use(built_warehouse)
+    model = "feat_customer_offer_daily"
+    dbt("compile", "--quiet", "--select", model)
+    with data.connect(settings) as conn:
+        plan = model_plan(conn, dbt_manifest, model, model_sql("marts", model))
+    joins = joins_above(plan, "int_order_items_summed_to_customer_category_days")
+    assert joins, f"no join above the category days: {plan}"
+    nearest = joins[-1]
+    pair_customers_scanned = any(node.get("CTE Name") == "pair_customers" for node in plan_nodes(nearest))
+    assert (nearest["Node Type"], pair_customers_scanned) == ("Hash Join", True), nearest
