@@ -251,11 +251,15 @@ def _compare_writes(run: BenchRun, settings: Settings, to_sql_rows: int) -> None
         conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(BENCH_SCHEMA)))
         conn.execute(sql.SQL("create schema {}").format(sql.Identifier(BENCH_SCHEMA)))
         tables = {method: sql.Identifier(BENCH_SCHEMA, name) for method, name in WRITE_BACK_TABLES.items()}
-        for table in tables.values():
-            conn.execute(sql.SQL("create table {} (like {} including all)").format(table, source))
+        for method, table in tables.items():
+            # offerrank's as ml.offer_scores, by day; the others one table with the same primary key
+            partitioned = sql.SQL(" partition by range (score_date)" if method == "offerrank" else "")
+            conn.execute(sql.SQL("create table {} (like {} including all){}").format(table, source, partitioned))
 
         with measure("write_back", "offerrank") as m, conn.transaction():
-            m.rows = data.copy_in(conn, tables["offerrank"], scores)
+            load = data.new_day_partition(conn, BENCH_SCHEMA, WRITE_BACK_TABLES["offerrank"], run.run_date)
+            m.rows = data.copy_in(conn, load, scores)
+            data.swap_in_day_partition(conn, BENCH_SCHEMA, WRITE_BACK_TABLES["offerrank"], run.run_date, load)
         run.figures.append(m.figure)
 
         payload = baselines.binary_copy_payload(conn, tables["bare_binary_copy"], scores)

@@ -536,7 +536,10 @@ def ensure_ml_tables(conn: psycopg.Connection, schema: str, reader_role: str) ->
             return
         conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
         _upgrade_eval_metrics(conn, schema)
+        unpartitioned = _set_aside_unpartitioned_scores(conn, schema)
         conn.execute(layout)
+        if unpartitioned is not None:
+            _move_into_day_partitions(conn, unpartitioned, schema, "offer_scores")
         conn.execute(
             sql.SQL("insert into {} (digest) values (%s) on conflict do nothing").format(
                 sql.Identifier(schema, "ml_tables_layout")
@@ -582,6 +585,167 @@ def _upgrade_eval_metrics(conn: psycopg.Connection, schema: str) -> None:
         conn.execute(
             sql.SQL("alter table {} rename to eval_metrics_by_model").format(sql.Identifier(schema, "eval_metrics"))
         )
+
+
+def _set_aside_unpartitioned_scores(conn: psycopg.Connection, schema: str) -> sql.Identifier | None:
+    """Rename an `offer_scores` of the layout before it was partitioned by day out of the way of
+    ml_tables.sql, which creates the partitioned table; returns its new name (None: nothing to do).
+
+    `_move_into_day_partitions` then moves its rows, in the same transaction: readers see the old
+    table or the new one with every row.
+    """
+    kind = conn.execute(
+        "select c.relkind from pg_class as c join pg_namespace as n on n.oid = c.relnamespace"
+        " where n.nspname = %s and c.relname = 'offer_scores'",
+        (schema,),
+    ).fetchone()
+    if kind is None or kind[0] != "r":
+        return None
+    conn.execute(
+        sql.SQL("alter index {} rename to offer_scores_unpartitioned_pkey").format(
+            sql.Identifier(schema, "offer_scores_pkey")
+        )
+    )
+    conn.execute(
+        sql.SQL("alter table {} rename to offer_scores_unpartitioned").format(sql.Identifier(schema, "offer_scores"))
+    )
+    return sql.Identifier(schema, "offer_scores_unpartitioned")
+
+
+def _move_into_day_partitions(conn: psycopg.Connection, source: sql.Identifier, schema: str, table: str) -> None:
+    """Move every row of `source` into the day-partitioned `schema.table`, a partition per date,
+    and drop it. Columns of `table` that `source` lacks take their defaults, as `add column` gave
+    them before."""
+    date_column = _partition_column(conn, sql.Identifier(schema, table))
+    for (day,) in conn.execute(sql.SQL("select distinct {} from {}").format(sql.Identifier(date_column), source)):
+        ensure_day_partition(conn, schema, table, day)
+    columns = sql.SQL(", ").join(
+        sql.Identifier(name)
+        for (name,) in conn.execute(
+            "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped"
+            " order by attnum",
+            (source.as_string(conn),),
+        )
+    )
+    conn.execute(
+        sql.SQL("insert into {} ({}) select {} from {}").format(sql.Identifier(schema, table), columns, columns, source)
+    )
+    conn.execute(sql.SQL("drop table {}").format(source))
+
+
+# --- tables partitioned by day ---------------------------------------------------------------------
+# offer_scores holds a partition per score date. A day is replaced by loading its rows into a new
+# table without the primary key's index, building the index once from the loaded rows (a sorted
+# build), and swapping that table in for the day's partition: a bare COPY into the indexed table
+# inserts and WAL-logs each row's index entry one at a time, which made it two to four times
+# slower than into a table without one (docs/performance.md, "Writing scores back"), and a day
+# written again left its old rows dead beside the new ones.
+
+
+def analyze_partitioned(conn: psycopg.Connection, table: sql.Identifier) -> None:
+    """Gather the statistics of the partitioned `table` as a whole (what plans of queries over
+    several days use), without analyzing each partition again (PostgreSQL 18's `analyze only`).
+
+    Before PostgreSQL 18 that cannot be asked for, and analyzing the parent would sample every
+    partition anew each day: the whole table's statistics are then left to a manual `analyze`.
+    """
+    if conn.info.server_version >= 180000:
+        conn.execute(sql.SQL("analyze only {}").format(table))
+
+
+def _day_partition_name(table: str, day: dt.date) -> str:
+    return f"{table}_{day:%Y_%m_%d}"
+
+
+def day_partition(schema: str, table: str, day: dt.date) -> sql.Identifier:
+    """The partition of `day` of the day-partitioned `schema.table`: `<table>_YYYY_MM_DD`."""
+    return sql.Identifier(schema, _day_partition_name(table, day))
+
+
+def _day_bounds(day: dt.date) -> sql.Composed:
+    return sql.SQL("for values from ({}) to ({})").format(sql.Literal(day), sql.Literal(day + dt.timedelta(days=1)))
+
+
+def _partition_column(conn: psycopg.Connection, table: sql.Identifier) -> str:
+    """The column the partitioned `table` is partitioned on."""
+    return conn.execute(
+        "select a.attname from pg_partitioned_table as p"
+        " join pg_attribute as a on a.attrelid = p.partrelid and a.attnum = p.partattrs[0]"
+        " where p.partrelid = %s::regclass",
+        (table.as_string(conn),),
+    ).fetchone()[0]
+
+
+def ensure_day_partition(conn: psycopg.Connection, schema: str, table: str, day: dt.date) -> sql.Identifier:
+    """The partition of `day` of `schema.table`, created empty where missing; returns its name.
+
+    Shards of one date create it together: they take turns (an advisory lock), and the second
+    finds it there. Creating a partition locks the parent table, so it is done in a transaction
+    of its own, before the shard's own long one, which would hold that lock until it commits.
+    """
+    partition = day_partition(schema, table, day)
+    if relation_exists(conn, partition):
+        return partition
+    with conn.transaction():
+        lock = f"offerrank partitions {schema}.{table}"
+        conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock,))
+        conn.execute(
+            sql.SQL("create table if not exists {} partition of {} {}").format(
+                partition, sql.Identifier(schema, table), _day_bounds(day)
+            )
+        )
+    return partition
+
+
+def new_day_partition(conn: psycopg.Connection, schema: str, table: str, day: dt.date) -> sql.Identifier:
+    """An empty table to load `day`'s rows of the day-partitioned `schema.table` into: its columns,
+    defaults and checks, a check that every row is of `day`, and no index. Create it in the
+    transaction that `swap_in_day_partition` ends, and nobody else sees it."""
+    load = sql.Identifier(schema, f"{_day_partition_name(table, day)}_load")
+    date_column = _partition_column(conn, sql.Identifier(schema, table))
+    conn.execute(
+        sql.SQL(
+            "create table {load} (like {parent} including defaults including constraints,"
+            " constraint {name} check ({date} >= {day} and {date} < {next}))"
+        ).format(
+            load=load,
+            parent=sql.Identifier(schema, table),
+            name=sql.Identifier(f"{date_column}_of_partition"),
+            date=sql.Identifier(date_column),
+            day=sql.Literal(day),
+            next=sql.Literal(day + dt.timedelta(days=1)),
+        )
+    )
+    return load
+
+
+def swap_in_day_partition(
+    conn: psycopg.Connection, schema: str, table: str, day: dt.date, load: sql.Identifier
+) -> sql.Identifier:
+    """Make `load` (`new_day_partition`, filled) the partition of `day` of `schema.table`, in place
+    of the day's partition if there is one, which is dropped; returns the partition's name.
+
+    Run in one transaction with the load, so that readers see the old day or the new one. The
+    primary key is built on the loaded rows before anything else is locked; from the detach of
+    the old day to the commit, readers of the table wait (an ACCESS EXCLUSIVE lock) for catalog
+    changes only: attaching checks the bounds against the load's check and adopts its index.
+    """
+    parent = sql.Identifier(schema, table)
+    name = _day_partition_name(table, day)
+    partition = sql.Identifier(schema, name)
+    loaded_key, key = sql.Identifier(f"{name}_load_pkey"), sql.Identifier(f"{name}_pkey")
+    primary_key = conn.execute(
+        "select pg_get_constraintdef(oid) from pg_constraint where conrelid = %s::regclass and contype = 'p'",
+        (parent.as_string(conn),),
+    ).fetchone()[0]
+    conn.execute(sql.SQL("alter table {} add constraint {} {}").format(load, loaded_key, sql.SQL(primary_key)))
+    if relation_exists(conn, partition):
+        conn.execute(sql.SQL("alter table {} detach partition {}").format(parent, partition))
+        conn.execute(sql.SQL("drop table {}").format(partition))
+    conn.execute(sql.SQL("alter table {} rename to {}").format(load, sql.Identifier(name)))
+    conn.execute(sql.SQL("alter table {} rename constraint {} to {}").format(partition, loaded_key, key))
+    conn.execute(sql.SQL("alter table {} attach partition {} {}").format(parent, partition, _day_bounds(day)))
+    return partition
 
 
 @dataclass(frozen=True)
@@ -797,7 +961,8 @@ def replace_scored_day(
     are consumed as they are written, so their source may stream; `agreement`, called once they
     are all written, gives the day's `shadow_agreement` rows (None or empty: no shadow).
     Assignments are only ever added (`on conflict do nothing`): a customer keeps the variant and
-    time of their first exposure, and a re-run of the day adds nothing.
+    time of their first exposure, and a re-run of the day adds nothing. The date's scores are
+    loaded into a new partition and swapped in for the old one (`swap_in_day_partition`).
 
     With a `shard`, only the rows of that shard's customers (`shard_filter`) are replaced, and the
     chunks must hold only them; other shards' rows stay as they are. `shadow_agreement` is per
@@ -808,12 +973,19 @@ def replace_scored_day(
     tables = {name: sql.Identifier(schema, name) for name in _SCORED_DAY_TABLES}
     written = dict.fromkeys(("scores", "recommendations", "shadow_recommendations", "new_assignments"), 0)
     of_date = sql.SQL("delete from {} where score_date = %s")
+    if shard is not None:
+        ensure_day_partition(conn, schema, "offer_scores", score_date)
     with conn.transaction():
-        for name, table in tables.items():
-            if shard is None or name != "shadow_agreement":  # a shard's agreement waits for its turn below
-                conn.execute(sql.SQL("{}{}").format(of_date.format(table), and_in_shard(shard)), (score_date,))
+        if shard is None:
+            scores_into = new_day_partition(conn, schema, "offer_scores", score_date)
+            cleared = [table for name, table in tables.items() if name != "offer_scores"]
+        else:  # its customers' rows in the date's partition, beside other shards'
+            scores_into = tables["offer_scores"]
+            cleared = [table for name, table in tables.items() if name != "shadow_agreement"]  # its turn comes below
+        for table in cleared:
+            conn.execute(sql.SQL("{}{}").format(of_date.format(table), and_in_shard(shard)), (score_date,))
         for chunk in chunks:
-            written["scores"] += copy_in(conn, tables["offer_scores"], chunk.scores)
+            written["scores"] += copy_in(conn, scores_into, chunk.scores)
             written["recommendations"] += copy_in(
                 conn, tables["recommendations"], chunk.recommendations[RECOMMENDATION_COLUMNS]
             )
@@ -831,8 +1003,11 @@ def replace_scored_day(
         rows = agreement() if agreement is not None else None
         if rows is not None and not rows.empty:
             copy_in(conn, tables["shadow_agreement"], rows)
-    for table in (tables["offer_scores"], tables["recommendations"]):
+        if shard is None:  # last: readers wait from here to the commit
+            swap_in_day_partition(conn, schema, "offer_scores", score_date, scores_into)
+    for table in (day_partition(schema, "offer_scores", score_date), tables["recommendations"]):
         conn.execute(sql.SQL("analyze {}").format(table))
+    analyze_partitioned(conn, tables["offer_scores"])
     return ScoredDay(
         written["scores"], written["recommendations"], written["new_assignments"], written["shadow_recommendations"]
     )

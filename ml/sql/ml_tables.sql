@@ -51,6 +51,8 @@ create table if not exists {schema}.feature_importance (
     primary key (model_id, importance_type, feature)
 );
 
+-- One partition per score date (offer_scores_YYYY_MM_DD, ml/data.py): a run's day is loaded into a
+-- new table without its index, indexed in one sorted build and swapped in for the old day's.
 create table if not exists {schema}.offer_scores (
     score_date date not null,
     customer_id bigint not null,
@@ -58,17 +60,15 @@ create table if not exists {schema}.offer_scores (
     model_id text not null,
     score double precision not null,         -- predicted probability of redemption within 7 days
     rank integer not null,                   -- 1 = best offer for the customer on score_date
+    raw_score double precision,              -- the ranker's own score, before calibration
+    ranked_by text not null default 'model'  -- 'model', or 'heuristic' (no usable model)
+        check (ranked_by in ('model', 'heuristic')),
+    -- The experiment variant that served the customer (ml/experiment.py); rows older than
+    -- experiments were all served by what is now treatment.
+    variant text not null default 'treatment'
+        check (variant in ('control', 'treatment', 'canary')),
     primary key (score_date, customer_id, offer_id)
-);
-alter table {schema}.offer_scores
-    add column if not exists raw_score double precision,              -- the ranker's own score, before calibration
-    add column if not exists ranked_by text not null default 'model'  -- 'model', or 'heuristic' (no usable model)
-        check (ranked_by in ('model', 'heuristic'));
--- The experiment variant that served the customer (ml/experiment.py); rows older than experiments
--- were all served by what is now treatment.
-alter table {schema}.offer_scores
-    add column if not exists variant text not null default 'treatment'
-        check (variant in ('control', 'treatment', 'canary'));
+) partition by range (score_date);
 
 create table if not exists {schema}.recommendations (
     score_date date not null,

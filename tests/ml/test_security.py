@@ -154,7 +154,9 @@ def test_ml_tables_are_created_written_and_read_under_a_hostile_schema_and_reade
     (stage,) = data.stage_log(conn, schema, "run-1")
     assert (stage["step"], stage["status"], stage["message"]) == ("score", "success", "scored")
 
-    assert _catalog(conn) == after  # writing created nothing more
+    # writing created the day's partition of offer_scores, and nothing more
+    partition = {("relation", schema, "offer_scores_2026_06_02"), ("relation", schema, "offer_scores_2026_06_02_pkey")}
+    assert _catalog(conn) == after | partition
     assert _victim_rows(conn) == 1
 
 

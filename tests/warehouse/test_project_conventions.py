@@ -204,6 +204,8 @@ def _write_ml_rows(settings: Settings, written_at: pd.Timestamp) -> None:
             for table, values in ML_ROWS.items():
                 relation = sql.Identifier(settings.ml_schema, table)
                 conn.execute(sql.SQL("truncate {} cascade").format(relation))
+                if table == "offer_scores":  # its rows go into their day's partition
+                    data.ensure_day_partition(conn, settings.ml_schema, table, written_at.date())
                 conn.execute(
                     sql.SQL("insert into {} {}").format(relation, sql.SQL(values)),
                     {"day": written_at.date(), "at": written_at},
