@@ -679,9 +679,10 @@ def _partition_column(conn: psycopg.Connection, table: sql.Identifier) -> str:
 def ensure_day_partition(conn: psycopg.Connection, schema: str, table: str, day: dt.date) -> sql.Identifier:
     """The partition of `day` of `schema.table`, created empty where missing; returns its name.
 
-    Shards of one date create it together: they take turns (an advisory lock), and the second
-    finds it there. Creating a partition locks the parent table, so it is done in a transaction
-    of its own, before the shard's own long one, which would hold that lock until it commits.
+    It is created as a table of its own and then attached, which locks out the table's writers
+    for a moment but not its readers (`create table … partition of` would lock out both). Shards
+    of one date create it together: they take turns (an advisory lock), and the second finds it
+    there. It is done in a transaction of its own, before the shard's long one.
     """
     partition = day_partition(schema, table, day)
     if relation_exists(conn, partition):
@@ -689,11 +690,10 @@ def ensure_day_partition(conn: psycopg.Connection, schema: str, table: str, day:
     with conn.transaction():
         lock = f"offerrank partitions {schema}.{table}"
         conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock,))
-        conn.execute(
-            sql.SQL("create table if not exists {} partition of {} {}").format(
-                partition, sql.Identifier(schema, table), _day_bounds(day)
-            )
-        )
+        if not relation_exists(conn, partition):
+            parent = sql.Identifier(schema, table)
+            conn.execute(sql.SQL("create table {} (like {} including all)").format(partition, parent))
+            conn.execute(sql.SQL("alter table {} attach partition {} {}").format(parent, partition, _day_bounds(day)))
     return partition
 
 

@@ -161,6 +161,20 @@ def test_a_shard_writes_into_the_days_partition_beside_the_other_shards(conn):
     assert _partitions(conn) == [("offer_scores_2026_06_01", "offer_scores_2026_06_01_pkey")]
 
 
+def test_a_days_partition_is_created_while_readers_query_the_table(conn, settings):
+    data.ensure_ml_tables(conn, SCHEMA, READER)
+    with data.connect(settings) as reader, reader.transaction():
+        # a BI query still open on the table
+        reader.execute(sql.SQL("lock table {} in access share mode").format(sql.Identifier(SCHEMA, "offer_scores")))
+        conn.execute("set lock_timeout = '2s'")
+        try:
+            data.ensure_day_partition(conn, SCHEMA, "offer_scores", FIRST)
+        finally:
+            conn.execute("reset lock_timeout")
+
+    assert _partitions(conn) == [("offer_scores_2026_06_01", "offer_scores_2026_06_01_pkey")]
+
+
 def _in_shard(conn: psycopg.Connection, shard: Shard, customer: int) -> bool:
     query = sql.SQL("select {} from (select %s::bigint as customer_id) as c").format(data.shard_filter(shard))
     return conn.execute(query, (customer,)).fetchone()[0]
