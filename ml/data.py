@@ -37,6 +37,11 @@ COPY_CHUNK_ROWS = 500_000
 # same rounds, blocks of 50,000 rows of scores went at 84-101 % of a bare binary COPY, of 500,000 at
 # 82-99 %: docs/performance.md).
 BINARY_BLOCK_ROWS = 50_000
+# The day's swap of offer_scores needs the table to itself, and queries that arrive while it waits
+# for running ones queue behind it: it tries SWAP_LOCK_TRIES times, each try given up after
+# SWAP_LOCK_TRY so that those queries go on, and only then waits as long as it takes.
+SWAP_LOCK_TRIES = 30
+SWAP_LOCK_TRY = dt.timedelta(seconds=1)
 
 QueryParams = Sequence[object] | Mapping[str, object] | None
 
@@ -726,9 +731,9 @@ def swap_in_day_partition(
     of the day's partition if there is one, which is dropped; returns the partition's name.
 
     Run in one transaction with the load, so that readers see the old day or the new one. The
-    primary key is built on the loaded rows before anything else is locked; from the detach of
-    the old day to the commit, readers of the table wait (an ACCESS EXCLUSIVE lock) for catalog
-    changes only: attaching checks the bounds against the load's check and adopts its index.
+    primary key is built on the loaded rows before anything else is locked; from the lock on the
+    table (`_lock_for_swap`) to the commit, readers of the table wait for catalog changes only:
+    attaching checks the bounds against the load's check and adopts its index.
     """
     parent = sql.Identifier(schema, table)
     name = _day_partition_name(table, day)
@@ -739,6 +744,7 @@ def swap_in_day_partition(
         (parent.as_string(conn),),
     ).fetchone()[0]
     conn.execute(sql.SQL("alter table {} add constraint {} {}").format(load, loaded_key, sql.SQL(primary_key)))
+    _lock_for_swap(conn, parent)
     if relation_exists(conn, partition):
         conn.execute(sql.SQL("alter table {} detach partition {}").format(parent, partition))
         conn.execute(sql.SQL("drop table {}").format(partition))
@@ -746,6 +752,26 @@ def swap_in_day_partition(
     conn.execute(sql.SQL("alter table {} rename constraint {} to {}").format(partition, loaded_key, key))
     conn.execute(sql.SQL("alter table {} attach partition {} {}").format(parent, partition, _day_bounds(day)))
     return partition
+
+
+def _lock_for_swap(conn: psycopg.Connection, table: sql.Identifier) -> None:
+    """Take `table` to this transaction alone (ACCESS EXCLUSIVE) for a swap of its partitions:
+    `SWAP_LOCK_TRIES` tries of `SWAP_LOCK_TRY` each, between which the queries queued behind the
+    request go on, then one wait without a limit. A try that times out is undone alone (a
+    savepoint), its lock request withdrawn."""
+    statement = sql.SQL("lock table {} in access exclusive mode").format(table)
+    before = conn.execute("select current_setting('lock_timeout')").fetchone()[0]
+    try_ms = str(SWAP_LOCK_TRY // dt.timedelta(milliseconds=1))
+    for _ in range(SWAP_LOCK_TRIES):
+        try:
+            with conn.transaction():
+                conn.execute("select set_config('lock_timeout', %s, true)", (try_ms,))
+                conn.execute(statement)
+        except psycopg.errors.LockNotAvailable:
+            continue
+        conn.execute("select set_config('lock_timeout', %s, true)", (before,))
+        return
+    conn.execute(statement)
 
 
 @dataclass(frozen=True)

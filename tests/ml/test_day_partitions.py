@@ -2,6 +2,8 @@
 loaded without its index (`data.replace_scored_day`), and older layouts are moved into it."""
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Iterator
 
 import pandas as pd
@@ -119,6 +121,49 @@ def test_readers_see_the_old_day_until_the_new_one_is_committed(conn, settings):
     for frame in seen:
         pd.testing.assert_frame_equal(frame, old)
     assert sorted(_scores(conn, FIRST)["customer_id"].unique()) == [20, 21, 22, 23]
+
+
+def _swap_waits(observer: psycopg.Connection) -> bool:
+    """Whether a session waits for the ACCESS EXCLUSIVE lock on offer_scores."""
+    return observer.execute(
+        "select exists (select from pg_locks where relation = %s::regclass and mode = 'AccessExclusiveLock'"
+        " and not granted)",
+        (sql.Identifier(SCHEMA, "offer_scores").as_string(observer),),
+    ).fetchone()[0]
+
+
+def test_queries_behind_a_waiting_swap_go_on_and_the_swap_ends_when_the_table_is_free(conn, settings, monkeypatch):
+    data.ensure_ml_tables(conn, SCHEMA, READER)
+    data.replace_scored_day(conn, SCHEMA, FIRST, [_chunk(FIRST, range(1, 4), 0.1)])
+    monkeypatch.setattr(data, "SWAP_LOCK_TRY", dt.timedelta(milliseconds=200))
+    monkeypatch.setattr(data, "SWAP_LOCK_TRIES", 3)  # then the swap waits without a limit
+    scores = sql.Identifier(SCHEMA, "offer_scores")
+    failures = []
+
+    def write() -> None:
+        with data.connect(settings) as writer:
+            try:
+                data.replace_scored_day(writer, SCHEMA, FIRST, [_chunk(FIRST, range(30, 32), 0.7)])
+            except Exception as error:  # reported to the test's thread
+                failures.append(error)
+
+    with data.connect(settings) as holder, data.connect(settings) as later:
+        with holder.transaction():  # a long BI query, running when the swap comes
+            holder.execute(sql.SQL("lock table {} in access share mode").format(scores))
+            writer = threading.Thread(target=write)
+            writer.start()
+            deadline = time.monotonic() + 30
+            while not _swap_waits(later) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            # a query arriving while the swap tries for its lock is let through between tries
+            later.execute("set statement_timeout = '5s'")
+            assert later.execute(sql.SQL("select count(*) from {}").format(scores)).fetchone()[0] == 6
+            time.sleep(1.0)  # the tries are spent: the swap now waits for the long query
+            assert writer.is_alive() and _swap_waits(later)
+        writer.join(timeout=30)
+
+    assert not failures and not writer.is_alive()
+    assert sorted(_scores(conn, FIRST)["customer_id"].unique()) == [30, 31]
 
 
 def test_scores_that_break_the_key_fail_the_day_and_keep_the_old_one(conn):
