@@ -543,8 +543,8 @@ def ensure_ml_tables(conn: psycopg.Connection, schema: str, reader_role: str) ->
         _upgrade_eval_metrics(conn, schema)
         unpartitioned = _set_aside_unpartitioned_scores(conn, schema)
         conn.execute(layout)
-        if unpartitioned is not None:
-            _move_into_day_partitions(conn, unpartitioned, schema, "offer_scores")
+        if unpartitioned:
+            _move_into_day_partitions(conn, schema, "offer_scores_unpartitioned", "offer_scores")
         conn.execute(
             sql.SQL("insert into {} (digest) values (%s) on conflict do nothing").format(
                 sql.Identifier(schema, "ml_tables_layout")
@@ -592,9 +592,10 @@ def _upgrade_eval_metrics(conn: psycopg.Connection, schema: str) -> None:
         )
 
 
-def _set_aside_unpartitioned_scores(conn: psycopg.Connection, schema: str) -> sql.Identifier | None:
-    """Rename an `offer_scores` of the layout before it was partitioned by day out of the way of
-    ml_tables.sql, which creates the partitioned table; returns its new name (None: nothing to do).
+def _set_aside_unpartitioned_scores(conn: psycopg.Connection, schema: str) -> bool:
+    """Rename an `offer_scores` of the layout before it was partitioned by day to
+    `offer_scores_unpartitioned`, out of the way of ml_tables.sql, which creates the partitioned
+    table; returns whether there was one.
 
     `_move_into_day_partitions` then moves its rows, in the same transaction: readers see the old
     table or the new one with every row.
@@ -605,7 +606,7 @@ def _set_aside_unpartitioned_scores(conn: psycopg.Connection, schema: str) -> sq
         (schema,),
     ).fetchone()
     if kind is None or kind[0] != "r":
-        return None
+        return False
     conn.execute(
         sql.SQL("alter index {} rename to offer_scores_unpartitioned_pkey").format(
             sql.Identifier(schema, "offer_scores_pkey")
@@ -614,28 +615,22 @@ def _set_aside_unpartitioned_scores(conn: psycopg.Connection, schema: str) -> sq
     conn.execute(
         sql.SQL("alter table {} rename to offer_scores_unpartitioned").format(sql.Identifier(schema, "offer_scores"))
     )
-    return sql.Identifier(schema, "offer_scores_unpartitioned")
+    return True
 
 
-def _move_into_day_partitions(conn: psycopg.Connection, source: sql.Identifier, schema: str, table: str) -> None:
-    """Move every row of `source` into the day-partitioned `schema.table`, a partition per date,
-    and drop it. Columns of `table` that `source` lacks take their defaults, as `add column` gave
-    them before."""
+def _move_into_day_partitions(conn: psycopg.Connection, schema: str, source: str, table: str) -> None:
+    """Move every row of `schema.source` into the day-partitioned `schema.table`, a partition per
+    date, and drop it. Columns of `table` that `source` lacks take their defaults, as `add column`
+    gave them before."""
+    rows = sql.Identifier(schema, source)
     date_column = _partition_column(conn, sql.Identifier(schema, table))
-    for (day,) in conn.execute(sql.SQL("select distinct {} from {}").format(sql.Identifier(date_column), source)):
+    for (day,) in conn.execute(sql.SQL("select distinct {} from {}").format(sql.Identifier(date_column), rows)):
         ensure_day_partition(conn, schema, table, day)
-    columns = sql.SQL(", ").join(
-        sql.Identifier(name)
-        for (name,) in conn.execute(
-            "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped"
-            " order by attnum",
-            (source.as_string(conn),),
-        )
-    )
+    columns = sql.SQL(", ").join(sql.Identifier(name) for name, _, _ in _column_signature(conn, schema, source))
     conn.execute(
-        sql.SQL("insert into {} ({}) select {} from {}").format(sql.Identifier(schema, table), columns, columns, source)
+        sql.SQL("insert into {} ({}) select {} from {}").format(sql.Identifier(schema, table), columns, columns, rows)
     )
-    conn.execute(sql.SQL("drop table {}").format(source))
+    conn.execute(sql.SQL("drop table {}").format(rows))
 
 
 # --- tables partitioned by day ---------------------------------------------------------------------
@@ -647,7 +642,7 @@ def _move_into_day_partitions(conn: psycopg.Connection, source: sql.Identifier, 
 # written again left its old rows dead beside the new ones.
 
 
-def analyze_partitioned(conn: psycopg.Connection, table: sql.Identifier) -> None:
+def _analyze_partitioned(conn: psycopg.Connection, table: sql.Identifier) -> None:
     """Gather the statistics of the partitioned `table` as a whole (what plans of queries over
     several days use), without analyzing each partition again (PostgreSQL 18's `analyze only`).
 
@@ -662,7 +657,7 @@ def _day_partition_name(table: str, day: dt.date) -> str:
     return f"{table}_{day:%Y_%m_%d}"
 
 
-def day_partition(schema: str, table: str, day: dt.date) -> sql.Identifier:
+def _day_partition(schema: str, table: str, day: dt.date) -> sql.Identifier:
     """The partition of `day` of the day-partitioned `schema.table`: `<table>_YYYY_MM_DD`."""
     return sql.Identifier(schema, _day_partition_name(table, day))
 
@@ -689,7 +684,7 @@ def ensure_day_partition(conn: psycopg.Connection, schema: str, table: str, day:
     of one date create it together: they take turns (an advisory lock), and the second finds it
     there. It is done in a transaction of its own, before the shard's long one.
     """
-    partition = day_partition(schema, table, day)
+    partition = _day_partition(schema, table, day)
     if relation_exists(conn, partition):
         return partition
     with conn.transaction():
@@ -1031,9 +1026,9 @@ def replace_scored_day(
             copy_in(conn, tables["shadow_agreement"], rows)
         if shard is None:  # last: readers wait from here to the commit
             swap_in_day_partition(conn, schema, "offer_scores", score_date, scores_into)
-    for table in (day_partition(schema, "offer_scores", score_date), tables["recommendations"]):
+    for table in (_day_partition(schema, "offer_scores", score_date), tables["recommendations"]):
         conn.execute(sql.SQL("analyze {}").format(table))
-    analyze_partitioned(conn, tables["offer_scores"])
+    _analyze_partitioned(conn, tables["offer_scores"])
     return ScoredDay(
         written["scores"], written["recommendations"], written["new_assignments"], written["shadow_recommendations"]
     )
